@@ -1,0 +1,83 @@
+"""Reading and writing the files jobs exchange: safetensors (never pickle), .npy, JSON.
+
+Writes are atomic (a temporary file in the same folder, then ``os.replace``) so a crash never
+leaves a half-written artifact behind under its final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file as load_numpy_file
+from safetensors.numpy import save as save_numpy
+from safetensors.torch import safe_open
+
+
+def atomic_write(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(payload)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def write_safetensors(
+    path: Path, tensors: Mapping[str, np.ndarray | torch.Tensor], metadata: Mapping[str, Any]
+) -> Path:
+    """Write ``tensors`` with string ``metadata`` (non-strings are JSON-encoded) atomically."""
+    arrays = {
+        name: np.ascontiguousarray(t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t)
+        for name, t in tensors.items()
+    }
+    text = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
+    atomic_write(path, save_numpy(arrays, metadata=text))
+    return path
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Tensors and metadata of a safetensors file (no code is ever executed while reading)."""
+    tensors = load_numpy_file(str(path))
+    with safe_open(str(path), framework="np") as handle:
+        metadata = handle.metadata() or {}
+    return tensors, dict(metadata)
+
+
+def write_json(path: Path, value: Any) -> Path:
+    """Write ``value`` as indented JSON atomically."""
+    atomic_write(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+    return path
+
+
+def load_matrix(path: str | Path, name: str = "W") -> np.ndarray:
+    """Load a float64 matrix from a ``.safetensors`` file (tensor ``name``) or a ``.npy`` file.
+
+    ``.npy`` files are read with ``allow_pickle=False``. Raises ``FileNotFoundError`` or
+    ``ValueError`` with a message naming the problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such file: {path}")
+    if path.suffix == ".safetensors":
+        tensors, _ = read_safetensors(path)
+        if name not in tensors:
+            raise ValueError(f"{path} holds no tensor {name!r} (it has {sorted(tensors)})")
+        array = tensors[name]
+    elif path.suffix == ".npy":
+        array = np.load(path, allow_pickle=False)
+    else:
+        raise ValueError(f"{path}: expected a .safetensors or .npy file")
+    return np.asarray(array, dtype=np.float64)

@@ -1,0 +1,120 @@
+"""Runner of ``kind: "soc"`` jobs: build a stability-optimised circuit and save it."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+
+from lifrnn import __version__
+from lifrnn.files import load_matrix, write_safetensors
+from lifrnn.jobs.base import JobContext, JobResult
+from lifrnn.specs import SOCSpec, spec_sha256
+from lifrnn_core.errors import InvalidNetworkError
+from lifrnn_core.figures import soc_figure
+from lifrnn_core.gramians import spectral_abscissa
+from lifrnn_core.soc import amplification, build_soc
+
+logger = logging.getLogger(__name__)
+
+
+def _amplification_or_none(W: np.ndarray) -> float | None:
+    try:
+        return amplification(W)
+    except InvalidNetworkError:
+        return None
+
+
+def run_soc(spec: SOCSpec, context: JobContext) -> JobResult:
+    """Build the SOC network of ``spec``; write ``network.safetensors`` and ``soc.png``.
+
+    Not reaching the target abscissa within ``max_iterations`` is a failed job; W is saved all
+    the same, so the work is not lost.
+    """
+    params = spec.parameters()
+    if spec.device == "cuda" and not torch.cuda.is_available():
+        raise InvalidNetworkError("device 'cuda' requested but torch sees no CUDA device")
+    initial = load_matrix(spec.initial_weights) if spec.initial_weights else None
+    if initial is not None and initial.shape != (spec.n, spec.n):
+        raise InvalidNetworkError(
+            f"initial_weights has shape {initial.shape}, the spec says n={spec.n}"
+        )
+    start = time.perf_counter()
+    first: list[float] = []
+
+    def on_step(iteration: int, abscissa: float) -> None:
+        if not first:
+            first.append(abscissa)
+        span = max(first[0] - params.target_abscissa, 1e-12)
+        done = max(iteration / params.max_iterations, (first[0] - abscissa) / span)
+        context.report(done, f"iteration {iteration}: spectral abscissa {abscissa:.4f}")
+
+    context.report(0.0, "building initial network")
+    result = build_soc(
+        params,
+        seed=spec.seed,
+        initial=initial,
+        backend="sign" if spec.device == "cuda" else "schur",
+        device=spec.device,
+        callback=on_step,
+    )
+    seconds = time.perf_counter() - start
+    W = result.weights
+    final_abscissa = spectral_abscissa(W)
+    amplification_final = _amplification_or_none(W)
+    # Reference: the initial random network scaled to the same spectral abscissa.
+    amplification_random = None
+    if result.history[0] > 0 and final_abscissa > 0:
+        scaled = result.initial_weights * (final_abscissa / result.history[0])
+        amplification_random = _amplification_or_none(scaled)
+    metrics = {
+        "spectral_abscissa": final_abscissa,
+        "initial_abscissa": float(result.history[0]),
+        "iterations": result.iterations,
+        "converged": result.converged,
+        "seconds": seconds,
+        "inhibitory_density": result.inhibitory_density,
+        "frobenius_norm": float(np.linalg.norm(W)),
+        "amplification": amplification_final,
+        "amplification_random": amplification_random,
+        "n": spec.n,
+        "n_excitatory": params.n_excitatory,
+    }
+    write_safetensors(
+        context.artifact_path("network.safetensors"),
+        {"W": W, "abscissa_history": result.history},
+        {
+            "kind": "soc",
+            "n_excitatory": str(params.n_excitatory),
+            "method": spec.method,
+            "seed": str(spec.seed),
+            "spec_sha256": spec_sha256(spec),
+            "lifrnn_version": __version__,
+        },
+    )
+    context.save_figure(
+        "soc.png",
+        soc_figure(
+            result.eigenvalues_initial,
+            result.eigenvalues_final,
+            result.history,
+            params.target_abscissa,
+            title=f"SOC {spec.method}, n={spec.n}, seed {spec.seed}",
+        ),
+    )
+    error = None
+    if not result.converged:
+        error = (
+            f"did not converge: spectral abscissa {final_abscissa:.4f} > target "
+            f"{params.target_abscissa} after {result.iterations} iterations (max_iterations); "
+            "W was saved"
+        )
+    return JobResult(
+        kind="soc",
+        status="succeeded" if result.converged else "failed",
+        error=error,
+        metrics=metrics,
+        artifacts=dict(context.artifacts),
+    )

@@ -1,0 +1,529 @@
+"""Stability-optimised circuits (SOC): E/I weight matrices made stable by gradient descent on the
+smoothed spectral abscissa, optimising inhibitory weights only (SCIENCE.md §2).
+
+Two published variants, named after their papers:
+
+- ``hennequin2014`` (Hennequin, Vogels & Gerstner 2014, as in Stroud's ``soc_function.m``):
+  sparse random initial network, shift ``s = max(1.5 a, a + 0.2)``, block renormalisation of
+  inhibition, 40 % inhibitory density, stop at spectral abscissa 0.15.
+- ``kao2021`` (Kao, Sadabadi & Hennequin 2021): lognormal excitation, dense inhibition, every row
+  summing to -10, shift ``s = max(1, 1.2 a)``, stop at spectral abscissa 0.81.
+
+Weights are (n, n) with column j the presynaptic unit j: the first ``n_excitatory`` columns are
+excitatory (>= 0), the rest inhibitory (<= 0), and the diagonal is zero (no autapses).
+
+Each iteration costs one real Schur decomposition of W: it gives the spectral abscissa (the stop
+test of the matrix just produced, and the shift of the next step) and, shifted, both Lyapunov
+solves (``dtrsyl`` on the triangular factor). The stop test is always made on the updated matrix.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+import numpy as np
+import scipy.linalg
+import scipy.optimize
+import torch
+from scipy.linalg.lapack import dtrsyl
+from threadpoolctl import threadpool_limits
+
+from lifrnn_core.errors import InvalidNetworkError
+from lifrnn_core.gramians import SchurForm, lyap_sign, observability_gramian
+
+__all__ = [
+    "SOCMethod",
+    "SOCParameters",
+    "SOCResult",
+    "amplification",
+    "balance_inhibition",
+    "build_soc",
+    "check_dale",
+    "initial_weights",
+    "normalise_rows",
+    "optimise_inhibition",
+    "smoothed_spectral_abscissa",
+    "sparsify_inhibition",
+]
+
+logger = logging.getLogger(__name__)
+
+SOCMethod = Literal["hennequin2014", "kao2021"]
+Backend = Literal["schur", "sign", "scipy"]
+ProgressCallback = Callable[[int, float], None]
+"""Called after every iteration with (iteration, spectral abscissa of the updated W); it may raise
+to stop the optimisation (cooperative cancellation)."""
+
+
+@dataclass(frozen=True)
+class SOCParameters:
+    """Parameters of an SOC build; :meth:`for_method` fills each variant's published defaults.
+
+    Attributes:
+        method: ``"hennequin2014"`` or ``"kao2021"``.
+        n: number of units.
+        n_excitatory: number of excitatory units (the first columns).
+        p: connection probability (hennequin2014: of every off-diagonal entry; kao2021: of
+            excitatory inputs per row).
+        radius: initial spectral radius R of the random bulk (hennequin2014).
+        gamma: inhibition/excitation ratio (hennequin2014).
+        rate: gradient step size.
+        target_abscissa: stop once the spectral abscissa of W is at or below this.
+        max_iterations: give up (not converged) after this many steps.
+        inhibitory_density: fraction of the inhibitory block kept non-zero (hennequin2014).
+        row_sum: every row's sum of weights after each step (kao2021).
+    """
+
+    method: SOCMethod = "hennequin2014"
+    n: int = 200
+    n_excitatory: int = 100
+    p: float = 0.1
+    radius: float = 10.0
+    gamma: float = 3.0
+    rate: float = 10.0
+    target_abscissa: float = 0.15
+    max_iterations: int = 5000
+    inhibitory_density: float = 0.4
+    row_sum: float = -10.0
+
+    @classmethod
+    def for_method(cls, method: SOCMethod, **overrides: object) -> SOCParameters:
+        """Published defaults of ``method`` (SCIENCE.md §2) with ``overrides`` applied.
+
+        Keys whose value is ``None`` are ignored, so optional spec fields can be passed as is.
+        """
+        published: dict[str, dict[str, float]] = {
+            "hennequin2014": {"p": 0.1, "rate": 10.0, "target_abscissa": 0.15},
+            "kao2021": {"p": 0.2, "rate": 1.0, "target_abscissa": 0.81},
+        }
+        n = int(overrides.get("n") or 200)  # type: ignore[call-overload]
+        fraction = {"hennequin2014": 0.5, "kao2021": 0.8}[method]
+        values: dict[str, object] = {"method": method, "n_excitatory": round(fraction * n)}
+        values.update(published[method])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    @property
+    def n_inhibitory(self) -> int:
+        """Number of inhibitory units (the last columns)."""
+        return self.n - self.n_excitatory
+
+
+@dataclass
+class SOCResult:
+    """Outcome of an SOC optimisation.
+
+    Attributes:
+        weights: final W (n, n), float64.
+        initial_weights: W before optimisation (n, n), float64.
+        history: spectral abscissa of W after each iteration (iterations + 1,), index 0 the
+            initial matrix.
+        converged: whether the final abscissa is at or below the target.
+        parameters: the parameters used.
+    """
+
+    weights: np.ndarray
+    initial_weights: np.ndarray
+    history: np.ndarray
+    converged: bool
+    parameters: SOCParameters
+    eigenvalues_initial: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+    eigenvalues_final: np.ndarray = field(repr=False, default_factory=lambda: np.empty(0))
+
+    @property
+    def iterations(self) -> int:
+        """Number of gradient steps taken."""
+        return len(self.history) - 1
+
+    @property
+    def spectral_abscissa(self) -> float:
+        """Spectral abscissa of the final W."""
+        return float(self.history[-1])
+
+    @property
+    def inhibitory_density(self) -> float:
+        """Fraction of non-zero entries in the inhibitory columns."""
+        block = self.weights[:, self.parameters.n_excitatory :]
+        return float(np.count_nonzero(block) / block.size)
+
+
+# ----------------------------------------------------------------------------- initial networks
+
+
+def _hennequin2014_initial(params: SOCParameters, rng: np.random.Generator) -> np.ndarray:
+    n, p, gamma = params.n, params.p, params.gamma
+    off_diagonal = np.flatnonzero(~np.eye(n, dtype=bool))
+    n_connections = round(p * n * (n - 1))
+    chosen = rng.choice(off_diagonal, size=n_connections, replace=False)
+    w0 = math.sqrt(2.0) * params.radius / math.sqrt(p * (1.0 - p) * (1.0 + gamma**2))
+    flat = np.zeros(n * n)
+    flat[chosen] = w0 / math.sqrt(n)
+    W = flat.reshape(n, n)
+    W[:, params.n_excitatory :] *= -gamma
+    return W
+
+
+def _kao2021_initial(params: SOCParameters, rng: np.random.Generator) -> np.ndarray:
+    n, n_e = params.n, params.n_excitatory
+    w0 = 1.2 / math.sqrt(n * params.p * (1.0 - params.p))
+    n_inputs = round(params.p * n_e)
+    W = np.zeros((n, n))
+    for row in range(n):
+        candidates = np.delete(np.arange(n_e), row) if row < n_e else np.arange(n_e)
+        if n_inputs > len(candidates):
+            raise InvalidNetworkError(
+                f"p={params.p} asks {n_inputs} excitatory inputs per row, only {len(candidates)}"
+            )
+        columns = rng.choice(candidates, size=n_inputs, replace=False)
+        W[row, columns] = np.exp(math.log(w0) + 0.5 * rng.standard_normal(n_inputs))
+    W[:, n_e:] = -rng.uniform(0.0, 1.0, size=(n, n - n_e))
+    np.fill_diagonal(W, 0.0)
+    return normalise_rows(torch.from_numpy(W), n_e, params.row_sum).numpy()
+
+
+def initial_weights(params: SOCParameters, rng: np.random.Generator) -> np.ndarray:
+    """Random initial E/I network of ``params.method`` (SCIENCE.md §2), (n, n) float64.
+
+    hennequin2014: exactly ``round(p n (n-1))`` off-diagonal entries at random positions, weight
+    ``w0 / sqrt(n)`` with ``w0 = sqrt(2) R / sqrt(p (1-p) (1+gamma^2))``, inhibitory columns
+    multiplied by ``-gamma``. kao2021: ``round(p n_e)`` lognormal excitatory inputs per row,
+    all-to-all ``-U(0, 1)`` inhibition, rows renormalised to sum to ``row_sum``.
+    """
+    if params.method == "hennequin2014":
+        return _hennequin2014_initial(params, rng)
+    if params.method == "kao2021":
+        return _kao2021_initial(params, rng)
+    raise ValueError(f"unknown SOC method {params.method!r}")
+
+
+def check_dale(W: np.ndarray, n_excitatory: int) -> None:
+    """Raise :class:`InvalidNetworkError` unless W (n, n) obeys Dale's law on columns.
+
+    Checks: square and finite, excitatory columns >= 0, inhibitory columns <= 0, zero diagonal,
+    at least one inhibitory weight (otherwise there is nothing to optimise).
+    """
+    if W.ndim != 2 or W.shape[0] != W.shape[1]:
+        raise InvalidNetworkError(f"W must be square (n, n), got shape {W.shape}")
+    if not 0 < n_excitatory < W.shape[0]:
+        raise InvalidNetworkError(f"n_excitatory must be in (0, {W.shape[0]}), got {n_excitatory}")
+    if not np.isfinite(W).all():
+        raise InvalidNetworkError("W contains NaN or infinite entries")
+    if (W[:, :n_excitatory] < 0).any():
+        column = int(np.argwhere(W[:, :n_excitatory] < 0)[0, 1])
+        raise InvalidNetworkError(f"Dale's law: excitatory column {column} has a negative weight")
+    if (W[:, n_excitatory:] > 0).any():
+        column = n_excitatory + int(np.argwhere(W[:, n_excitatory:] > 0)[0, 1])
+        raise InvalidNetworkError(f"Dale's law: inhibitory column {column} has a positive weight")
+    if np.any(np.diag(W) != 0):
+        raise InvalidNetworkError("W has autapses: set its diagonal to zero")
+    if not (W[:, n_excitatory:] < 0).any():
+        raise InvalidNetworkError("W has no inhibitory weight to optimise")
+
+
+# ----------------------------------------------------------------------------- one SOC step
+
+
+class _Factorisation(Protocol):
+    spectral_abscissa: float
+
+    def gradient(self, shift: float) -> torch.Tensor:
+        """``Q P / trace(Q P)`` for ``A = W - shift I`` (n, n)."""
+        ...
+
+
+class _SchurFactorisation:
+    """CPU: one real Schur form of W gives the abscissa and both Gramians of any shift."""
+
+    def __init__(self, W: torch.Tensor) -> None:
+        self.form = SchurForm.of(W.numpy())
+        self.spectral_abscissa = self.form.spectral_abscissa
+
+    def gradient(self, shift: float) -> torch.Tensor:
+        T, Z = self.form.T, self.form.Z
+        n = T.shape[0]
+        Ts = T - shift * np.eye(n)
+        rhs = -np.eye(n)
+        # In Schur coordinates Q = Z X Z^T and P = Z Y Z^T, so QP = Z (X Y) Z^T and
+        # trace(QP) = trace(XY): no need to rotate either Gramian back separately.
+        X, scale_x, info_x = dtrsyl(Ts, Ts, rhs, trana="T", tranb="N")
+        Y, scale_y, info_y = dtrsyl(Ts, Ts, rhs, trana="N", tranb="T")
+        if info_x or info_y:
+            raise InvalidNetworkError("shifted W is not stable: Lyapunov equation is singular")
+        XY = (X / scale_x) @ (Y / scale_y)
+        G = Z @ XY @ Z.T
+        return torch.from_numpy(G / np.trace(XY))
+
+
+class _SignFactorisation:
+    """Any torch device: eigvals for the abscissa, sign-function Newton for the Gramians."""
+
+    def __init__(self, W: torch.Tensor) -> None:
+        self.W = W
+        self.spectral_abscissa = float(torch.linalg.eigvals(W).real.max())
+
+    def gradient(self, shift: float) -> torch.Tensor:
+        n = self.W.shape[0]
+        identity = torch.eye(n, dtype=self.W.dtype, device=self.W.device)
+        A = self.W - shift * identity
+        P = lyap_sign(A, identity)
+        Q = lyap_sign(A.mT, identity)
+        QP = Q @ P
+        return QP / torch.trace(QP)
+
+
+class _ScipyFactorisation:
+    """The straightforward recipe (baseline): eigvals, then two independent Lyapunov solves."""
+
+    def __init__(self, W: torch.Tensor) -> None:
+        self.W = W.numpy()
+        self.spectral_abscissa = float(np.max(np.linalg.eigvals(self.W).real))
+
+    def gradient(self, shift: float) -> torch.Tensor:
+        n = self.W.shape[0]
+        A = self.W - shift * np.eye(n)
+        Q = scipy.linalg.solve_continuous_lyapunov(A.T, -2.0 * np.eye(n))
+        P = scipy.linalg.solve_continuous_lyapunov(A, -2.0 * np.eye(n))
+        QP = Q @ P
+        return torch.from_numpy(QP / np.trace(QP))
+
+
+_FACTORISATIONS: dict[str, Callable[[torch.Tensor], _Factorisation]] = {
+    "schur": _SchurFactorisation,
+    "sign": _SignFactorisation,
+    "scipy": _ScipyFactorisation,
+}
+
+
+def _factorise(W: torch.Tensor, backend: Backend) -> _Factorisation:
+    return _FACTORISATIONS[backend](W)
+
+
+def balance_inhibition(W: torch.Tensor, n_excitatory: int, gamma: float) -> torch.Tensor:
+    """Rescale inhibitory blocks in place so that inhibition is gamma times excitation on average.
+
+    ``W_EI *= -gamma mean(W_EE) / mean(W_EI)`` and ``W_II *= -gamma mean(W_IE) / mean(W_II)``
+    (rows postsynaptic, means over whole blocks, zeros included), as in Stroud's code.
+    """
+    n_e = n_excitatory
+    ee, ei = W[:n_e, :n_e].mean(), W[:n_e, n_e:].mean()
+    ie, ii = W[n_e:, :n_e].mean(), W[n_e:, n_e:].mean()
+    if ei == 0 or ii == 0:
+        raise InvalidNetworkError("an inhibitory block became all zero: lower the rate")
+    W[:n_e, n_e:] *= -gamma * ee / ei
+    W[n_e:, n_e:] *= -gamma * ie / ii
+    return W
+
+
+def sparsify_inhibition(W: torch.Tensor, n_excitatory: int, density: float) -> torch.Tensor:
+    """Keep only the most negative inhibitory weights, in place; zero the rest.
+
+    Keeps ``round(density n n_i) - 1`` entries of the inhibitory columns, the count of Stroud's
+    ``soc_function.m``.
+    """
+    inhibitory = W[:, n_excitatory:]
+    n_keep = max(round(density * inhibitory.numel()) - 1, 1)
+    kept = torch.topk(-inhibitory.reshape(-1), n_keep, sorted=False).indices
+    mask = torch.zeros(inhibitory.numel(), dtype=torch.bool, device=W.device)
+    mask[kept] = True
+    W[:, n_excitatory:] = torch.where(mask.view_as(inhibitory), inhibitory, 0.0)
+    return W
+
+
+def _hennequin2014_step(
+    W: torch.Tensor, factor: _Factorisation, params: SOCParameters
+) -> torch.Tensor:
+    alpha = factor.spectral_abscissa
+    shift = max(1.5 * alpha, alpha + 0.2)
+    G = factor.gradient(shift).to(W.device)
+    n_e = params.n_excitatory
+    W = W.clone()
+    W[:, n_e:] -= params.rate * G[:, n_e:]
+    W[:, n_e:].clamp_(max=0.0)
+    balance_inhibition(W, n_e, params.gamma)
+    sparsify_inhibition(W, n_e, params.inhibitory_density)
+    W.fill_diagonal_(0.0)
+    return W
+
+
+def normalise_rows(W: torch.Tensor, n_excitatory: int, row_sum: float) -> torch.Tensor:
+    """Rescale each row's inhibitory weights in place so that every row sums to ``row_sum``.
+
+    The kao2021 constraint; the factor is positive, so Dale's law is kept.
+    """
+    n_e = n_excitatory
+    excitatory_sum = W[:, :n_e].sum(dim=1)
+    inhibitory_sum = W[:, n_e:].sum(dim=1)
+    if bool((inhibitory_sum == 0).any()):
+        raise InvalidNetworkError("a row lost all its inhibitory weights: lower the rate")
+    # A positive factor: signs are kept, and every row sums to exactly row_sum.
+    W[:, n_e:] *= ((row_sum - excitatory_sum) / inhibitory_sum)[:, None]
+    return W
+
+
+def _kao2021_step(W: torch.Tensor, factor: _Factorisation, params: SOCParameters) -> torch.Tensor:
+    alpha = factor.spectral_abscissa
+    shift = max(1.0, 1.2 * alpha)
+    G = factor.gradient(shift).to(W.device)
+    G.fill_diagonal_(0.0)
+    n_e = params.n_excitatory
+    W = W.clone()
+    W[:, n_e:] -= params.rate * G[:, n_e:]
+    W[:, n_e:].clamp_(max=0.0)
+    return normalise_rows(W, n_e, params.row_sum)
+
+
+_STEPS = {"hennequin2014": _hennequin2014_step, "kao2021": _kao2021_step}
+
+
+# ----------------------------------------------------------------------------- optimisation
+
+
+def optimise_inhibition(
+    W0: np.ndarray,
+    params: SOCParameters,
+    *,
+    backend: Backend = "schur",
+    device: str | torch.device = "cpu",
+    callback: ProgressCallback | None = None,
+) -> SOCResult:
+    """Optimise the inhibitory weights of ``W0`` until its spectral abscissa reaches the target.
+
+    Args:
+        W0: initial weights (n, n), columns presynaptic, obeying Dale's law.
+        params: variant and its parameters.
+        backend: ``"schur"`` (CPU LAPACK, float64: one Schur form per step, the fast path),
+            ``"sign"`` (torch matrix-sign-function solver; runs on ``device``, e.g. CUDA) or
+            ``"scipy"`` (the straightforward recipe: eigvals plus two independent
+            ``solve_continuous_lyapunov`` calls per step; a baseline for benchmarks and tests).
+        device: torch device for the ``"sign"`` backend.
+        callback: called after each step with (iteration, new abscissa); may raise to cancel.
+
+    Returns:
+        An :class:`SOCResult`; ``converged`` is False when ``max_iterations`` ran out (the last W
+        is still returned).
+    """
+    if W0.shape != (params.n, params.n):
+        raise InvalidNetworkError(f"W has shape {W0.shape}, the parameters say n={params.n} units")
+    check_dale(W0, params.n_excitatory)
+    if backend != "sign" and torch.device(device).type != "cpu":
+        raise ValueError(f"the {backend} backend runs on the CPU; use backend='sign' on a GPU")
+    # Small dense LAPACK calls run fastest on one thread; more threads only contend.
+    blas_threads = 1 if params.n <= _SINGLE_THREAD_MAX_N else None
+    with threadpool_limits(limits=blas_threads):
+        return _optimise(W0, params, backend, device, callback)
+
+
+_SINGLE_THREAD_MAX_N = 600
+
+
+def _optimise(
+    W0: np.ndarray,
+    params: SOCParameters,
+    backend: Backend,
+    device: str | torch.device,
+    callback: ProgressCallback | None,
+) -> SOCResult:
+    step = _STEPS[params.method]
+    W = torch.tensor(W0, dtype=torch.float64, device=device)
+    factor = _factorise(W, backend)
+    history = [factor.spectral_abscissa]
+    eigenvalues_initial = np.linalg.eigvals(W0)
+    while history[-1] > params.target_abscissa and len(history) <= params.max_iterations:
+        W = step(W, factor, params)
+        factor = _factorise(W, backend)
+        history.append(factor.spectral_abscissa)
+        if not math.isfinite(history[-1]):
+            raise InvalidNetworkError(
+                f"spectral abscissa became {history[-1]} at step {len(history) - 1}"
+            )
+        if callback is not None:
+            callback(len(history) - 1, history[-1])
+    weights = W.cpu().numpy()
+    converged = history[-1] <= params.target_abscissa
+    logger.info(
+        "SOC %s n=%d: abscissa %.3f -> %.3f in %d steps (converged=%s)",
+        params.method,
+        params.n,
+        history[0],
+        history[-1],
+        len(history) - 1,
+        converged,
+    )
+    return SOCResult(
+        weights=weights,
+        initial_weights=np.array(W0, dtype=np.float64),
+        history=np.asarray(history),
+        converged=converged,
+        parameters=params,
+        eigenvalues_initial=eigenvalues_initial,
+        eigenvalues_final=np.linalg.eigvals(weights),
+    )
+
+
+def build_soc(
+    params: SOCParameters,
+    *,
+    seed: int,
+    initial: np.ndarray | None = None,
+    backend: Backend = "schur",
+    device: str | torch.device = "cpu",
+    callback: ProgressCallback | None = None,
+) -> SOCResult:
+    """Build a stability-optimised circuit: random initial W from ``seed`` (or ``initial``), then
+    :func:`optimise_inhibition`. The same parameters and seed give the same W bit for bit on CPU.
+    """
+    if initial is None:
+        initial = initial_weights(params, np.random.default_rng(seed))
+    return optimise_inhibition(initial, params, backend=backend, device=device, callback=callback)
+
+
+# ----------------------------------------------------------------------------- measures
+
+
+def amplification(W: np.ndarray) -> float:
+    """Top eigenvalue of the energy observability Gramian of ``W - I`` (rhs ``-I``, C = I).
+
+    ``x0^T O x0`` is the integral of ``||x(t)||^2`` (time in units of tau) from a unit initial
+    condition; its maximum over unit ``x0`` measures how strongly the network amplifies.
+    Requires ``W - I`` stable (spectral abscissa of W < 1).
+    """
+    return float(np.linalg.eigvalsh(observability_gramian(W))[-1])
+
+
+def smoothed_spectral_abscissa(A: np.ndarray, epsilon: float) -> tuple[float, np.ndarray]:
+    """Smoothed spectral abscissa of ``A`` (Vanbiervliet et al. 2009) and its gradient.
+
+    The value is the root ``s > alpha(A)`` of ``trace P(s) = 1/epsilon`` with
+    ``(A - sI) P + P (A - sI)^T = -I``; it decreases to the spectral abscissa as epsilon -> 0.
+    The gradient with respect to ``A`` is ``Q P / trace(Q P)`` with ``Q`` the matching
+    observability solution.
+
+    Returns:
+        (value, gradient (n, n)).
+    """
+    if epsilon <= 0:
+        raise ValueError(f"epsilon must be positive, got {epsilon}")
+    form = SchurForm.of(A)
+    alpha = form.spectral_abscissa
+
+    def excess(s: float) -> float:
+        return float(np.trace(form.lyap(1.0, shift=s))) - 1.0 / epsilon
+
+    # trace P(s) falls monotonically from +inf at s = alpha to 0 as s -> inf.
+    width = max(1e-3, abs(alpha) * 1e-3)
+    lower = alpha + 1e-12 * max(1.0, abs(alpha))
+    upper = alpha + width
+    while excess(upper) > 0:
+        width *= 2.0
+        upper = alpha + width
+    while excess(lower) < 0:
+        lower = alpha + (lower - alpha) / 10.0
+    s = float(scipy.optimize.brentq(excess, lower, upper, xtol=1e-14, rtol=4 * np.finfo(float).eps))
+    P = form.lyap(1.0, shift=s)
+    Q = form.lyap(1.0, shift=s, transpose=True)
+    QP = Q @ P
+    return s, QP / np.trace(QP)

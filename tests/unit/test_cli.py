@@ -1,0 +1,123 @@
+"""``lifrnn run``: a job from a spec file to artifacts on disk, as a user runs it."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+
+from lifrnn.files import load_matrix, read_safetensors
+
+
+def lifrnn(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lifrnn", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def write_spec(tmp_path: Path, **fields) -> Path:
+    path = tmp_path / "spec.json"
+    path.write_text(json.dumps({"kind": "soc", "n": 40, "radius": 4.0, "seed": 3, **fields}))
+    return path
+
+
+def last_json_line(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_run_writes_network_figure_and_json_result(tmp_path):
+    out = tmp_path / "out"
+    done = lifrnn("run", str(write_spec(tmp_path)), "--out", str(out), "--json")
+    assert done.returncode == 0, done.stderr
+    result = last_json_line(done.stdout)
+    assert set(result) >= {"kind", "status", "error", "metrics", "artifacts"}
+    assert (result["kind"], result["status"], result["error"]) == ("soc", "succeeded", None)
+    metrics = result["metrics"]
+    assert metrics["converged"] is True
+    assert metrics["spectral_abscissa"] <= 0.15
+    assert metrics["amplification"] > metrics["amplification_random"]
+    expected = {"initial_abscissa", "iterations", "seconds", "inhibitory_density", "frobenius_norm"}
+    assert expected <= set(metrics)
+    network = Path(result["artifacts"]["network.safetensors"])
+    tensors, metadata = read_safetensors(network)
+    W = tensors["W"]
+    assert W.dtype == np.float64 and W.shape == (40, 40)
+    assert np.max(np.linalg.eigvals(W).real) == pytest.approx(metrics["spectral_abscissa"])
+    assert len(tensors["abscissa_history"]) == metrics["iterations"] + 1
+    assert metadata["n_excitatory"] == "20"
+    assert metadata["method"] == "hennequin2014"
+    assert metadata["seed"] == "3"
+    assert len(metadata["spec_sha256"]) == 64
+    assert metadata["lifrnn_version"]
+    figure = Path(result["artifacts"]["soc.png"])
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    recorded = json.loads((out / "spec.json").read_text())
+    assert recorded["spec_sha256"] == metadata["spec_sha256"]
+    assert json.loads((out / "result.json").read_text())["status"] == "succeeded"
+
+
+def test_not_converging_is_a_failed_job_that_keeps_w(tmp_path):
+    out = tmp_path / "out"
+    done = lifrnn("run", str(write_spec(tmp_path, max_iterations=2)), "--out", str(out), "--json")
+    assert done.returncode == 1
+    result = last_json_line(done.stdout)
+    assert result["status"] == "failed"
+    assert "did not converge" in result["error"] and "max_iterations" in result["error"]
+    assert result["metrics"]["iterations"] == 2
+    assert load_matrix(result["artifacts"]["network.safetensors"]).shape == (40, 40)
+
+
+def test_invalid_spec_names_the_field(tmp_path):
+    done = lifrnn("run", str(write_spec(tmp_path, p=2.0)), "--out", str(tmp_path), "--json")
+    assert done.returncode == 2
+    result = last_json_line(done.stdout)
+    assert result["status"] == "failed"
+    assert result["error"].startswith("invalid spec: p:")
+
+
+def test_human_summary_without_json(tmp_path):
+    done = lifrnn("run", str(write_spec(tmp_path)), "--out", str(tmp_path / "o"))
+    assert done.returncode == 0, done.stderr
+    assert "succeeded" in done.stdout
+    assert "spectral_abscissa" in done.stdout
+
+
+def test_stabilise_a_users_own_network(tmp_path):
+    from lifrnn_core.soc import SOCParameters, initial_weights
+
+    params = SOCParameters.for_method("hennequin2014", n=40, radius=4.0)
+    W = initial_weights(params, np.random.default_rng(0))
+    np.save(tmp_path / "mine.npy", W)
+    spec = write_spec(tmp_path, initial_weights=str(tmp_path / "mine.npy"))
+    done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
+    assert done.returncode == 0, done.stderr
+    result = last_json_line(done.stdout)
+    with safe_open(result["artifacts"]["network.safetensors"], framework="np") as handle:
+        optimised = handle.get_tensor("W")
+    assert np.array_equal(optimised[:, :20], W[:, :20])  # excitation untouched
+
+
+def test_users_network_breaking_dale_is_a_clear_failure(tmp_path):
+    W = np.abs(np.random.default_rng(0).standard_normal((40, 40)))
+    np.fill_diagonal(W, 0)
+    np.save(tmp_path / "bad.npy", W)
+    spec = write_spec(tmp_path, initial_weights=str(tmp_path / "bad.npy"))
+    done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
+    assert done.returncode == 1
+    assert "Dale's law: inhibitory column 20" in last_json_line(done.stdout)["error"]
+
+
+def test_missing_initial_weights_file_is_a_clear_failure(tmp_path):
+    spec = write_spec(tmp_path, initial_weights=str(tmp_path / "nope.safetensors"))
+    done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
+    assert done.returncode == 1
+    assert "no such file" in last_json_line(done.stdout)["error"]
+
+
+def test_pickled_npy_is_refused(tmp_path):
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="pickle"):
+        load_matrix(tmp_path / "obj.npy")
