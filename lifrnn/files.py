@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file as load_numpy_file
 from safetensors.numpy import save as save_numpy
-from safetensors.torch import safe_open
 
 
 def atomic_write(path: Path, payload: bytes) -> None:
@@ -49,10 +49,16 @@ def write_safetensors(
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Tensors and metadata of a safetensors file (no code is ever executed while reading)."""
-    tensors = load_numpy_file(str(path))
-    with safe_open(str(path), framework="np") as handle:
-        metadata = handle.metadata() or {}
+    """Tensors and metadata of a safetensors file (no code is ever executed while reading).
+
+    Raises ``ValueError`` naming the file when it is not a valid safetensors file.
+    """
+    try:
+        tensors = load_numpy_file(str(path))
+        with safe_open(str(path), framework="np") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError) as error:
+        raise ValueError(f"{path} is not a readable safetensors file: {error}") from error
     return tensors, dict(metadata)
 
 

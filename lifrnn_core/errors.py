@@ -16,6 +16,10 @@ class NotConvergedError(LifrnnError):
 class DivergenceError(LifrnnError):
     """A simulation or optimisation produced non-finite or exploding values."""
 
-    def __init__(self, message: str, iteration: int | None = None) -> None:
+    def __init__(
+        self, message: str, iteration: int | None = None, last_finite: object | None = None
+    ) -> None:
         super().__init__(message)
         self.iteration = iteration
+        self.last_finite = last_finite
+        """The last finite state of what diverged (e.g. initial states), kept for inspection."""

@@ -13,6 +13,7 @@ from typing import Any
 from lifrnn import __version__
 from lifrnn.files import write_json
 from lifrnn.jobs.base import JobCancelledError, JobContext, JobResult
+from lifrnn.jobs.fit import run_fit
 from lifrnn.jobs.soc import run_soc
 from lifrnn.specs import SpecBase, spec_sha256
 from lifrnn_core.errors import LifrnnError
@@ -21,7 +22,7 @@ __all__ = ["RUNNERS", "JobCancelledError", "JobContext", "JobResult", "run_job"]
 
 logger = logging.getLogger(__name__)
 
-RUNNERS: dict[str, Callable[[Any, JobContext], JobResult]] = {"soc": run_soc}
+RUNNERS: dict[str, Callable[[Any, JobContext], JobResult]] = {"soc": run_soc, "fit": run_fit}
 """Runner of each job kind."""
 
 
@@ -51,6 +52,14 @@ def run_job(spec: SpecBase, context: JobContext) -> JobResult:
         logger.warning("%s job failed: %s", kind, error)
         result = JobResult(
             kind=kind, status="failed", error=str(error), artifacts=dict(context.artifacts)
+        )
+    except Exception as error:  # a bug: record it rather than lose the job
+        logger.exception("%s job crashed", kind)
+        result = JobResult(
+            kind=kind,
+            status="failed",
+            error=f"internal error: {type(error).__name__}: {error}",
+            artifacts=dict(context.artifacts),
         )
     write_json(context.out_dir / "result.json", result.model_dump(mode="json"))
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -15,7 +16,7 @@ from lifrnn.specs import SOCSpec, spec_sha256
 from lifrnn_core.errors import InvalidNetworkError
 from lifrnn_core.figures import soc_figure
 from lifrnn_core.gramians import spectral_abscissa
-from lifrnn_core.soc import amplification, build_soc
+from lifrnn_core.soc import SOCResult, amplification, build_soc
 
 logger = logging.getLogger(__name__)
 
@@ -27,12 +28,8 @@ def _amplification_or_none(W: np.ndarray) -> float | None:
         return None
 
 
-def run_soc(spec: SOCSpec, context: JobContext) -> JobResult:
-    """Build the SOC network of ``spec``; write ``network.safetensors`` and ``soc.png``.
-
-    Not reaching the target abscissa within ``max_iterations`` is a failed job; W is saved all
-    the same, so the work is not lost.
-    """
+def build_from_spec(spec: SOCSpec, report: Callable[[float, str], None]) -> SOCResult:
+    """Build the SOC network ``spec`` describes, reporting progress as a fraction in [0, 1]."""
     params = spec.parameters()
     if spec.device == "cuda" and not torch.cuda.is_available():
         raise InvalidNetworkError("device 'cuda' requested but torch sees no CUDA device")
@@ -41,7 +38,6 @@ def run_soc(spec: SOCSpec, context: JobContext) -> JobResult:
         raise InvalidNetworkError(
             f"initial_weights has shape {initial.shape}, the spec says n={spec.n}"
         )
-    start = time.perf_counter()
     first: list[float] = []
 
     def on_step(iteration: int, abscissa: float) -> None:
@@ -49,10 +45,10 @@ def run_soc(spec: SOCSpec, context: JobContext) -> JobResult:
             first.append(abscissa)
         span = max(first[0] - params.target_abscissa, 1e-12)
         done = max(iteration / params.max_iterations, (first[0] - abscissa) / span)
-        context.report(done, f"iteration {iteration}: spectral abscissa {abscissa:.4f}")
+        report(done, f"SOC iteration {iteration}: spectral abscissa {abscissa:.4f}")
 
-    context.report(0.0, "building initial network")
-    result = build_soc(
+    report(0.0, "building initial network")
+    return build_soc(
         params,
         seed=spec.seed,
         initial=initial,
@@ -60,6 +56,17 @@ def run_soc(spec: SOCSpec, context: JobContext) -> JobResult:
         device=spec.device,
         callback=on_step,
     )
+
+
+def run_soc(spec: SOCSpec, context: JobContext) -> JobResult:
+    """Build the SOC network of ``spec``; write ``network.safetensors`` and ``soc.png``.
+
+    Not reaching the target abscissa within ``max_iterations`` is a failed job; W is saved all
+    the same, so the work is not lost.
+    """
+    params = spec.parameters()
+    start = time.perf_counter()
+    result = build_from_spec(spec, context.report)
     seconds = time.perf_counter() - start
     W = result.weights
     final_abscissa = spectral_abscissa(W)

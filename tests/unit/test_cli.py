@@ -121,3 +121,78 @@ def test_pickled_npy_is_refused(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="pickle"):
         load_matrix(tmp_path / "obj.npy")
+
+
+def write_fit_spec(tmp_path: Path, **fields) -> Path:
+    path = tmp_path / "fit.json"
+    spec = {
+        "kind": "fit",
+        "network": {"kind": "soc", "method": "kao2021", "n": 40},
+        "movements": {"directions_deg": [0, 180], "duration": 0.2},
+        "dt": 0.002,
+        **fields,
+    }
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def test_fit_job_from_a_saved_soc_network(tmp_path):
+    soc_out = tmp_path / "soc"
+    spec = tmp_path / "soc.json"
+    spec.write_text(json.dumps({"kind": "soc", "method": "kao2021", "n": 40}))
+    assert lifrnn("run", str(spec), "--out", str(soc_out)).returncode == 0
+    fit = write_fit_spec(tmp_path, network=str(soc_out / "network.safetensors"))
+    done = lifrnn("run", str(fit), "--out", str(tmp_path / "fit"), "--json")
+    assert done.returncode == 0, done.stderr
+    result = last_json_line(done.stdout)
+    assert set(result["artifacts"]) >= {"network.safetensors", "targets.safetensors", "fit.png"}
+    tensors, metadata = read_safetensors(Path(result["artifacts"]["network.safetensors"]))
+    assert set(tensors) >= {"W", "h", "x_sp", "C", "x_star"}
+    assert tensors["x_star"].shape == (2, 40) and tensors["C"].shape == (2, 32)
+    assert {"tau", "dt", "gain", "duration", "directions_deg", "seed", "spec_sha256"} <= set(
+        metadata
+    )
+    expected = {"cost_move", "r2", "null_residual", "iterations", "seconds", "x_star_norms"}
+    assert expected <= set(result["metrics"])
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"movements": {"directions_rad": [0.0]}}, "movements.directions_rad: Extra inputs"),
+        ({"movements": {"directions_deg": [0, "north"]}}, "movements.directions_deg.1"),
+        ({"movements": {"directions_deg": []}}, "movements.directions_deg: List should have"),
+        ({"dt": 0.007}, "dt: Value error, movements.duration"),
+        ({"network": {"kind": "soc", "p": 2}}, "network.p"),
+        ({"gain": "sigmoid"}, "gain:"),
+    ],
+)
+def test_bad_fit_specs_name_the_field(tmp_path, fields, message):
+    done = lifrnn("run", str(write_fit_spec(tmp_path, **fields)), "--out", str(tmp_path), "--json")
+    assert done.returncode == 2
+    assert message in last_json_line(done.stdout)["error"]
+
+
+def test_supplied_targets_with_nan_or_wrong_shape_fail_clearly(tmp_path):
+    nan_targets = np.zeros((2, 101, 2))
+    nan_targets[1, 50, 0] = np.nan
+    np.save(tmp_path / "nan.npy", nan_targets)
+    np.save(tmp_path / "short.npy", np.zeros((2, 50, 2)))
+    for name, message in (("nan.npy", "NaN"), ("short.npy", "expected (movements, time")):
+        movements = {
+            "directions_deg": [0, 180],
+            "duration": 0.2,
+            "targets_file": str(tmp_path / name),
+        }
+        spec = write_fit_spec(tmp_path, movements=movements)
+        done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
+        assert done.returncode == 1
+        assert message in last_json_line(done.stdout)["error"]
+
+
+def test_saved_network_that_is_not_a_network_fails_clearly(tmp_path):
+    (tmp_path / "x.safetensors").write_bytes(b"not a safetensors file")
+    spec = write_fit_spec(tmp_path, network=str(tmp_path / "x.safetensors"))
+    done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
+    assert done.returncode == 1
+    assert last_json_line(done.stdout)["status"] == "failed"

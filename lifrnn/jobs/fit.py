@@ -1,0 +1,208 @@
+"""Runner of ``kind: "fit"`` jobs: fit optimal initial states ``x*`` and a readout ``C``."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import torch
+
+from lifrnn import __version__
+from lifrnn.files import load_matrix, write_safetensors
+from lifrnn.jobs.base import JobContext, JobResult
+from lifrnn.jobs.soc import build_from_spec
+from lifrnn.networks import load_network
+from lifrnn.specs import FitSpec, MovementSpec, SOCSpec, spec_sha256
+from lifrnn_core.arm import hand_torques_for_reaches
+from lifrnn_core.dynamics import background_input, spontaneous_state
+from lifrnn_core.errors import DivergenceError, InvalidNetworkError, NotConvergedError
+from lifrnn_core.figures import fit_figure
+from lifrnn_core.fitting import FitConfig, fit_initial_states
+from lifrnn_core.trajectories import reach_trajectories
+
+logger = logging.getLogger(__name__)
+
+_DTYPES = {"float64": torch.float64, "float32": torch.float32}
+_BUILD_SHARE = 0.3
+"""Fraction of the progress bar given to building an inline network."""
+
+
+def _network(
+    spec: FitSpec, context: JobContext, device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, int, torch.Tensor | None]:
+    """W, n_excitatory and (for a saved fit) its spontaneous state."""
+    if isinstance(spec.network, SOCSpec):
+        result = build_from_spec(spec.network, lambda f, m: context.report(_BUILD_SHARE * f, m))
+        if not result.converged:
+            raise NotConvergedError(
+                f"the inline SOC network did not converge (abscissa {result.spectral_abscissa:.3f}"
+                f" > {result.parameters.target_abscissa})"
+            )
+        W = torch.from_numpy(result.weights)
+        return W.to(device, dtype), result.parameters.n_excitatory, None
+    saved = load_network(spec.network)
+    x_sp = saved.tensors.get("x_sp")
+    W = torch.from_numpy(saved.W).to(device, dtype)
+    if x_sp is not None:
+        return W, saved.n_excitatory, torch.from_numpy(x_sp).to(device, dtype)
+    return W, saved.n_excitatory, None
+
+
+def targets_for(
+    movements: MovementSpec, dt: float, dtype: torch.dtype, device: torch.device
+) -> torch.Tensor:
+    """Target readout (movements, time, outputs) for ``movements`` sampled every ``dt``."""
+    n_time = round(movements.duration / dt) + 1
+    if movements.targets_file is not None:
+        targets = torch.from_numpy(load_matrix(movements.targets_file, name="targets"))
+        expected = (len(movements.directions_deg), n_time)
+        if targets.dim() != 3 or tuple(targets.shape[:2]) != expected:
+            raise InvalidNetworkError(
+                f"movements.targets_file holds shape {tuple(targets.shape)}; expected "
+                f"(movements, time, outputs) with (movements, time) = {expected}"
+            )
+        if not bool(torch.isfinite(targets).all()):
+            raise InvalidNetworkError("movements.targets_file contains NaN or infinite values")
+        return targets.to(device, dtype)
+    reaches = reach_trajectories(
+        movements.directions_deg,
+        profile=movements.profile,
+        beta=movements.beta,
+        distance=movements.distance,
+        duration=movements.duration,
+        dt=dt,
+        dtype=torch.float64,
+    )
+    if movements.target == "joint_torque":
+        return hand_torques_for_reaches(reaches).to(device, dtype)
+    return reaches.velocity.to(device, dtype)
+
+
+def run_fit(spec: FitSpec, context: JobContext) -> JobResult:
+    """Fit ``x*`` and ``C``; write ``network.safetensors``, ``targets.safetensors``, ``fit.png``.
+
+    A divergence ends the job as failed ("diverged at iteration i") and keeps the last finite
+    initial states in ``last_finite.safetensors``.
+    """
+    if spec.device == "cuda" and not torch.cuda.is_available():
+        raise InvalidNetworkError("device 'cuda' requested but torch sees no CUDA device")
+    device, dtype = torch.device(spec.device), _DTYPES[spec.dtype]
+    start = time.perf_counter()
+    W, n_excitatory, x_sp = _network(spec, context, device, dtype)
+    n = W.shape[0]
+    generator = torch.Generator().manual_seed(spec.seed)
+    if x_sp is None:
+        x_sp = spontaneous_state(n, generator, dtype=dtype, device=device)
+    h = background_input(W, x_sp, spec.gain)
+    targets = targets_for(spec.movements, spec.dt, dtype, device)
+    config = FitConfig(
+        tau=spec.tau,
+        dt=spec.dt,
+        gain=spec.gain,
+        state_radius=spec.state_radius,
+        output_weights=tuple(spec.output_weights),
+        n_modes=spec.n_modes,
+        max_iterations=spec.max_iterations,
+        cost_tolerance=spec.cost_tolerance,
+        relative_tolerance=spec.relative_tolerance,
+    )
+    base = _BUILD_SHARE if isinstance(spec.network, SOCSpec) else 0.0
+
+    def on_iteration(iteration: int, cost: float) -> None:
+        fraction = base + (1 - base) * iteration / spec.max_iterations
+        context.report(fraction, f"fit iteration {iteration}: motor cost {cost:.3g}")
+
+    metadata = {
+        "kind": "fit",
+        "n_excitatory": str(n_excitatory),
+        "tau": str(spec.tau),
+        "dt": str(spec.dt),
+        "gain": spec.gain,
+        "duration": str(spec.movements.duration),
+        "directions_deg": spec.movements.directions_deg,
+        "target": spec.movements.target,
+        "seed": str(spec.seed),
+        "spec_sha256": spec_sha256(spec),
+        "lifrnn_version": __version__,
+    }
+    context.report(base, "fitting initial states and readout")
+    try:
+        result = fit_initial_states(
+            W,
+            h,
+            x_sp,
+            targets,
+            n_excitatory=n_excitatory,
+            config=config,
+            generator=generator,
+            callback=on_iteration,
+        )
+    except DivergenceError as error:
+        tensors = {"W": W, "h": h, "x_sp": x_sp}
+        if isinstance(error.last_finite, torch.Tensor):
+            tensors["x_star"] = error.last_finite
+        write_safetensors(
+            context.artifact_path("last_finite.safetensors"),
+            tensors,
+            {**metadata, "diverged_at_iteration": str(error.iteration)},
+        )
+        return JobResult(
+            kind="fit",
+            status="failed",
+            error=f"diverged: {error}",
+            metrics={"diverged_at_iteration": error.iteration},
+            artifacts=dict(context.artifacts),
+        )
+    seconds = time.perf_counter() - start
+    write_safetensors(
+        context.artifact_path("network.safetensors"),
+        {"W": W, "h": h, "x_sp": x_sp, "C": result.C, "x_star": result.x_star},
+        metadata,
+    )
+    write_safetensors(
+        context.artifact_path("targets.safetensors"),
+        {"targets": targets, "outputs": result.outputs},
+        metadata,
+    )
+    time_axis = np.arange(targets.shape[1]) * spec.dt
+    context.save_figure(
+        "fit.png",
+        fit_figure(
+            time_axis,
+            targets.cpu().double().numpy(),
+            result.outputs.cpu().double().numpy(),
+            result.states.cpu().double().numpy(),
+            list(spec.movements.directions_deg),
+            target_kind=spec.movements.target,
+            dt=spec.dt,
+            title=f"fit: {len(spec.movements.directions_deg)} reaches, n={n}",
+        ),
+    )
+    metrics = {
+        "cost_move": result.cost_move,
+        "cost": result.cost,
+        "r2": result.r2,
+        "r2_min": min(result.r2),
+        "null_residual": result.null_residual,
+        "iterations": result.iterations,
+        "converged": result.converged,
+        "stop_reason": result.stop_reason,
+        "seconds": seconds,
+        "x_star_norms": torch.linalg.norm(result.x_star - x_sp, dim=1).tolist(),
+        "n": n,
+        "n_excitatory": n_excitatory,
+    }
+    error_message = None
+    if not result.converged:
+        error_message = (
+            f"did not converge: motor cost {result.cost_move:.3g} after {result.iterations} "
+            f"iterations ({result.stop_reason}); the network was saved"
+        )
+    return JobResult(
+        kind="fit",
+        status="succeeded" if result.converged else "failed",
+        error=error_message,
+        metrics=metrics,
+        artifacts=dict(context.artifacts),
+    )

@@ -1,0 +1,406 @@
+"""Fitting optimal initial states ``x*`` and the readout ``C`` by minimising a cost-to-go
+(SCIENCE.md §5).
+
+Started at ``x*_k``, the network's excitatory rates, read out by ``C``, should produce movement
+``k``'s target (hand velocity or joint torques) over the movement period:
+
+    cost = (1/K) dt sum_t ||diag(w) (C Gamma r(x_t) - target_t)||^2 + ||C||_F^2 / (2 n_e)
+
+- ``x*_k = x_sp + V theta_k`` with ``V`` the eigenvectors of the observability Gramian of the
+  network linearised at ``x_sp`` (the most amplifying directions first), rescaled so that
+  ``||X* - x_sp||_F^2 = n K radius^2`` (a global norm, not one per movement).
+- ``C`` reads the excitatory units only and is confined to the readouts that are silent at rest
+  and at every ``x*``: ``C Gamma [x*_k, x_sp] = 0``.
+- The cost is quadratic in ``C``: for given initial states the best admissible ``C`` is one linear
+  solve (variable projection). L-BFGS therefore optimises ``theta`` alone, on the cost with ``C``
+  eliminated exactly; this is the joint minimum over ``(x*, C)`` with fewer, better-conditioned
+  unknowns.
+- Stop when the motor cost falls below ``cost_tolerance`` (5e-4) or its relative change below
+  ``relative_tolerance`` (1e-4), or at ``max_iterations`` (reported as not converged).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from lifrnn_core.dynamics import GainName, gain_function, simulate
+from lifrnn_core.errors import DivergenceError, InvalidNetworkError
+from lifrnn_core.gramians import amplifying_directions, observability_gramian
+
+__all__ = [
+    "FitConfig",
+    "FitResult",
+    "admissible_readout",
+    "fit_initial_states",
+    "initial_state_basis",
+    "r_squared",
+    "simulate_movements",
+]
+
+logger = logging.getLogger(__name__)
+
+FitCallback = Callable[[int, float], None]
+"""Called after every L-BFGS iteration with (iteration, motor cost); may raise to cancel."""
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Settings of a cost-to-go fit.
+
+    Attributes:
+        tau: time constant, seconds.
+        dt: Euler step and sampling interval of the targets, seconds.
+        gain: ``"relu"`` or ``"tanh_shifted"``.
+        state_radius: RMS distance per unit and movement of ``x*`` from ``x_sp`` (0.2).
+        output_weights: weight of each output dimension in the cost (diag(1, 3)).
+        n_modes: number of Gramian eigenvectors spanning ``x* - x_sp`` (None: all n).
+        max_iterations: L-BFGS iterations at most.
+        cost_tolerance: stop when the motor cost is below this.
+        relative_tolerance: stop when the motor cost changes by less than this, relatively.
+        divergence_limit: activity beyond this (max |x|) counts as diverged.
+    """
+
+    tau: float = 0.15
+    dt: float = 1e-3
+    gain: GainName = "relu"
+    state_radius: float = 0.2
+    output_weights: tuple[float, ...] = (1.0, 3.0)
+    n_modes: int | None = None
+    max_iterations: int = 500
+    cost_tolerance: float = 5e-4
+    relative_tolerance: float = 1e-4
+    divergence_limit: float = 1e4
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit_initial_states`.
+
+    Attributes:
+        x_star: (movements, n) optimal initial states.
+        C: (outputs, n_excitatory) readout.
+        theta: (movements, modes) coordinates of ``x* - x_sp`` in the Gramian basis (unscaled).
+        states: (movements, time, n) potentials from ``x*`` over the movement.
+        outputs: (movements, time, outputs) readout ``C r(x_E)``.
+        cost_move: motor part of the cost at the end.
+        cost: total cost (motor + readout penalty).
+        r2: coefficient of determination per movement, over all output dimensions.
+        iterations: L-BFGS iterations taken.
+        converged: whether a stop rule (not the iteration limit) ended the fit.
+        stop_reason: which rule ended it.
+        history: motor cost after each iteration.
+    """
+
+    x_star: Tensor
+    C: Tensor
+    theta: Tensor
+    states: Tensor
+    outputs: Tensor
+    cost_move: float
+    cost: float
+    r2: list[float]
+    iterations: int
+    converged: bool
+    stop_reason: str
+    history: list[float] = field(default_factory=list)
+
+    @property
+    def null_residual(self) -> float:
+        """``max |C Gamma x*|``: how far the readout is from silent at the initial states."""
+        n_e = self.C.shape[1]
+        return float((self.x_star[:, :n_e] @ self.C.T).abs().max())
+
+
+def initial_state_basis(
+    W: Tensor, x_sp: Tensor, gain: GainName = "relu", n_modes: int | None = None
+) -> tuple[Tensor, Tensor]:
+    """Eigenvectors of the observability Gramian of the network linearised at ``x_sp``.
+
+    The Jacobian at ``x_sp`` is ``W D - I`` with ``D = diag(r'(x_sp))`` (time in units of tau);
+    its energy observability Gramian ``O`` ranks initial conditions by the activity they evoke.
+
+    Returns:
+        (values (modes,), vectors (n, modes)), sorted by decreasing eigenvalue, dtype and device
+        of ``W``.
+    """
+    x = x_sp.detach().clone().requires_grad_(True)
+    slopes = torch.autograd.grad(gain_function(gain)(x).sum(), x)[0]
+    linearised = (W.detach() * slopes[None, :]).cpu().double().numpy()
+    O = observability_gramian(linearised)
+    values, vectors = amplifying_directions(O, n_modes)
+    return (
+        torch.from_numpy(values.copy()).to(W),
+        torch.from_numpy(vectors.copy()).to(W),
+    )
+
+
+def _scaled_states(theta: Tensor, basis: Tensor, x_sp: Tensor, radius: float) -> Tensor:
+    """``x* = x_sp + V theta`` rescaled so that ``||X* - x_sp||_F^2 = n K radius^2``."""
+    displacement = theta @ basis.T
+    n_movements, n = displacement.shape
+    scale = radius * math.sqrt(n * n_movements) / torch.linalg.norm(displacement)
+    return x_sp + scale * displacement
+
+
+def admissible_readout(
+    rates: Tensor,
+    targets: Tensor,
+    null_states: Tensor,
+    *,
+    dt: float,
+    output_weights: Tensor,
+) -> Tensor:
+    """Best readout ``C`` that is silent on ``null_states``, for given excitatory rates.
+
+    Minimises ``(1/K) dt sum ||diag(w)(C r_t - y_t)||^2 + ||C||_F^2 / (2 n_e)`` over ``C`` with
+    ``C m = 0`` for every column ``m`` of ``null_states``. With ``P`` the projector onto the
+    admissible readouts, each output's row is ``(P G P + lambda I)^-1 P b`` — the normal equations
+    restricted to the subspace. Differentiable in ``rates``.
+
+    Args:
+        rates: (movements, time, n_e) excitatory rates.
+        targets: (movements, time, outputs).
+        null_states: (n_e, m) excitatory potentials the readout must ignore (m < n_e).
+        dt: sampling interval, seconds.
+        output_weights: (outputs,) weights.
+
+    Returns:
+        C (outputs, n_e).
+    """
+    n_movements, _, n_e = rates.shape
+    R = rates.reshape(-1, n_e)
+    Y = targets.reshape(-1, targets.shape[-1])
+    M = null_states
+    identity = torch.eye(n_e, dtype=R.dtype, device=R.device)
+    projector = identity - M @ torch.linalg.solve(M.T @ M, M.T)
+    gram = projector @ (R.T @ R) @ projector * (dt / n_movements)
+    cross = projector @ (R.T @ Y) * (dt / n_movements)  # (n_e, outputs)
+    penalty = 1.0 / (2 * n_e)
+    weights2 = output_weights**2
+    # One solve per output: the weights scale the data term of each output separately.
+    systems = weights2[:, None, None] * gram[None] + penalty * identity[None]
+    rhs = (weights2[None, :] * cross).T.unsqueeze(-1)
+    C = torch.linalg.solve(systems, rhs).squeeze(-1)
+    return C @ projector  # exact admissibility despite rounding
+
+
+def simulate_movements(
+    W: Tensor,
+    h: Tensor,
+    x_star: Tensor,
+    C: Tensor,
+    *,
+    tau: float,
+    dt: float,
+    steps: int,
+    gain: GainName = "relu",
+) -> tuple[Tensor, Tensor]:
+    """Run the network from each ``x*`` for ``steps`` Euler steps and read it out.
+
+    Returns:
+        states (movements, steps + 1, n) and outputs (movements, steps + 1, outputs).
+    """
+    states = simulate(W, x_star, tau=tau, dt=dt, steps=steps, h=h, gain=gain)
+    n_e = C.shape[1]
+    outputs = gain_function(gain)(states[..., :n_e]) @ C.T
+    return states, outputs
+
+
+def r_squared(outputs: Tensor, targets: Tensor) -> list[float]:
+    """R^2 per movement over all output dimensions: 1 - SS_res / SS_tot.
+
+    ``outputs`` and ``targets`` are (movements, time, outputs); SS_tot is taken around each
+    output dimension's mean over time.
+    """
+    residual = ((outputs - targets) ** 2).sum(dim=(1, 2))
+    total = ((targets - targets.mean(dim=1, keepdim=True)) ** 2).sum(dim=(1, 2))
+    return (1.0 - residual / total).tolist()
+
+
+def _motor_cost(outputs: Tensor, targets: Tensor, dt: float, weights: Tensor) -> Tensor:
+    return ((outputs - targets) * weights).pow(2).sum() * dt / outputs.shape[0]
+
+
+def fit_initial_states(
+    W: Tensor,
+    h: Tensor,
+    x_sp: Tensor,
+    targets: Tensor,
+    *,
+    n_excitatory: int,
+    config: FitConfig,
+    generator: torch.Generator,
+    callback: FitCallback | None = None,
+) -> FitResult:
+    """Fit ``x*`` (one per movement) and ``C`` to ``targets`` by L-BFGS on the cost-to-go.
+
+    Args:
+        W: (n, n) weights, columns presynaptic; float32 or float64 (the fit's dtype/device).
+        h: (n,) background input (``x_sp`` is a fixed point for it).
+        x_sp: (n,) spontaneous state.
+        targets: (movements, time, outputs) target readout sampled every ``config.dt`` from
+            movement onset (time index 0 is the onset).
+        n_excitatory: the readout sees the first ``n_excitatory`` units.
+        config: settings (see :class:`FitConfig`).
+        generator: randomness of the initial guess of ``theta``.
+        callback: called after every iteration with (iteration, motor cost); may raise.
+
+    Raises:
+        InvalidNetworkError: on shapes that do not fit or non-finite targets.
+        DivergenceError: when the activity becomes non-finite or exceeds
+            ``config.divergence_limit``; its ``iteration`` says when, and the message the cause.
+    """
+    if targets.dim() != 3:
+        raise InvalidNetworkError(
+            f"targets must be (movements, time, outputs), got shape {tuple(targets.shape)}"
+        )
+    n_movements, n_time, n_outputs = targets.shape
+    if not bool(torch.isfinite(targets).all()):
+        raise InvalidNetworkError("targets contain NaN or infinite values")
+    if len(config.output_weights) != n_outputs:
+        raise InvalidNetworkError(
+            f"{len(config.output_weights)} output weights for {n_outputs} target outputs"
+        )
+    if n_movements + 1 >= n_excitatory:
+        raise InvalidNetworkError(
+            f"{n_movements} movements leave no silent readout among {n_excitatory} E units"
+        )
+    if n_time < 2:
+        raise InvalidNetworkError("targets need at least two time samples")
+    targets = targets.to(W)
+    weights = torch.tensor(config.output_weights, dtype=W.dtype, device=W.device)
+    _, basis = initial_state_basis(W, x_sp, config.gain, config.n_modes)
+    n_modes = basis.shape[1]
+    # Initial guess: random combinations that favour the most amplifying directions.
+    spread = torch.linspace(1.0, 0.05, n_modes, dtype=torch.float64)
+    theta0 = torch.randn(n_movements, n_modes, generator=generator, dtype=torch.float64) * spread
+    theta = theta0.to(W).requires_grad_(True)
+    steps = n_time - 1
+    gain_fn = gain_function(config.gain)
+
+    def evaluate(theta: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        x_star = _scaled_states(theta, basis, x_sp, config.state_radius)
+        states = simulate(
+            W, x_star, tau=config.tau, dt=config.dt, steps=steps, h=h, gain=config.gain
+        )
+        rates = gain_fn(states[..., :n_excitatory])
+        null_states = torch.cat([x_star, x_sp[None]], dim=0)[:, :n_excitatory].T
+        C = admissible_readout(rates, targets, null_states, dt=config.dt, output_weights=weights)
+        outputs = rates @ C.T
+        motor = _motor_cost(outputs, targets, config.dt, weights)
+        total = motor + C.pow(2).sum() / (2 * n_excitatory)
+        return total, motor, x_star, C, states
+
+    optimiser = torch.optim.LBFGS(
+        [theta],
+        lr=1.0,
+        max_iter=1,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+        tolerance_grad=0.0,
+        tolerance_change=0.0,
+    )
+    last_good = theta.detach().clone()
+    history: list[float] = []
+    # The cost is invariant to the scale of theta (x* is renormalised), which leaves L-BFGS no
+    # curvature along theta and lets its norm drift; a small radial term pins the norm without
+    # moving the minimum. The cost is divided by its initial value so that L-BFGS's internal
+    # thresholds see numbers of order one whatever the units of the targets.
+    squared_norm0 = float(theta.detach().pow(2).sum())
+    with torch.no_grad():
+        cost_scale = float(evaluate(theta)[0])
+
+    def closure() -> Tensor:
+        optimiser.zero_grad()
+        total, _, _, _, states = evaluate(theta)
+        if (
+            not bool(torch.isfinite(total))
+            or float(states.detach().abs().max()) > config.divergence_limit
+        ):
+            raise _DivergedError
+        radial = (theta.pow(2).sum() / squared_norm0 - 1.0) ** 2
+        objective = total / cost_scale + 0.01 * radial
+        objective.backward()  # type: ignore[no-untyped-call]
+        return objective
+
+    stop_reason = "max_iterations"
+    converged = False
+    stalled = False
+    for iteration in range(1, config.max_iterations + 1):
+        before = theta.detach().clone()
+        try:
+            optimiser.step(closure)  # type: ignore[no-untyped-call]
+        except _DivergedError:
+            last_x_star = _scaled_states(last_good, basis, x_sp, config.state_radius)
+            raise DivergenceError(
+                f"diverged at iteration {iteration}: activity became non-finite or exceeded "
+                f"{config.divergence_limit:g}",
+                iteration=iteration,
+                last_finite=last_x_star.detach(),
+            ) from None
+        with torch.no_grad():
+            _, motor, _, _, _ = evaluate(theta)
+        cost = float(motor)
+        if not math.isfinite(cost):
+            raise DivergenceError(
+                f"diverged at iteration {iteration}",
+                iteration=iteration,
+                last_finite=_scaled_states(before, basis, x_sp, config.state_radius).detach(),
+            )
+        last_good = theta.detach().clone()
+        previous = history[-1] if history else math.inf
+        history.append(cost)
+        if callback is not None:
+            callback(iteration, cost)
+        if cost < config.cost_tolerance:
+            stop_reason, converged = "cost_tolerance", True
+            break
+        if torch.equal(before, last_good):
+            # The line search found no descent along L-BFGS's direction: restart from the
+            # gradient once; a second failure in a row means the fit has stalled.
+            if stalled:
+                # No descent direction even from the gradient: a (local) minimum.
+                stop_reason, converged = "stalled", True
+                break
+            stalled = True
+            optimiser.state.clear()
+            continue
+        stalled = False
+        if math.isfinite(previous) and abs(previous - cost) <= config.relative_tolerance * previous:
+            stop_reason, converged = "relative_tolerance", True
+            break
+
+    with torch.no_grad():
+        total, motor, x_star, C, states = evaluate(theta)
+        outputs = gain_fn(states[..., :n_excitatory]) @ C.T
+    logger.info(
+        "fit of %d movements: motor cost %.3g after %d iterations (%s)",
+        n_movements,
+        float(motor),
+        len(history),
+        stop_reason,
+    )
+    return FitResult(
+        x_star=x_star.detach(),
+        C=C.detach(),
+        theta=theta.detach(),
+        states=states.detach(),
+        outputs=outputs.detach(),
+        cost_move=float(motor),
+        cost=float(total),
+        r2=r_squared(outputs, targets),
+        iterations=len(history),
+        converged=converged,
+        stop_reason=stop_reason,
+        history=history,
+    )
+
+
+class _DivergedError(Exception):
+    """Internal signal from the L-BFGS closure: the simulation blew up."""
