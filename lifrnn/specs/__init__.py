@@ -1,0 +1,65 @@
+"""Job specs: pydantic models, one per job kind, told apart by their ``kind`` field.
+
+A spec is the whole, JSON-serialisable description of a job; the same object is read from a file
+by ``lifrnn run``, travels through the REST API and the queue. Optional fields whose defaults
+depend on another field (e.g. on ``method``) are filled during validation, so a validated spec is
+fully resolved and its :func:`spec_sha256` identifies the computation.
+
+One module per kind; a new kind adds its module and one entry to :data:`JobSpec`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any
+
+from pydantic import Field, TypeAdapter
+
+from lifrnn.specs.base import Device, SpecBase, StrictModel
+from lifrnn.specs.fit import FitSpec, MovementSpec
+from lifrnn.specs.soc import SOCSpec
+
+__all__ = [
+    "Device",
+    "FitSpec",
+    "JobSpec",
+    "MovementSpec",
+    "SOCSpec",
+    "SpecBase",
+    "StrictModel",
+    "describe_validation_error",
+    "parse_spec",
+    "spec_sha256",
+]
+
+_UNION_TAGS = {"inline", "path", "soc", "fit", "prepare", "retrain"}
+"""Tags of tagged unions; left out of error locations, which name fields only."""
+
+JobSpec = Annotated[SOCSpec | FitSpec, Field(discriminator="kind")]
+"""Any job spec; the ``kind`` field selects the model."""
+
+_JOB_SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(JobSpec)
+
+
+def parse_spec(data: dict[str, Any] | str | bytes) -> SpecBase:
+    """Validate a spec given as a dict or JSON text; raises ``pydantic.ValidationError``."""
+    if isinstance(data, str | bytes):
+        return _JOB_SPEC_ADAPTER.validate_json(data)  # type: ignore[no-any-return]
+    return _JOB_SPEC_ADAPTER.validate_python(data)  # type: ignore[no-any-return]
+
+
+def spec_sha256(spec: SpecBase) -> str:
+    """SHA-256 of the resolved spec's canonical JSON (sorted keys, no whitespace)."""
+    canonical = json.dumps(spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def describe_validation_error(error: Any) -> str:
+    """One line per problem, ``field.path: reason`` (the tagged-union prefix left out)."""
+    lines = []
+    for problem in error.errors():
+        location = [str(part) for part in problem["loc"] if str(part) not in _UNION_TAGS]
+        where = ".".join(location) or "spec"
+        lines.append(f"{where}: {problem['msg']}")
+    return "; ".join(lines)

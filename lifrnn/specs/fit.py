@@ -1,0 +1,101 @@
+"""Spec of ``kind: "fit"`` jobs: optimal initial states and readout for a set of reaches."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator
+
+from lifrnn.specs.base import Device, FiniteFloat, SpecBase, StrictModel
+from lifrnn.specs.soc import SOCSpec
+
+
+class MovementSpec(StrictModel):
+    """The reaches to fit: straight reaches from the start position (SCIENCE.md §4)."""
+
+    directions_deg: list[FiniteFloat] = Field(
+        default_factory=lambda: [0.0, 180.0],
+        min_length=1,
+        max_length=64,
+        description="reach directions in degrees (0 = +x, 90 = +y)",
+    )
+    profile: Literal["tbg", "minimum_jerk", "kao2021"] = Field(
+        "tbg", description="speed profile: time base generator, minimum jerk or Kao's bell"
+    )
+    beta: float = Field(0.5, gt=0, lt=1, description="time base generator parameter")
+    distance: float = Field(0.2, gt=0, le=2.0, description="reach length, metres")
+    duration: float = Field(0.6, gt=0, le=10.0, description="movement duration, seconds")
+    target: Literal["hand_velocity", "joint_torque"] = Field(
+        "hand_velocity", description="what the readout must produce"
+    )
+    targets_file: str | None = Field(
+        None,
+        min_length=1,
+        description="optional .safetensors (tensor 'targets') or .npy of shape "
+        "(movements, time, outputs) replacing the synthetic targets",
+    )
+
+
+def _network_tag(value: Any) -> str:
+    return "path" if isinstance(value, str) else "inline"
+
+
+NetworkSource = Annotated[
+    Annotated[SOCSpec, Tag("inline")] | Annotated[str, Field(min_length=1), Tag("path")],
+    Discriminator(_network_tag),
+]
+"""An inline SOC spec (built within the job) or the path of a saved network."""
+
+
+def _default_fit_network() -> SOCSpec:
+    return SOCSpec(method="kao2021")
+
+
+class FitSpec(SpecBase):
+    """Fit optimal initial states x* and a readout C for a set of reaches (SCIENCE.md §5).
+
+    ``network`` is an inline SOC spec (built first, in the same job) or the path of a
+    ``network.safetensors`` written by an ``soc`` or ``fit`` job.
+    """
+
+    kind: Literal["fit"] = "fit"
+    network: NetworkSource = Field(
+        default_factory=_default_fit_network,
+        description="inline SOC spec, or path of an SOC/fit network.safetensors",
+    )
+    movements: MovementSpec = Field(default_factory=MovementSpec)
+    tau: float = Field(0.15, gt=0, le=10.0, description="time constant, seconds")
+    dt: float = Field(1e-3, gt=0, le=0.05, description="Euler step and sampling, seconds")
+    gain: Literal["relu", "tanh_shifted"] = "relu"
+    state_radius: float = Field(0.2, gt=0, description="RMS of x* - x_sp per unit and movement")
+    output_weights: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+        default_factory=lambda: [1.0, 3.0], min_length=1, max_length=16
+    )
+    n_modes: int | None = Field(None, ge=1, description="Gramian eigenvectors spanning x*")
+    cost_tolerance: float = Field(1e-4, gt=0, description="stop below this motor cost")
+    relative_tolerance: float = Field(1e-4, ge=0, description="stop below this relative change")
+    max_iterations: int = Field(200, ge=1, le=100_000)
+    seed: int = Field(0, ge=0, lt=2**63)
+    device: Device = "cpu"
+    dtype: Literal["float64", "float32"] = "float64"
+
+    @field_validator("dt")
+    @classmethod
+    def _duration_is_whole_steps(cls, value: float, info: ValidationInfo) -> float:
+        movements = info.data.get("movements")
+        if movements is not None:
+            steps = movements.duration / value
+            if abs(steps - round(steps)) > 1e-6 or round(steps) < 2:
+                raise ValueError(
+                    f"movements.duration ({movements.duration} s) must be a whole number (>= 2) "
+                    f"of steps of {value} s"
+                )
+        return value
+
+    @field_validator("output_weights")
+    @classmethod
+    def _two_outputs(cls, value: list[float], info: ValidationInfo) -> list[float]:
+        movements = info.data.get("movements")
+        if movements is not None and movements.targets_file is None and len(value) != 2:
+            raise ValueError(f"reach targets have 2 outputs, got {len(value)} weights")
+        return value

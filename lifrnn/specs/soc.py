@@ -1,0 +1,89 @@
+"""Spec of ``kind: "soc"`` jobs: stability-optimised weight matrices."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from lifrnn.specs.base import Device, SpecBase
+from lifrnn_core.soc import SOCParameters
+
+
+class SOCSpec(SpecBase):
+    """Build a stability-optimised E/I weight matrix (SCIENCE.md §2).
+
+    ``None`` fields take the published default of ``method`` (hennequin2014: fraction 0.5,
+    p 0.1, rate 10, target 0.15; kao2021: fraction 0.8, p 0.2, rate 1, target 0.81).
+    """
+
+    kind: Literal["soc"] = "soc"
+    method: Literal["hennequin2014", "kao2021"] = Field(
+        "hennequin2014", description="SOC variant, named after its paper"
+    )
+    n: int = Field(200, ge=10, le=20_000, description="number of units")
+    fraction_excitatory: float | None = Field(
+        None, gt=0, lt=1, validate_default=True, description="fraction of excitatory units"
+    )
+    p: float | None = Field(
+        None, gt=0, le=1, validate_default=True, description="connection probability"
+    )
+    radius: float = Field(10.0, gt=0, description="initial spectral radius R (hennequin2014)")
+    gamma: float = Field(3.0, gt=0, description="inhibition/excitation ratio (hennequin2014)")
+    rate: float | None = Field(None, gt=0, validate_default=True, description="gradient step size")
+    target_abscissa: float | None = Field(
+        None, validate_default=True, description="stop at this spectral abscissa of W"
+    )
+    max_iterations: int = Field(5000, ge=1, le=1_000_000)
+    seed: int = Field(0, ge=0, lt=2**63, description="seed of the random initial network")
+    device: Device = Field("cpu", description="'cuda' uses the sign-function solver on the GPU")
+    initial_weights: str | None = Field(
+        None,
+        min_length=1,
+        description="start from this W (.safetensors with tensor 'W', or .npy) instead of a "
+        "random network; its inhibitory weights are optimised",
+    )
+
+    @field_validator("fraction_excitatory", "p", "rate", "target_abscissa")
+    @classmethod
+    def _method_default(cls, value: float | None, info: ValidationInfo) -> float:
+        if value is not None:
+            return value
+        method = info.data.get("method", "hennequin2014")
+        n = info.data.get("n", 200)
+        defaults = SOCParameters.for_method(method, n=n)
+        if info.field_name == "fraction_excitatory":
+            return defaults.n_excitatory / defaults.n
+        return float(getattr(defaults, str(info.field_name)))
+
+    @field_validator("fraction_excitatory")
+    @classmethod
+    def _split_leaves_both_populations(cls, value: float, info: ValidationInfo) -> float:
+        n = info.data.get("n")
+        if n is not None:
+            n_excitatory = round(value * n)
+            if n_excitatory < 1 or n_excitatory > n - 1:
+                raise ValueError(
+                    f"{value} of n={n} gives {n_excitatory} excitatory and "
+                    f"{n - n_excitatory} inhibitory units; both must be at least 1"
+                )
+        return value
+
+    @property
+    def n_excitatory(self) -> int:
+        """Number of excitatory units."""
+        return round(float(self.fraction_excitatory or 0.0) * self.n)
+
+    def parameters(self) -> SOCParameters:
+        """The core's parameter object for this spec."""
+        return SOCParameters.for_method(
+            self.method,
+            n=self.n,
+            n_excitatory=self.n_excitatory,
+            p=self.p,
+            radius=self.radius,
+            gamma=self.gamma,
+            rate=self.rate,
+            target_abscissa=self.target_abscissa,
+            max_iterations=self.max_iterations,
+        )
