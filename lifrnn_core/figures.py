@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["fit_figure", "soc_figure"]
+__all__ = ["fit_figure", "retrain_figure", "soc_figure"]
 
 
 def soc_figure(
@@ -133,4 +133,60 @@ def fit_figure(
     legend_ax.legend(loc="center", title="direction", ncols=2)
     if title:
         figure.suptitle(title)
+    return figure
+
+
+def retrain_figure(
+    old_targets: np.ndarray,
+    new_targets: np.ndarray,
+    outputs: dict[str, tuple[np.ndarray, np.ndarray]],
+    old_directions: list[float],
+    new_directions: list[float],
+    *,
+    dt: float,
+) -> Figure:
+    """Produced vs target hand paths and speed profiles of old and new reaches, per mode.
+
+    Args:
+        old_targets, new_targets: (movements, time, 2) target hand velocities, m/s.
+        outputs: per retraining mode, (old outputs, new outputs), each (movements, time, 2).
+        old_directions, new_directions: labels, degrees.
+        dt: sampling interval, seconds.
+    """
+    modes = list(outputs)
+    figure = Figure(figsize=(5.2 * len(modes), 8), layout="constrained")
+    axes = np.atleast_2d(figure.subplots(2, len(modes), squeeze=False))
+    time = np.arange(old_targets.shape[1]) * dt
+    for column, mode in enumerate(modes):
+        produced_old, produced_new = outputs[mode]
+        path_ax, speed_ax = axes[0, column], axes[1, column]
+        groups = (
+            (old_targets, produced_old, old_directions, "black"),
+            (new_targets, produced_new, new_directions, None),
+        )
+        for targets, produced, labels, fixed in groups:
+            for k, label in enumerate(labels):
+                colour = fixed or f"C{k % 10}"
+                target_path = np.cumsum(targets[k], axis=0) * dt
+                produced_path = np.cumsum(produced[k], axis=0) * dt
+                path_ax.plot(target_path[:, 0], target_path[:, 1], color=colour, lw=3, alpha=0.3)
+                path_ax.plot(
+                    produced_path[:, 0],
+                    produced_path[:, 1],
+                    color=colour,
+                    lw=1.2,
+                    label=f"{label:g}°",
+                )
+                speed_ax.plot(
+                    time, np.linalg.norm(targets[k], axis=1), color=colour, lw=3, alpha=0.3
+                )
+                speed_ax.plot(time, np.linalg.norm(produced[k], axis=1), color=colour, lw=1.2)
+        path_ax.set_title(f"{mode}: hand paths (black: trained; thick: target)")
+        path_ax.set_xlabel("x (m)")
+        path_ax.set_ylabel("y (m)")
+        path_ax.set_aspect("equal", adjustable="datalim")
+        path_ax.legend(fontsize=7, ncols=2)
+        speed_ax.set_title(f"{mode}: speed profiles")
+        speed_ax.set_xlabel("time from movement onset (s)")
+        speed_ax.set_ylabel("m/s")
     return figure

@@ -237,8 +237,13 @@ def fit_initial_states(
     config: FitConfig,
     generator: torch.Generator,
     callback: FitCallback | None = None,
+    readout: Tensor | None = None,
 ) -> FitResult:
     """Fit ``x*`` (one per movement) and ``C`` to ``targets`` by L-BFGS on the cost-to-go.
+
+    With ``readout`` given, ``C`` is frozen to it and only the initial states are fitted (the
+    "new initial states" mode of retraining): ``x* - x_sp`` is then confined to the Gramian
+    directions that ``C`` does not see, so the frozen readout stays silent at every new ``x*``.
 
     Args:
         W: (n, n) weights, columns presynaptic; float32 or float64 (the fit's dtype/device).
@@ -250,6 +255,7 @@ def fit_initial_states(
         config: settings (see :class:`FitConfig`).
         generator: randomness of the initial guess of ``theta``.
         callback: called after every iteration with (iteration, motor cost); may raise.
+        readout: optional frozen C (outputs, n_excitatory).
 
     Raises:
         InvalidNetworkError: on shapes that do not fit or non-finite targets.
@@ -283,6 +289,17 @@ def fit_initial_states(
     theta = theta0.to(W).requires_grad_(True)
     steps = n_time - 1
     gain_fn = gain_function(config.gain)
+    if readout is not None:
+        if readout.shape != (n_outputs, n_excitatory):
+            raise InvalidNetworkError(
+                f"readout must be ({n_outputs}, {n_excitatory}), got {tuple(readout.shape)}"
+            )
+        readout = readout.to(W)
+        # theta-space projector onto directions the frozen readout cannot see: C Gamma V theta = 0.
+        seen = readout @ basis[:n_excitatory]
+        basis = basis @ (
+            torch.eye(n_modes, dtype=W.dtype, device=W.device) - torch.linalg.pinv(seen) @ seen
+        )
 
     def evaluate(theta: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         x_star = _scaled_states(theta, basis, x_sp, config.state_radius)
@@ -291,7 +308,12 @@ def fit_initial_states(
         )
         rates = gain_fn(states[..., :n_excitatory])
         null_states = torch.cat([x_star, x_sp[None]], dim=0)[:, :n_excitatory].T
-        C = admissible_readout(rates, targets, null_states, dt=config.dt, output_weights=weights)
+        if readout is not None:
+            C = readout
+        else:
+            C = admissible_readout(
+                rates, targets, null_states, dt=config.dt, output_weights=weights
+            )
         outputs = rates @ C.T
         motor = _motor_cost(outputs, targets, config.dt, weights)
         total = motor + C.pow(2).sum() / (2 * n_excitatory)

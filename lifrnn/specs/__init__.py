@@ -18,6 +18,7 @@ from pydantic import Field, TypeAdapter
 
 from lifrnn.specs.base import Device, SpecBase, StrictModel
 from lifrnn.specs.fit import FitSpec, MovementSpec
+from lifrnn.specs.retrain import RetrainSpec
 from lifrnn.specs.soc import SOCSpec
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "FitSpec",
     "JobSpec",
     "MovementSpec",
+    "RetrainSpec",
     "SOCSpec",
     "SpecBase",
     "StrictModel",
@@ -36,7 +38,7 @@ __all__ = [
 _UNION_TAGS = {"inline", "path", "soc", "fit", "prepare", "retrain"}
 """Tags of tagged unions; left out of error locations, which name fields only."""
 
-JobSpec = Annotated[SOCSpec | FitSpec, Field(discriminator="kind")]
+JobSpec = Annotated[SOCSpec | FitSpec | RetrainSpec, Field(discriminator="kind")]
 """Any job spec; the ``kind`` field selects the model."""
 
 _JOB_SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(JobSpec)

@@ -1,0 +1,238 @@
+"""Runner of ``kind: "retrain"`` jobs: learn novel (and sequential) movements on a fitted net."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lifrnn import __version__
+from lifrnn.files import write_safetensors
+from lifrnn.jobs.base import JobContext, JobResult
+from lifrnn.jobs.fit import targets_for
+from lifrnn.networks import SavedNetwork, load_network
+from lifrnn.specs import MovementSpec, RetrainSpec, spec_sha256
+from lifrnn_core.errors import InvalidNetworkError
+from lifrnn_core.figures import retrain_figure
+from lifrnn_core.retraining import (
+    FittedNetwork,
+    RetrainConfig,
+    RetrainResult,
+    retrain_full_network,
+    retrain_initial_states,
+)
+from lifrnn_core.trajectories import SEED_DIRECTIONS_DEG
+
+logger = logging.getLogger(__name__)
+
+_FITTED_TENSORS = ("W", "h", "x_sp", "C", "x_star")
+
+
+def _fitted(saved: SavedNetwork, device: torch.device) -> FittedNetwork:
+    missing = [name for name in _FITTED_TENSORS if name not in saved.tensors]
+    if missing or "movements" not in saved.metadata:
+        raise InvalidNetworkError(
+            f"{saved.path} is not a fitted network (missing {missing or ['movements metadata']}); "
+            "retrain needs the network.safetensors of a fit job"
+        )
+    tensors = {name: torch.from_numpy(saved.tensors[name]).to(device) for name in _FITTED_TENSORS}
+    return FittedNetwork(n_excitatory=saved.n_excitatory, **tensors)
+
+
+def _new_directions(spec: RetrainSpec, trained: list[float]) -> list[float]:
+    if spec.directions_deg is not None:
+        overlap = sorted(set(spec.directions_deg) & set(trained))
+        if overlap:
+            raise InvalidNetworkError(
+                f"directions_deg {overlap} are already trained; list only new directions"
+            )
+        return list(spec.directions_deg)
+    return [d for d in SEED_DIRECTIONS_DEG if all(abs(d - t) > 1e-9 for t in trained)]
+
+
+def _mode_metrics(result: RetrainResult, seconds: float) -> dict[str, Any]:
+    return {
+        "r2_new": result.r2_new,
+        "r2_old": result.r2_old,
+        "r2_new_min": min(result.r2_new),
+        "r2_old_min": min(result.r2_old),
+        "weight_change": result.weight_change,
+        "spectral_abscissa_after": result.spectral_abscissa_after,
+        "iterations": result.iterations,
+        "seconds": seconds,
+    }
+
+
+def _save_network(
+    context: JobContext,
+    name: str,
+    result: RetrainResult,
+    base_metadata: dict[str, Any],
+    directions: list[float],
+) -> None:
+    network = result.network
+    write_safetensors(
+        context.artifact_path(name),
+        {
+            "W": network.W,
+            "h": network.h,
+            "x_sp": network.x_sp,
+            "C": network.C,
+            "x_star": network.x_star,
+        },
+        {**base_metadata, "retrain_mode": result.mode, "directions_deg": directions},
+    )
+
+
+def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
+    """Retrain ``spec.network`` on new directions in the requested mode(s).
+
+    Writes ``network.safetensors`` (the full-network result when that mode ran, else the
+    initial-states one; its ``x_star`` stacks trained then new movements), for ``mode: both``
+    also ``network_initial_states.safetensors``, ``targets.safetensors`` and ``retrain.png``.
+    """
+    if spec.device == "cuda" and not torch.cuda.is_available():
+        raise InvalidNetworkError("device 'cuda' requested but torch sees no CUDA device")
+    device = torch.device(spec.device)
+    saved = load_network(spec.network)
+    network = _fitted(saved, device)
+    movements = MovementSpec.model_validate(saved.meta("movements"))
+    dt, tau = float(saved.meta("dt")), float(saved.meta("tau"))
+    trained = [float(d) for d in movements.directions_deg]
+    new_directions = _new_directions(spec, trained)
+    if not new_directions:
+        raise InvalidNetworkError("no new direction to learn: every direction is trained")
+    new_movements = movements.model_copy(update={"directions_deg": new_directions})
+    old_targets = targets_for(movements, dt, torch.float64, device)
+    new_targets = targets_for(new_movements, dt, torch.float64, device)
+    abscissa = float(torch.linalg.eigvals(network.W).real.max())
+    bound = spec.stability_bound if spec.stability_bound is not None else min(abscissa + 0.05, 0.99)
+    config = RetrainConfig(
+        tau=tau,
+        dt=dt,
+        gain=saved.meta("gain"),
+        state_radius=float(saved.meta("state_radius")),
+        output_weights=tuple(saved.meta("output_weights")),
+        max_iterations=spec.max_iterations,
+        stability_bound=bound,
+        keep_old_weight=spec.keep_old_weight,
+        keep_sparsity=spec.keep_sparsity,
+        learning_rate=spec.learning_rate,
+    )
+    parent_sha256 = hashlib.sha256(Path(spec.network).read_bytes()).hexdigest()
+    base_metadata: dict[str, Any] = {
+        **saved.metadata,
+        "kind": "retrain",
+        "parent_network": str(spec.network),
+        "parent_sha256": parent_sha256,
+        "stability_bound": str(bound),
+        "seed": str(spec.seed),
+        "spec_sha256": spec_sha256(spec),
+        "lifrnn_version": __version__,
+    }
+    generator = torch.Generator().manual_seed(spec.seed)
+    metrics: dict[str, Any] = {
+        "new_directions_deg": new_directions,
+        "trained_directions_deg": trained,
+        "stability_bound": bound,
+        "parent_sha256": parent_sha256,
+    }
+    share = 0.5 if spec.mode == "both" else 1.0
+
+    def progress(offset: float, label: str) -> Any:
+        def report(iteration: int, loss: float) -> None:
+            fraction = offset + share * iteration / spec.max_iterations
+            context.report(fraction, f"{label} step {iteration}: loss {loss:.3g}")
+
+        return report
+
+    results: dict[str, RetrainResult] = {}
+    start = time.perf_counter()
+    initial = retrain_initial_states(
+        network,
+        new_targets,
+        old_targets,
+        config=config,
+        generator=generator,
+        callback=progress(0.0, "initial_states") if spec.mode != "full_network" else None,
+    )
+    if spec.mode != "full_network":
+        results["initial_states"] = initial
+        metrics["initial_states"] = _mode_metrics(initial, time.perf_counter() - start)
+    if spec.mode != "initial_states":
+        start = time.perf_counter()
+        full = retrain_full_network(
+            network,
+            new_targets,
+            old_targets,
+            config=config,
+            new_x_star=initial.network.x_star[len(trained) :],
+            callback=progress(1.0 - share, "full_network"),
+        )
+        results["full_network"] = full
+        metrics["full_network"] = _mode_metrics(full, time.perf_counter() - start)
+    if len(results) == 2:
+        metrics["comparison"] = _compare(results["initial_states"], results["full_network"])
+
+    directions = trained + new_directions
+    main = results.get("full_network", initial)
+    _save_network(context, "network.safetensors", main, base_metadata, directions)
+    if len(results) == 2:
+        _save_network(
+            context,
+            "network_initial_states.safetensors",
+            results["initial_states"],
+            base_metadata,
+            directions,
+        )
+    write_safetensors(
+        context.artifact_path("targets.safetensors"),
+        {
+            "targets_old": old_targets,
+            "targets_new": new_targets,
+            **{f"outputs_new_{mode}": r.outputs_new for mode, r in results.items()},
+            **{f"outputs_old_{mode}": r.outputs_old for mode, r in results.items()},
+        },
+        {"dt": str(dt), "trained_directions_deg": trained, "new_directions_deg": new_directions},
+    )
+    context.save_figure(
+        "retrain.png",
+        retrain_figure(
+            old_targets.cpu().numpy(),
+            new_targets.cpu().numpy(),
+            {
+                mode: (r.outputs_old.cpu().numpy(), r.outputs_new.cpu().numpy())
+                for mode, r in results.items()
+            },
+            trained,
+            new_directions,
+            dt=dt,
+        ),
+    )
+    return JobResult(
+        kind="retrain", status="succeeded", metrics=metrics, artifacts=dict(context.artifacts)
+    )
+
+
+def _compare(initial: RetrainResult, full: RetrainResult) -> dict[str, Any]:
+    initial_mean = float(np.mean(initial.r2_new))
+    full_mean = float(np.mean(full.r2_new))
+    holds = all(f >= i for f, i in zip(full.r2_new, initial.r2_new, strict=True))
+    summary = (
+        f"full_network learns the new reaches at least as well as initial_states on every "
+        f"direction (mean R^2 {full_mean:.4f} vs {initial_mean:.4f})"
+        if holds
+        else f"full_network does NOT beat initial_states on every direction (mean R^2 "
+        f"{full_mean:.4f} vs {initial_mean:.4f})"
+    )
+    return {
+        "full_network_at_least_as_good": holds,
+        "r2_new_mean_initial_states": initial_mean,
+        "r2_new_mean_full_network": full_mean,
+        "summary": summary,
+    }

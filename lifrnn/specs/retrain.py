@@ -1,0 +1,43 @@
+"""Spec of ``kind: "retrain"`` jobs: learning novel and sequential movements on a fitted network."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from lifrnn.specs.base import Device, FiniteFloat, SpecBase
+
+
+class RetrainSpec(SpecBase):
+    """Retrain a fitted network (the ``network.safetensors`` of a ``fit`` job) on new reaches.
+
+    ``mode`` ``"both"`` runs ``initial_states`` then ``full_network`` on the same directions, so
+    the two answers to "new initial conditions, or a reorganised network?" can be compared.
+    """
+
+    kind: Literal["retrain"] = "retrain"
+    network: str = Field(min_length=1, description="path of a fit job's network.safetensors")
+    mode: Literal["initial_states", "full_network", "both"] = "both"
+    directions_deg: list[FiniteFloat] | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="new reach directions (default: the seed's ten, 0-180, minus the trained)",
+    )
+    sequence: list[FiniteFloat] | None = Field(
+        None,
+        min_length=2,
+        max_length=8,
+        description="directions executed one after another (trained or new ones)",
+    )
+    interval: float = Field(0.2, gt=0, le=2.0, description="time between movements, seconds")
+    stability_bound: float | None = Field(
+        None, description="spectral abscissa bound for full_network (default: current + 0.05)"
+    )
+    keep_old_weight: float = Field(1.0, ge=0, description="weight of the trained movements")
+    keep_sparsity: bool = Field(True, description="full_network keeps W's zero pattern")
+    learning_rate: float = Field(2e-3, gt=0, le=1.0)
+    max_iterations: int = Field(200, ge=1, le=100_000)
+    seed: int = Field(0, ge=0, lt=2**63)
+    device: Device = "cpu"
