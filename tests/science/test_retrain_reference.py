@@ -1,0 +1,46 @@
+"""Acceptance of retraining on the two-reach N=200 fit (SCIENCE.md §7)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lifrnn.files import read_safetensors
+from lifrnn.jobs import JobContext, run_job
+from lifrnn.specs import parse_spec
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def two_reach_fit(tmp_path_factory):
+    result = run_job(parse_spec({"kind": "fit"}), JobContext(out_dir=tmp_path_factory.mktemp("f")))
+    assert result.status == "succeeded", result.error
+    return result.artifacts["network.safetensors"]
+
+
+def test_both_modes_on_four_new_directions(two_reach_fit, tmp_path):
+    spec = parse_spec(
+        {
+            "kind": "retrain",
+            "network": two_reach_fit,
+            "directions_deg": [20, 60, 100, 140],
+            "max_iterations": 60,
+        }
+    )
+    result = run_job(spec, JobContext(out_dir=tmp_path))
+    assert result.status == "succeeded", result.error
+    initial, full = result.metrics["initial_states"], result.metrics["full_network"]
+    for mode in (initial, full):
+        assert len(mode["r2_new"]) == 4 and len(mode["r2_old"]) == 2
+    # Frozen W and C cannot steer the readout off the trained axis; reorganising can.
+    assert all(f >= i for f, i in zip(full["r2_new"], initial["r2_new"], strict=True))
+    assert min(full["r2_new"]) >= 0.99
+    assert min(full["r2_old"]) >= 0.99  # no forgetting
+    assert result.metrics["comparison"]["full_network_at_least_as_good"] is True
+    bound = result.metrics["stability_bound"]
+    assert full["spectral_abscissa_after"] <= bound
+    tensors, metadata = read_safetensors(Path(result.artifacts["network.safetensors"]))
+    W, n_e = tensors["W"], int(metadata["n_excitatory"])
+    assert (W[:, :n_e] >= 0).all() and (W[:, n_e:] <= 0).all() and (np.diag(W) == 0).all()
+    assert np.max(np.linalg.eigvals(W).real) <= bound
