@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-__all__ = ["fit_figure", "retrain_figure", "soc_figure"]
+__all__ = ["fit_figure", "preparation_figure", "retrain_figure", "soc_figure"]
 
 
 def soc_figure(
@@ -189,4 +189,149 @@ def retrain_figure(
         speed_ax.set_title(f"{mode}: speed profiles")
         speed_ax.set_xlabel("time from movement onset (s)")
         speed_ax.set_ylabel("m/s")
+    return figure
+
+
+def preparation_figure(
+    time: np.ndarray,
+    input_norms: dict[str, np.ndarray],
+    distances: dict[str, np.ndarray],
+    energies: dict[str, np.ndarray],
+    outputs: dict[str, np.ndarray],
+    targets: np.ndarray,
+    directions_deg: list[float],
+    *,
+    preparation_start: float,
+    go: float,
+    dt: float,
+    title: str = "",
+) -> Figure:
+    """Controllers side by side: inputs, distance to ``x*``, energy and the produced reaches.
+
+    Args:
+        time: (time,) seconds from the trial start (states' time axis).
+        input_norms: controller -> (movements, time - 1) ``||u(t)||``.
+        distances: controller -> (movements, time) ``||x - x*|| / ||x* - x_sp||``.
+        energies: controller -> (movements,) ``integral ||u||^2 dt``.
+        outputs: controller -> (movements, movement time, 2) hand velocity produced, m/s.
+        targets: (movements, movement time, 2) target hand velocity, m/s.
+        directions_deg: one label per movement.
+        preparation_start, go: seconds from the trial start (dotted lines).
+        dt: sampling interval, seconds.
+    """
+    figure = Figure(figsize=(14, 8), layout="constrained")
+    axes = figure.subplots(2, 3)
+    names = list(input_norms)
+    colours = {name: f"C{k % 10}" for k, name in enumerate(names)}
+    styles = ["-", "--", ":", "-."]
+    input_ax, distance_ax, energy_ax = axes[0]
+    for name in names:
+        for k in range(input_norms[name].shape[0]):
+            style = styles[k % len(styles)]
+            input_ax.plot(time[:-1], input_norms[name][k], color=colours[name], ls=style, lw=1)
+            # Clipped so that an exact arrival (distance 0) stays on the log axis.
+            distance_ax.plot(
+                time, np.maximum(distances[name][k], 1e-6), color=colours[name], ls=style, lw=1
+            )
+    for ax in (input_ax, distance_ax):
+        ax.axvline(preparation_start, color="gray", ls=":", lw=0.8)
+        ax.axvline(go, color="black", ls=":", lw=0.8)
+        ax.set_xlabel("time from trial start (s)")
+    input_ax.set_title("input ||u(t)|| (dotted: preparation, go)")
+    distance_ax.set_title("distance to x*, ||x - x*|| / ||x* - x_sp||")
+    distance_ax.set_yscale("log")
+    width = 0.8 / max(len(names), 1)
+    movements = np.arange(len(directions_deg))
+    for j, name in enumerate(names):
+        energy_ax.bar(movements + j * width, energies[name], width, color=colours[name], label=name)
+    energy_ax.set_xticks(movements + width * (len(names) - 1) / 2)
+    energy_ax.set_xticklabels([f"{d:g}°" for d in directions_deg])
+    energy_ax.set_title("input energy ∫||u||² dt")
+    energy_ax.legend(fontsize=7)
+    path_ax, speed_ax, legend_ax = axes[1]
+    movement_time = np.arange(targets.shape[1]) * dt
+    for k in range(targets.shape[0]):
+        target_path = np.cumsum(targets[k], axis=0) * dt
+        path_ax.plot(target_path[:, 0], target_path[:, 1], color="black", lw=4, alpha=0.2)
+        speed_ax.plot(
+            movement_time, np.linalg.norm(targets[k], axis=1), color="black", lw=4, alpha=0.2
+        )
+        for name in names:
+            produced = outputs[name][k]
+            path = np.cumsum(produced, axis=0) * dt
+            style = styles[k % len(styles)]
+            path_ax.plot(path[:, 0], path[:, 1], color=colours[name], ls=style, lw=1.2)
+            speed_ax.plot(
+                movement_time,
+                np.linalg.norm(produced, axis=1),
+                color=colours[name],
+                ls=style,
+                lw=1.2,
+            )
+    path_ax.set_title("reaches after preparation (grey: target)")
+    path_ax.set_xlabel("x (m)")
+    path_ax.set_ylabel("y (m)")
+    path_ax.set_aspect("equal", adjustable="datalim")
+    speed_ax.set_title("speed from the go cue")
+    speed_ax.set_xlabel("time from go (s)")
+    speed_ax.set_ylabel("m/s")
+    legend_ax.axis("off")
+    for name in names:
+        legend_ax.plot([], [], color=colours[name], label=name)
+    for k, direction in enumerate(directions_deg[: len(styles)]):
+        legend_ax.plot([], [], color="gray", ls=styles[k], label=f"{direction:g}°")
+    legend_ax.legend(loc="center", title="controller / movement")
+    if title:
+        figure.suptitle(title)
+    return figure
+
+
+def sequence_figure(
+    outputs: np.ndarray,
+    targets: np.ndarray,
+    directions_deg: list[float],
+    *,
+    interval: float,
+    dt: float,
+) -> Figure:
+    """A chain of reaches: the hand path and the speed over the whole sequence.
+
+    Args:
+        outputs: (time, 2) produced hand velocity over the sequence (zero during intervals).
+        targets: (reaches, time per reach, 2) target velocity of each reach.
+        directions_deg: direction of each reach, degrees.
+        interval: seconds between reaches; dt: sampling interval, seconds.
+    """
+    figure = Figure(figsize=(11, 4), layout="constrained")
+    path_ax, speed_ax = figure.subplots(1, 2)
+    gap = round(interval / dt)
+    reach = targets.shape[1]
+    expected = [targets[0]]
+    for k in range(1, len(targets)):
+        expected.append(np.zeros((gap, 2)))
+        expected.append(targets[k, 1:])
+    target_sequence = np.concatenate(expected)
+    time = np.arange(len(outputs)) * dt
+    path_target = np.cumsum(target_sequence, axis=0) * dt
+    path_produced = np.cumsum(outputs, axis=0) * dt
+    path_ax.plot(
+        path_target[:, 0], path_target[:, 1], color="gray", lw=3, alpha=0.4, label="target"
+    )
+    path_ax.plot(
+        path_produced[:, 0], path_produced[:, 1], color="tab:blue", lw=1.2, label="produced"
+    )
+    path_ax.set_aspect("equal", adjustable="datalim")
+    path_ax.set_xlabel("x (m)")
+    path_ax.set_ylabel("y (m)")
+    path_ax.legend(fontsize=8)
+    labels = " → ".join(f"{d:g}°" for d in directions_deg)
+    path_ax.set_title(f"sequence {labels}, interval {interval:g} s")
+    speed_ax.plot(time, np.linalg.norm(target_sequence, axis=1), color="gray", lw=3, alpha=0.4)
+    speed_ax.plot(time, np.linalg.norm(outputs, axis=1), color="tab:blue", lw=1.2)
+    for k in range(1, len(targets)):
+        start = (reach - 1) * k + gap * (k - 1)
+        speed_ax.axvspan(start * dt, (start + gap) * dt, color="tab:orange", alpha=0.15)
+    speed_ax.set_xlabel("time (s)")
+    speed_ax.set_ylabel("speed (m/s)")
+    speed_ax.set_title("speed (shaded: preparation between reaches)")
     return figure

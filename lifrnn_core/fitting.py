@@ -186,7 +186,14 @@ def admissible_readout(
     # One solve per output: the weights scale the data term of each output separately.
     systems = weights2[:, None, None] * gram[None] + penalty * identity[None]
     rhs = (weights2[None, :] * cross).T.unsqueeze(-1)
-    C = torch.linalg.solve(systems, rhs).squeeze(-1)
+    # The systems are symmetric positive definite: Cholesky, one output at a time (torch 2.13's
+    # batched LU on the CPU fails intermittently with two threads: "DLASWP parameter 6").
+    C = torch.stack(
+        [
+            torch.cholesky_solve(b, torch.linalg.cholesky(A))
+            for A, b in zip(systems, rhs, strict=True)
+        ]
+    ).squeeze(-1)
     return C @ projector  # exact admissibility despite rounding
 
 

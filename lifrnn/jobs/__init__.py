@@ -14,6 +14,7 @@ from lifrnn import __version__
 from lifrnn.files import write_json
 from lifrnn.jobs.base import JobCancelledError, JobContext, JobResult
 from lifrnn.jobs.fit import run_fit
+from lifrnn.jobs.prepare import run_prepare
 from lifrnn.jobs.retrain import run_retrain
 from lifrnn.jobs.soc import run_soc
 from lifrnn.specs import SpecBase, spec_sha256
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 RUNNERS: dict[str, Callable[[Any, JobContext], JobResult]] = {
     "soc": run_soc,
     "fit": run_fit,
+    "prepare": run_prepare,
     "retrain": run_retrain,
 }
 """Runner of each job kind."""

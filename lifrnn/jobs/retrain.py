@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from lifrnn.jobs.base import JobContext, JobResult
 from lifrnn.jobs.fit import targets_for
 from lifrnn.networks import SavedNetwork, load_network
 from lifrnn.specs import MovementSpec, RetrainSpec, spec_sha256
+from lifrnn_core.control import preparatory_feedback
 from lifrnn_core.errors import InvalidNetworkError
-from lifrnn_core.figures import retrain_figure
+from lifrnn_core.figures import retrain_figure, sequence_figure
 from lifrnn_core.retraining import (
     FittedNetwork,
     RetrainConfig,
@@ -26,6 +28,7 @@ from lifrnn_core.retraining import (
     retrain_full_network,
     retrain_initial_states,
 )
+from lifrnn_core.sequences import SequenceResult, run_sequence, shortest_interval
 from lifrnn_core.trajectories import SEED_DIRECTIONS_DEG
 
 logger = logging.getLogger(__name__)
@@ -181,6 +184,11 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
 
     directions = trained + new_directions
     main = results.get("full_network", initial)
+    sequence = None
+    if spec.sequence is not None:
+        context.report(0.97, "executing the sequence")
+        sequence = _sequence(spec, main.network, movements, directions, dt, tau, saved)
+        metrics["sequence"] = sequence.metrics
     _save_network(context, "network.safetensors", main, base_metadata, directions)
     if len(results) == 2:
         _save_network(
@@ -200,6 +208,30 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
         },
         {"dt": str(dt), "trained_directions_deg": trained, "new_directions_deg": new_directions},
     )
+    if sequence is not None:
+        write_safetensors(
+            context.artifact_path("sequence.safetensors"),
+            {
+                "states": sequence.result.states,
+                "outputs": sequence.result.outputs,
+                "targets": sequence.targets,
+            },
+            {
+                "dt": str(dt),
+                "directions_deg": sequence.metrics["directions_deg"],
+                "interval": str(spec.interval),
+            },
+        )
+        context.save_figure(
+            "sequence.png",
+            sequence_figure(
+                sequence.result.outputs.cpu().numpy(),
+                sequence.targets.cpu().numpy(),
+                sequence.metrics["directions_deg"],
+                interval=spec.interval,
+                dt=dt,
+            ),
+        )
     context.save_figure(
         "retrain.png",
         retrain_figure(
@@ -217,6 +249,67 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
     return JobResult(
         kind="retrain", status="succeeded", metrics=metrics, artifacts=dict(context.artifacts)
     )
+
+
+@dataclass
+class _Sequence:
+    result: SequenceResult
+    targets: torch.Tensor
+    metrics: dict[str, Any]
+
+
+def _sequence(
+    spec: RetrainSpec,
+    network: FittedNetwork,
+    movements: MovementSpec,
+    directions: list[float],
+    dt: float,
+    tau: float,
+    saved: SavedNetwork,
+) -> _Sequence:
+    """Run ``spec.sequence`` on the retrained network with LQR preparation in the intervals."""
+    assert spec.sequence is not None
+    order = []
+    for direction in spec.sequence:
+        matches = [i for i, d in enumerate(directions) if abs(d - direction) < 1e-9]
+        if not matches:
+            raise InvalidNetworkError(
+                f"sequence direction {direction:g} is neither trained nor among the new "
+                f"directions {directions}"
+            )
+        order.append(matches[0])
+    sequence_movements = movements.model_copy(update={"directions_deg": list(spec.sequence)})
+    targets = targets_for(sequence_movements, dt, network.W.dtype, network.W.device)
+    feedback = preparatory_feedback(
+        network.W.cpu().numpy(), network.C.cpu().numpy(), network.n_excitatory
+    )
+    K = torch.from_numpy(feedback.K).to(network.W)
+    gain = saved.meta("gain")
+    result = run_sequence(
+        network, order, targets, interval=spec.interval, tau=tau, dt=dt, gain=gain, K=K
+    )
+    gap = shortest_interval(
+        network,
+        order,
+        targets,
+        longest=spec.interval,
+        step=max(dt, 0.01),
+        r2_required=0.9,
+        tau=tau,
+        dt=dt,
+        gain=gain,
+        K=K,
+    )
+    metrics = {
+        "directions_deg": list(spec.sequence),
+        "interval": spec.interval,
+        "controller": result.controller,
+        "r2": result.segment_r2,
+        "r2_min": min(result.segment_r2),
+        "transition_error": result.transition_errors,
+        "gap_needed": gap,
+    }
+    return _Sequence(result=result, targets=targets, metrics=metrics)
 
 
 def _compare(initial: RetrainResult, full: RetrainResult) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from pydantic import Field, TypeAdapter
 
 from lifrnn.specs.base import Device, SpecBase, StrictModel
 from lifrnn.specs.fit import FitSpec, MovementSpec
+from lifrnn.specs.prepare import PrepareSpec
 from lifrnn.specs.retrain import RetrainSpec
 from lifrnn.specs.soc import SOCSpec
 
@@ -26,6 +27,7 @@ __all__ = [
     "FitSpec",
     "JobSpec",
     "MovementSpec",
+    "PrepareSpec",
     "RetrainSpec",
     "SOCSpec",
     "SpecBase",
@@ -38,7 +40,7 @@ __all__ = [
 _UNION_TAGS = {"inline", "path", "soc", "fit", "prepare", "retrain"}
 """Tags of tagged unions; left out of error locations, which name fields only."""
 
-JobSpec = Annotated[SOCSpec | FitSpec | RetrainSpec, Field(discriminator="kind")]
+JobSpec = Annotated[SOCSpec | FitSpec | PrepareSpec | RetrainSpec, Field(discriminator="kind")]
 """Any job spec; the ``kind`` field selects the model."""
 
 _JOB_SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(JobSpec)

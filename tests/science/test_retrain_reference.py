@@ -26,6 +26,8 @@ def test_both_modes_on_four_new_directions(two_reach_fit, tmp_path):
             "network": two_reach_fit,
             "directions_deg": [20, 60, 100, 140],
             "max_iterations": 60,
+            "sequence": [0, 60],
+            "interval": 0.2,
         }
     )
     result = run_job(spec, JobContext(out_dir=tmp_path))
@@ -44,3 +46,9 @@ def test_both_modes_on_four_new_directions(two_reach_fit, tmp_path):
     W, n_e = tensors["W"], int(metadata["n_excitatory"])
     assert (W[:, :n_e] >= 0).all() and (W[:, n_e:] <= 0).all() and (np.diag(W) == 0).all()
     assert np.max(np.linalg.eigvals(W).real) <= bound
+    # A two-reach sequence, the second prepared by LQR feedback in the 0.2 s interval.
+    sequence = result.metrics["sequence"]
+    assert sequence["directions_deg"] == [0.0, 60.0]
+    assert min(sequence["r2"]) >= 0.9
+    assert sequence["gap_needed"] is not None and sequence["gap_needed"] <= 0.3
+    assert {"sequence.png", "sequence.safetensors"} <= set(result.artifacts)

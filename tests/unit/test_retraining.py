@@ -159,3 +159,49 @@ def test_retrain_needs_a_fitted_network(tmp_path):
     result = run_job(spec, JobContext(out_dir=tmp_path / "r"))
     assert result.status == "failed"
     assert "not a fitted network" in (result.error or "")
+
+
+def test_sequence_runs_each_reach_from_the_prepared_state(fitted):
+    from lifrnn_core.control import preparatory_feedback
+    from lifrnn_core.sequences import run_sequence, shortest_interval
+
+    network = load_fitted(fitted)
+    targets = reach_trajectories([180, 0], duration=0.2, dt=0.002).velocity
+    K = torch.from_numpy(
+        preparatory_feedback(network.W.numpy(), network.C.numpy(), network.n_excitatory).K
+    )
+    result = run_sequence(
+        network, [1, 0], targets, interval=0.1, tau=0.15, dt=0.002, controller="lqr", K=K
+    )
+    # reach (101 samples) + interval (50 steps) + reach (100 more samples)
+    assert result.outputs.shape == (101 + 50 + 100, 2)
+    assert float(result.outputs[101:151].abs().max()) == 0.0  # gated during the interval
+    assert len(result.segment_r2) == 2 and len(result.transition_errors) == 1
+    assert result.segment_r2[0] > 0.9
+    gap = shortest_interval(
+        network,
+        [1, 0],
+        targets,
+        longest=0.1,
+        step=0.02,
+        r2_required=0.0,
+        tau=0.15,
+        dt=0.002,
+        K=K,
+    )
+    assert gap == pytest.approx(0.02)
+
+
+def test_sequence_of_unknown_direction_fails_clearly(fitted, tmp_path):
+    spec = parse_spec(
+        {
+            "kind": "retrain",
+            "network": str(fitted),
+            "directions_deg": [90],
+            "max_iterations": 2,
+            "sequence": [0, 45],
+        }
+    )
+    result = run_job(spec, JobContext(out_dir=tmp_path))
+    assert result.status == "failed"
+    assert "sequence direction 45" in (result.error or "")

@@ -1,0 +1,320 @@
+"""Runner of ``kind: "prepare"`` jobs: prepare a fitted network's movements with several
+controllers and compare them (SCIENCE.md §6)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lifrnn import __version__
+from lifrnn.files import read_safetensors, write_safetensors
+from lifrnn.jobs.base import JobContext, JobResult
+from lifrnn.jobs.fit import targets_for
+from lifrnn.networks import SavedNetwork, load_network
+from lifrnn.specs import MovementSpec, PrepareSpec, spec_sha256
+from lifrnn_core.control import fit_thalamic_loop, preparatory_feedback, readout_gramian
+from lifrnn_core.errors import DivergenceError, InvalidNetworkError
+from lifrnn_core.figures import preparation_figure
+from lifrnn_core.fitting import r_squared
+from lifrnn_core.gramians import spectral_abscissa
+from lifrnn_core.preparation import (
+    Trial,
+    TrialTiming,
+    hold_input,
+    readout_distance,
+    run_trial,
+)
+
+logger = logging.getLogger(__name__)
+
+_FITTED = ("W", "h", "x_sp", "C", "x_star")
+_METADATA = ("tau", "dt", "gain", "n_excitatory", "duration", "directions_deg")
+_FEEDBACK_SHARE = 0.15
+"""Fraction of the progress bar given to the Riccati equation and the loop fit."""
+
+
+def _fitted_network(path: str) -> SavedNetwork:
+    """Load a fit job's network and check it holds everything preparation needs."""
+    saved = load_network(path)
+    missing = [name for name in _FITTED if name not in saved.tensors]
+    missing += [f"metadata '{key}'" for key in _METADATA if key not in saved.metadata]
+    if missing:
+        raise InvalidNetworkError(
+            f"{path} is not a fitted network (missing {', '.join(missing)}): preparation needs "
+            "the initial states x* and readout C of a 'fit' job's network.safetensors"
+        )
+    return saved
+
+
+def _targets(saved: SavedNetwork, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The fit's targets: its ``targets.safetensors`` beside the network, else rebuilt."""
+    beside = Path(saved.path).with_name("targets.safetensors")
+    if beside.is_file():
+        tensors, _ = read_safetensors(beside)
+        if "targets" in tensors:
+            return torch.from_numpy(tensors["targets"]).to(device, dtype)
+    movements = MovementSpec(
+        directions_deg=list(saved.meta("directions_deg")),
+        duration=float(saved.meta("duration")),
+        target=saved.metadata.get("target", "hand_velocity"),  # type: ignore[arg-type]
+    )
+    return targets_for(movements, float(saved.meta("dt")), dtype, device)
+
+
+def _per_movement(values: torch.Tensor) -> list[float]:
+    return [float(v) for v in values.detach().cpu()]
+
+
+def run_prepare(spec: PrepareSpec, context: JobContext) -> JobResult:
+    """Run every controller of ``spec`` on every fitted movement and compare them.
+
+    Artifacts: ``trials.safetensors`` (float32; per controller ``<name>.states``,
+    ``<name>.inputs``, ``<name>.outputs``, ``<name>.distance``; plus ``time`` and ``targets``),
+    ``controllers.safetensors`` (the LQR gain ``K``, Riccati solution, ``Q``, the loop's
+    ``Y``, ``Z``, ``X`` and thalamic offsets) and ``prepare.png``.
+    """
+    if spec.device == "cuda" and not torch.cuda.is_available():
+        raise InvalidNetworkError("device 'cuda' requested but torch sees no CUDA device")
+    device, dtype = torch.device(spec.device), torch.float64
+    start = time.perf_counter()
+    saved = _fitted_network(spec.network)
+    tau, dt = float(saved.meta("tau")), float(saved.meta("dt"))
+    gain = saved.metadata["gain"]
+    if gain not in ("relu", "tanh_shifted"):
+        raise InvalidNetworkError(f"{spec.network}: unknown gain {gain!r} in its metadata")
+    n_excitatory = saved.n_excitatory
+    directions = [float(d) for d in saved.meta("directions_deg")]
+    tensors = {name: torch.from_numpy(saved.tensors[name]).to(device, dtype) for name in _FITTED}
+    W, h, x_sp, C, x_star = (tensors[name] for name in _FITTED)
+    n = W.shape[0]
+    if x_star.dim() != 2 or x_star.shape[1] != n or C.shape[1] != n_excitatory:
+        raise InvalidNetworkError(
+            f"{spec.network}: x* must be (movements, {n}) and C (outputs, {n_excitatory}); got "
+            f"{tuple(x_star.shape)} and {tuple(C.shape)}"
+        )
+    timing = TrialTiming(
+        spontaneous=spec.spontaneous,
+        preparation=spec.preparation,
+        delay=spec.delay,
+        movement=spec.movement if spec.movement is not None else float(saved.meta("duration")),
+        dt=dt,
+    )
+    for period in ("spontaneous", "preparation", "delay", "movement"):
+        timing.steps(period)  # raises, naming the period, unless a whole number of steps
+    targets = _targets(saved, dtype, device)
+    if targets.shape[0] != x_star.shape[0]:
+        raise InvalidNetworkError(
+            f"{targets.shape[0]} targets for {x_star.shape[0]} fitted initial states"
+        )
+
+    controllers = list(spec.controllers)
+    W64, C64 = saved.W.astype(np.float64), saved.tensors["C"].astype(np.float64)
+    context.report(0.0, "Riccati equation and readout Gramian")
+    Q_readout = torch.from_numpy(readout_gramian(W64, C64, n_excitatory)).to(device, dtype)
+    gains: dict[str, Any] = {"Q": Q_readout}
+    metrics: dict[str, Any] = {
+        "n": n,
+        "n_excitatory": n_excitatory,
+        "directions_deg": directions,
+        "open_loop_abscissa": spectral_abscissa(W64 - np.eye(n)),
+        "trial": {
+            "spontaneous": timing.spontaneous,
+            "preparation": timing.preparation,
+            "delay": timing.delay,
+            "movement": timing.movement,
+            "dt": dt,
+        },
+    }
+    K = None
+    loop = None
+    if "lqr" in controllers or "thalamic_loop" in controllers:
+        feedback = preparatory_feedback(W64, C64, n_excitatory, spec.r2, spec.state_weight)
+        K = torch.from_numpy(feedback.K).to(device, dtype)
+        gains.update(K=feedback.K, riccati_X=feedback.X, Q_lqr=feedback.Q)
+        metrics["riccati_residual"] = feedback.residual
+        metrics["closed_loop_abscissa"] = feedback.closed_loop_abscissa
+        if "thalamic_loop" in controllers:
+            loop = fit_thalamic_loop(
+                feedback.K,
+                n_excitatory,
+                torch.Generator().manual_seed(spec.seed),
+                drives=hold_input(W, h, x_star, gain).cpu().numpy(),  # type: ignore[arg-type]
+                density=spec.thalamic_density,
+                tau_thalamus=spec.tau_thalamus,
+                tau_relay=spec.tau_relay,
+            )
+            gains.update(loop_Y=loop.Y, loop_Z=loop.Z, loop_X=loop.X)
+            metrics["loop_error"] = loop.error
+            metrics["loop_error_excitatory"] = loop.error_excitatory
+            metrics["loop_closed_loop_abscissa"] = spectral_abscissa(
+                W64 + loop.effective_gain - np.eye(n)
+            )
+    context.report(_FEEDBACK_SHARE, "controllers ready")
+
+    trials: dict[str, Trial] = {}
+    rows: list[dict[str, Any]] = []
+    per_controller: dict[str, dict[str, Any]] = {}
+    for index, name in enumerate(controllers):
+        context.report(
+            _FEEDBACK_SHARE + (1 - _FEEDBACK_SHARE) * index / len(controllers), f"{name}"
+        )
+        began = time.perf_counter()
+        trial = run_trial(
+            W,
+            h,
+            x_sp,
+            x_star,
+            C,
+            n_excitatory=n_excitatory,
+            controller=name,
+            timing=timing,
+            tau=tau,
+            gain=gain,  # type: ignore[arg-type]
+            K=K,
+            loop=loop,
+            go_cue_stimulus=spec.go_cue,
+            min_energy_iterations=spec.min_energy_iterations,
+        )
+        seconds = time.perf_counter() - began
+        if not bool(torch.isfinite(trial.states).all()):
+            raise DivergenceError(f"controller {name}: the network's activity became non-finite")
+        trials[name] = trial
+        overlap = min(trial.outputs.shape[1], targets.shape[1])
+        motor = r_squared(trial.outputs[:, :overlap], targets[:, :overlap])
+        readout = readout_distance(trial.states[:, [timing.go_step]], x_star, x_sp, Q_readout)
+        entry: dict[str, Any] = {
+            "input_energy": _per_movement(trial.input_energy),
+            "distance_at_go": _per_movement(trial.distance_at_go),
+            "readout_distance_at_go": _per_movement(readout[:, 0]),
+            "motor_r2": motor,
+            "persistence": _per_movement(trial.persistence),
+            "seconds": seconds,
+        }
+        if name == "min_energy":
+            entry["shooting_iterations"] = trial.prepared.iterations
+        if name == "thalamic_loop" and trial.prepared.offset is not None:
+            gains["loop_offset"] = trial.prepared.offset
+        per_controller[name] = entry
+        for k, direction in enumerate(directions):
+            rows.append(
+                {
+                    "controller": name,
+                    "direction_deg": direction,
+                    **{
+                        key: entry[key][k]
+                        for key in (
+                            "input_energy",
+                            "distance_at_go",
+                            "readout_distance_at_go",
+                            "motor_r2",
+                            "persistence",
+                        )
+                    },
+                }
+            )
+        logger.info(
+            "%s: energy %s, distance at go %s, motor R2 %s (%.2f s)",
+            name,
+            np.round(entry["input_energy"], 3).tolist(),
+            np.round(entry["distance_at_go"], 4).tolist(),
+            np.round(motor, 4).tolist(),
+            seconds,
+        )
+    metrics["controllers"] = per_controller
+    metrics["table"] = rows
+    metrics["checks"] = _checks(per_controller, metrics.get("loop_error_excitatory"))
+
+    metadata = {
+        "kind": "prepare",
+        "network": str(spec.network),
+        "controllers": controllers,
+        "tau": str(tau),
+        "dt": str(dt),
+        "gain": gain,
+        "n_excitatory": str(n_excitatory),
+        "directions_deg": directions,
+        "go_step": str(timing.go_step),
+        "seed": str(spec.seed),
+        "spec_sha256": spec_sha256(spec),
+        "lifrnn_version": __version__,
+    }
+    time_axis = np.arange(timing.total_steps + 1) * dt
+    arrays: dict[str, np.ndarray | torch.Tensor] = {
+        "time": time_axis.astype(np.float32),
+        "targets": targets.float(),
+    }
+    for label, trial in trials.items():
+        arrays[f"{label}.states"] = trial.states.float()
+        arrays[f"{label}.inputs"] = trial.inputs.float()
+        arrays[f"{label}.outputs"] = trial.outputs.float()
+        arrays[f"{label}.distance"] = trial.distance.float()
+    write_safetensors(context.artifact_path("trials.safetensors"), arrays, metadata)
+    write_safetensors(
+        context.artifact_path("controllers.safetensors"),
+        {key: torch.as_tensor(value).double() for key, value in gains.items()},
+        metadata,
+    )
+    context.report(0.97, "figure")
+    context.save_figure(
+        "prepare.png",
+        preparation_figure(
+            time_axis,
+            {name: torch.linalg.norm(t.inputs, dim=-1).cpu().numpy() for name, t in trials.items()},
+            {name: t.distance.cpu().numpy() for name, t in trials.items()},
+            {name: t.input_energy.cpu().numpy() for name, t in trials.items()},
+            {name: t.outputs.cpu().numpy() for name, t in trials.items()},
+            targets.cpu().numpy(),
+            directions,
+            preparation_start=timing.spontaneous,
+            go=timing.go_step * dt,
+            dt=dt,
+            title=f"preparation: {len(directions)} reaches, n={n}, delay {timing.delay:g} s",
+        ),
+    )
+    metrics["seconds"] = time.perf_counter() - start
+    return JobResult(
+        kind="prepare", status="succeeded", metrics=metrics, artifacts=dict(context.artifacts)
+    )
+
+
+def _checks(per_controller: dict[str, dict[str, Any]], loop_error: float | None) -> dict[str, bool]:
+    """The issue's expectations, evaluated on this run (reported, not enforced)."""
+    checks: dict[str, bool] = {}
+    for name in ("lqr", "min_energy"):
+        if name in per_controller:
+            entry = per_controller[name]
+            checks[f"{name}_reaches_x_star"] = max(entry["distance_at_go"]) < 0.05
+            checks[f"{name}_motor_r2"] = min(entry["motor_r2"]) >= 0.95
+    if "lqr" in per_controller:
+        checks["lqr_reaches_readout_space"] = (
+            max(per_controller["lqr"]["readout_distance_at_go"]) < 0.05
+        )
+    if "min_energy" in per_controller and "lqr" in per_controller:
+        checks["min_energy_not_above_lqr"] = all(
+            m <= q * (1 + 1e-9)
+            for m, q in zip(
+                per_controller["min_energy"]["input_energy"],
+                per_controller["lqr"]["input_energy"],
+                strict=True,
+            )
+        )
+    if "feedforward" in per_controller:
+        worst_other = [
+            max(per_controller[name]["distance_at_go"])
+            for name in ("lqr", "min_energy")
+            if name in per_controller
+        ]
+        if worst_other:
+            checks["feedforward_farther"] = min(
+                per_controller["feedforward"]["distance_at_go"]
+            ) > max(worst_other)
+    if "thalamic_loop" in per_controller:
+        checks["loop_motor_r2"] = min(per_controller["thalamic_loop"]["motor_r2"]) >= 0.9
+        if loop_error is not None:
+            checks["loop_matches_excitatory_gain"] = loop_error < 1e-6
+    return checks

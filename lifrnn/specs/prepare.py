@@ -1,0 +1,63 @@
+"""Spec of ``kind: "prepare"`` jobs: optimal preparation of a fitted network's movements."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from lifrnn.specs.base import Device, SpecBase
+
+ControllerField = Literal["feedforward", "lqr", "min_energy", "thalamic_loop"]
+_ALL_CONTROLLERS: list[ControllerField] = ["feedforward", "lqr", "min_energy", "thalamic_loop"]
+
+
+class PrepareSpec(SpecBase):
+    """Drive a fitted network to its movements' initial states ``x*`` and compare controllers
+    (SCIENCE.md §6).
+
+    Trial: ``spontaneous`` s at rest, ``preparation`` s for the controller to reach ``x*``,
+    ``delay`` s more in which it must hold ``x*`` (the controller stays on: the gate is open for
+    ``preparation + delay``), then the go cue and ``movement`` s with the controller off and the
+    readout on. ``delay = 0`` is the paper's trial (0.4 / 0.6 / 0.6 s).
+    """
+
+    kind: Literal["prepare"] = "prepare"
+    network: str = Field(
+        ..., min_length=1, description="path of a fit job's network.safetensors (x* and C)"
+    )
+    controllers: list[ControllerField] = Field(
+        default_factory=lambda: list(_ALL_CONTROLLERS),
+        min_length=1,
+        description="controllers to compare: feedforward, lqr, min_energy, thalamic_loop",
+    )
+    r2: float = Field(0.1, gt=0, allow_inf_nan=False, description="LQR input cost")
+    state_weight: float = Field(
+        0.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="weight of ||x - x*||^2 added to Kao's Q (0: the paper's cost)",
+    )
+    spontaneous: float = Field(0.4, ge=0, le=60, description="spontaneous period, seconds")
+    preparation: float = Field(0.6, gt=0, le=60, description="time to reach x*, seconds")
+    delay: float = Field(0.6, ge=0, le=60, description="time x* must be held, seconds")
+    movement: float | None = Field(
+        None, gt=0, le=60, description="movement period, seconds; default the fit's duration"
+    )
+    go_cue: bool = Field(False, description="send Kao's go cue to every unit during the movement")
+    min_energy_iterations: int = Field(
+        20, ge=1, le=1000, description="shooting iterations of min_energy at most"
+    )
+    thalamic_density: float = Field(0.1, gt=0, le=1, description="connection probability of Y")
+    tau_thalamus: float = Field(0.01, gt=0, le=1, description="thalamic time constant, seconds")
+    tau_relay: float = Field(0.01, gt=0, le=1, description="relay time constant, seconds")
+    seed: int = Field(0, ge=0, lt=2**63, description="seed of the thalamic weights Y")
+    device: Device = "cpu"
+
+    @field_validator("controllers")
+    @classmethod
+    def _distinct(cls, value: list[ControllerField]) -> list[ControllerField]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"controllers listed more than once: {', '.join(repeated)}")
+        return value

@@ -1,0 +1,171 @@
+"""``kind: "prepare"`` jobs: the spec, the runner and ``lifrnn run`` on a small fitted network."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from lifrnn.files import read_safetensors, write_safetensors
+from lifrnn.jobs import JobContext, run_job
+from lifrnn.specs import PrepareSpec, parse_spec
+
+
+def lifrnn(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lifrnn", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def last_json_line(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory) -> Path:
+    """A small fitted network: kao2021, n = 40, two 0.2 s reaches at dt = 2 ms."""
+    out = tmp_path_factory.mktemp("fit")
+    spec = parse_spec(
+        {
+            "kind": "fit",
+            "network": {"kind": "soc", "method": "kao2021", "n": 40},
+            "movements": {"directions_deg": [0, 180], "duration": 0.2},
+            "dt": 0.002,
+        }
+    )
+    result = run_job(spec, JobContext(out_dir=out))
+    assert result.status == "succeeded", result.error
+    return out / "network.safetensors"
+
+
+def write_spec(tmp_path: Path, network: Path | str, **fields) -> Path:
+    path = tmp_path / "prepare.json"
+    spec = {
+        "kind": "prepare",
+        "network": str(network),
+        "spontaneous": 0.1,
+        "preparation": 0.2,
+        "delay": 0.1,
+        **fields,
+    }
+    path.write_text(json.dumps(spec))
+    return path
+
+
+def test_defaults_follow_the_issue():
+    spec = PrepareSpec(network="n.safetensors")
+    assert spec.controllers == ["feedforward", "lqr", "min_energy", "thalamic_loop"]
+    assert (spec.spontaneous, spec.preparation, spec.delay) == (0.4, 0.6, 0.6)
+    assert spec.r2 == 0.1 and spec.state_weight == 0.0 and spec.movement is None
+    assert parse_spec({"kind": "prepare", "network": "n.safetensors"}) == spec
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"delay": -0.1}, "delay"),
+        ({"controllers": ["pid"]}, "controllers.0"),
+        ({"controllers": []}, "controllers"),
+        ({"controllers": ["lqr", "lqr"]}, "listed more than once: lqr"),
+        ({"r2": 0}, "r2"),
+        ({"preparation": 0}, "preparation"),
+        ({"state_weight": -1}, "state_weight"),
+        ({"tau_thalamus": 0}, "tau_thalamus"),
+        ({"speed": 2}, "speed"),
+    ],
+)
+def test_bad_fields_are_named(fields, message):
+    with pytest.raises(ValidationError, match=message):
+        PrepareSpec(network="n.safetensors", **fields)
+
+
+def test_prepare_job_compares_every_controller(tmp_path, fitted):
+    out = tmp_path / "out"
+    done = lifrnn("run", str(write_spec(tmp_path, fitted)), "--out", str(out), "--json")
+    assert done.returncode == 0, done.stderr
+    result = last_json_line(done.stdout)
+    assert (result["kind"], result["status"], result["error"]) == ("prepare", "succeeded", None)
+    metrics = result["metrics"]
+    controllers = ["feedforward", "lqr", "min_energy", "thalamic_loop"]
+    assert list(metrics["controllers"]) == controllers
+    for name in controllers:
+        entry = metrics["controllers"][name]
+        for key in ("input_energy", "distance_at_go", "motor_r2", "persistence"):
+            assert len(entry[key]) == 2, (name, key)
+    assert len(metrics["table"]) == 8
+    assert metrics["riccati_residual"] < 1e-8
+    assert metrics["closed_loop_abscissa"] < 0
+    assert metrics["loop_error_excitatory"] < 1e-8
+    assert 0 < metrics["loop_error"] < 1
+    assert max(metrics["controllers"]["min_energy"]["distance_at_go"]) < 1e-6
+    assert set(metrics["checks"]) >= {"min_energy_reaches_x_star", "feedforward_farther"}
+    assert set(result["artifacts"]) >= {
+        "trials.safetensors",
+        "controllers.safetensors",
+        "prepare.png",
+    }
+    trials, metadata = read_safetensors(Path(result["artifacts"]["trials.safetensors"]))
+    total = round((0.1 + 0.2 + 0.1 + 0.2) / 0.002)
+    assert trials["lqr.states"].shape == (2, total + 1, 40)
+    assert trials["lqr.inputs"].shape == (2, total, 40)
+    assert trials["min_energy.outputs"].shape == (2, 101, 2)
+    assert trials["time"].shape == (total + 1,)
+    assert metadata["go_step"] == str(round(0.4 / 0.002))
+    energy = (trials["lqr.inputs"].astype(np.float64) ** 2).sum(axis=(1, 2)) * 0.002
+    assert np.allclose(energy, metrics["controllers"]["lqr"]["input_energy"], rtol=1e-5)
+    gains, _ = read_safetensors(Path(result["artifacts"]["controllers.safetensors"]))
+    assert gains["K"].shape == (40, 40) and gains["loop_Y"].shape == (80, 40)
+    figure = Path(result["artifacts"]["prepare.png"])
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_one_controller_alone(tmp_path, fitted):
+    spec = parse_spec(
+        json.loads(write_spec(tmp_path, fitted, controllers=["min_energy"]).read_text())
+    )
+    result = run_job(spec, JobContext(out_dir=tmp_path / "o"))
+    assert result.status == "succeeded", result.error
+    assert list(result.metrics["controllers"]) == ["min_energy"]
+    assert "riccati_residual" not in result.metrics
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"delay": -0.5}, "invalid spec: delay:"),
+        ({"controllers": ["pid"]}, "invalid spec: controllers.0:"),
+    ],
+)
+def test_bad_specs_exit_2_naming_the_field(tmp_path, fitted, fields, message):
+    spec = write_spec(tmp_path, fitted, **fields)
+    done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
+    assert done.returncode == 2
+    assert last_json_line(done.stdout)["error"].startswith(message)
+
+
+def test_a_network_without_x_star_is_a_clear_failure(tmp_path):
+    # What an soc job writes: W and n_excitatory, no fit.
+    network = tmp_path / "network.safetensors"
+    write_safetensors(network, {"W": np.zeros((40, 40))}, {"n_excitatory": "32"})
+    spec = write_spec(tmp_path, network)
+    done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
+    assert done.returncode == 1
+    error = last_json_line(done.stdout)["error"]
+    assert "is not a fitted network" in error and "x_star" in error
+
+
+def test_a_missing_network_is_a_clear_failure(tmp_path):
+    spec = write_spec(tmp_path, tmp_path / "nope.safetensors")
+    done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
+    assert done.returncode == 1
+    assert "no such network file" in last_json_line(done.stdout)["error"]
+
+
+def test_periods_must_be_whole_steps_of_the_networks_dt(tmp_path, fitted):
+    spec = parse_spec(json.loads(write_spec(tmp_path, fitted, preparation=0.201).read_text()))
+    result = run_job(spec, JobContext(out_dir=tmp_path / "o"))
+    assert result.status == "failed"
+    assert "preparation (0.201 s)" in (result.error or "")
