@@ -245,6 +245,8 @@ def fit_initial_states(
     generator: torch.Generator,
     callback: FitCallback | None = None,
     readout: Tensor | None = None,
+    theta0: Tensor | None = None,
+    checkpoint: Callable[[int, Tensor], None] | None = None,
 ) -> FitResult:
     """Fit ``x*`` (one per movement) and ``C`` to ``targets`` by L-BFGS on the cost-to-go.
 
@@ -263,6 +265,9 @@ def fit_initial_states(
         generator: randomness of the initial guess of ``theta``.
         callback: called after every iteration with (iteration, motor cost); may raise.
         readout: optional frozen C (outputs, n_excitatory).
+        theta0: (movements, modes) starting coordinates, e.g. from a checkpoint (default: a
+            random guess from ``generator``).
+        checkpoint: called with (iteration, theta) after every iteration, to save the state.
 
     Raises:
         InvalidNetworkError: on shapes that do not fit or non-finite targets.
@@ -292,8 +297,8 @@ def fit_initial_states(
     n_modes = basis.shape[1]
     # Initial guess: random combinations that favour the most amplifying directions.
     spread = torch.linspace(1.0, 0.05, n_modes, dtype=torch.float64)
-    theta0 = torch.randn(n_movements, n_modes, generator=generator, dtype=torch.float64) * spread
-    theta = theta0.to(W).requires_grad_(True)
+    start = torch.randn(n_movements, n_modes, generator=generator, dtype=torch.float64) * spread
+    theta = (start if theta0 is None else theta0).to(W).requires_grad_(True)
     steps = n_time - 1
     gain_fn = gain_function(config.gain)
     if readout is not None:
@@ -385,6 +390,8 @@ def fit_initial_states(
         last_good = theta.detach().clone()
         previous = history[-1] if history else math.inf
         history.append(cost)
+        if checkpoint is not None:
+            checkpoint(iteration, last_good)
         if callback is not None:
             callback(iteration, cost)
         if cost < config.cost_tolerance:

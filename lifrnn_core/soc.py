@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -54,6 +54,8 @@ logger = logging.getLogger(__name__)
 
 SOCMethod = Literal["hennequin2014", "kao2021"]
 Backend = Literal["schur", "sign", "scipy"]
+CheckpointCallback = Callable[[int, np.ndarray, np.ndarray], None]
+"""Called with (iteration, W (n, n), abscissa history) to save the state of an optimisation."""
 ProgressCallback = Callable[[int, float], None]
 """Called after every iteration with (iteration, spectral abscissa of the updated W); it may raise
 to stop the optimisation (cooperative cancellation)."""
@@ -389,6 +391,9 @@ def optimise_inhibition(
     backend: Backend = "schur",
     device: str | torch.device = "cpu",
     callback: ProgressCallback | None = None,
+    checkpoint: CheckpointCallback | None = None,
+    checkpoint_every: int = 100,
+    history: Sequence[float] = (),
 ) -> SOCResult:
     """Optimise the inhibitory weights of ``W0`` until its spectral abscissa reaches the target.
 
@@ -401,6 +406,9 @@ def optimise_inhibition(
             ``solve_continuous_lyapunov`` calls per step; a baseline for benchmarks and tests).
         device: torch device for the ``"sign"`` backend.
         callback: called after each step with (iteration, new abscissa); may raise to cancel.
+        checkpoint: called with (iteration, W, history) every ``checkpoint_every`` steps.
+        history: abscissae of the steps already taken when resuming from a checkpoint ``W0``
+            (its last entry is ``W0``'s); the iteration count and limit include them.
 
     Returns:
         An :class:`SOCResult`; ``converged`` is False when ``max_iterations`` ran out (the last W
@@ -414,7 +422,9 @@ def optimise_inhibition(
     # Small dense LAPACK calls run fastest on one thread; more threads only contend.
     blas_threads = 1 if params.n <= _SINGLE_THREAD_MAX_N else None
     with threadpool_limits(limits=blas_threads):
-        return _optimise(W0, params, backend, device, callback)
+        return _optimise(
+            W0, params, backend, device, callback, checkpoint, checkpoint_every, list(history)
+        )
 
 
 _SINGLE_THREAD_MAX_N = 600
@@ -426,11 +436,14 @@ def _optimise(
     backend: Backend,
     device: str | torch.device,
     callback: ProgressCallback | None,
+    checkpoint: CheckpointCallback | None,
+    checkpoint_every: int,
+    previous: list[float],
 ) -> SOCResult:
     step = _STEPS[params.method]
     W = torch.tensor(W0, dtype=torch.float64, device=device)
     factor = _factorise(W, backend)
-    history = [factor.spectral_abscissa]
+    history = [*previous[:-1], factor.spectral_abscissa]
     eigenvalues_initial = np.linalg.eigvals(W0)
     while history[-1] > params.target_abscissa and len(history) <= params.max_iterations:
         W = step(W, factor, params)
@@ -442,6 +455,8 @@ def _optimise(
             )
         if callback is not None:
             callback(len(history) - 1, history[-1])
+        if checkpoint is not None and (len(history) - 1) % checkpoint_every == 0:
+            checkpoint(len(history) - 1, W.cpu().numpy(), np.asarray(history))
     weights = W.cpu().numpy()
     converged = history[-1] <= params.target_abscissa
     logger.info(

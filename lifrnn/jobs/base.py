@@ -8,15 +8,16 @@ through the context, writes artifacts into ``context.out_dir``, and turns expect
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from matplotlib.figure import Figure
 from pydantic import BaseModel, Field
 
-from lifrnn.files import atomic_write
+from lifrnn.files import atomic_write, read_safetensors, write_safetensors
 
 JobStatus = Literal["succeeded", "failed", "cancelled"]
 
@@ -51,12 +52,32 @@ class JobContext:
         out_dir: folder for the job's artifacts.
         progress: called with (fraction in [0, 1], message).
         cancel_requested: polled between optimisation steps; True stops the job.
+        checkpoint_dir: a folder that outlives the process running the job (None: no
+            checkpoints). Long runners save their state there every few steps and, when a job
+            is run again after its worker died, resume from it instead of starting over.
     """
 
     out_dir: Path
     progress: Callable[[float, str], None] = _no_progress
     cancel_requested: Callable[[], bool] = _never_cancelled
+    checkpoint_dir: Path | None = None
     artifacts: dict[str, str] = field(default_factory=dict)
+
+    def save_checkpoint(self, name: str, tensors: Mapping[str, Any], step: int) -> None:
+        """Save ``tensors`` (numpy arrays or torch tensors) as checkpoint ``name`` at ``step``."""
+        if self.checkpoint_dir is None:
+            return
+        write_safetensors(self.checkpoint_dir / f"{name}.safetensors", tensors, {"step": str(step)})
+
+    def load_checkpoint(self, name: str) -> tuple[dict[str, np.ndarray], int] | None:
+        """The tensors and step of checkpoint ``name``, or None when there is none."""
+        if self.checkpoint_dir is None:
+            return None
+        path = self.checkpoint_dir / f"{name}.safetensors"
+        if not path.is_file():
+            return None
+        tensors, metadata = read_safetensors(path)
+        return tensors, int(metadata["step"])
 
     def report(self, fraction: float, message: str = "") -> None:
         """Report progress (clamped to [0, 1]) and stop if cancellation was requested."""

@@ -24,6 +24,7 @@ from lifrnn_core.trajectories import reach_trajectories
 logger = logging.getLogger(__name__)
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
+CHECKPOINT = "fit"
 _BUILD_SHARE = 0.3
 """Fraction of the progress bar given to building an inline network."""
 
@@ -33,7 +34,9 @@ def _network(
 ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
     """W, n_excitatory and (for a saved fit) its spontaneous state."""
     if isinstance(spec.network, SOCSpec):
-        result = build_from_spec(spec.network, lambda f, m: context.report(_BUILD_SHARE * f, m))
+        result = build_from_spec(
+            spec.network, lambda f, m: context.report(_BUILD_SHARE * f, m), context
+        )
         if not result.converged:
             raise NotConvergedError(
                 f"the inline SOC network did not converge (abscissa {result.spectral_abscissa:.3f}"
@@ -130,6 +133,14 @@ def run_fit(spec: FitSpec, context: JobContext) -> JobResult:
         "lifrnn_version": __version__,
     }
     context.report(base, "fitting initial states and readout")
+    saved = context.load_checkpoint(CHECKPOINT)
+    theta0 = torch.from_numpy(saved[0]["theta"]) if saved is not None else None
+    if saved is not None:
+        context.report(base, f"resuming the fit from its checkpoint at iteration {saved[1]}")
+
+    def save(iteration: int, theta: torch.Tensor) -> None:
+        context.save_checkpoint(CHECKPOINT, {"theta": theta}, iteration)
+
     try:
         result = fit_initial_states(
             W,
@@ -140,6 +151,8 @@ def run_fit(spec: FitSpec, context: JobContext) -> JobResult:
             config=config,
             generator=generator,
             callback=on_iteration,
+            theta0=theta0,
+            checkpoint=save,
         )
     except DivergenceError as error:
         tensors = {"W": W, "h": h, "x_sp": x_sp}
