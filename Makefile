@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 TORCH_PIN ?= torch==2.13.0
 OUT ?= runs/soc-default
 
-.PHONY: install install-test run test lint bench clean
+.PHONY: install install-test run serve test lint bench bench-api clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/lifrnn run examples/soc.json --out $(OUT)
 
+# The job service on the embedded default (SQLite and artifacts under LIFRNN_HOME, in-process
+# workers); the local user's API token is written to $LIFRNN_HOME/token at first start.
+serve: install
+	$(VENV)/bin/lifrnn serve
+
 test: install
 	bash scripts/test.sh
 
@@ -29,6 +34,9 @@ lint: install
 
 bench: install
 	$(PY) bench/soc.py
+
+bench-api: install
+	$(PY) bench/api.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

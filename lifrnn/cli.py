@@ -1,9 +1,13 @@
 """The ``lifrnn`` command line (typer).
 
 ``lifrnn run SPEC.json --out DIR [--json]`` runs one job in-process and writes its artifacts into
-DIR. With ``--json`` the last line on stdout is the job result as one JSON object; otherwise a
-progress bar (on a terminal) and a readable summary. Exit status: 0 succeeded, 1 failed or
-cancelled, 2 invalid spec.
+DIR; the job is also recorded in the local store (``LIFRNN_HOME``), unless ``--no-store``. With
+``--json`` the last line on stdout is the job result as one JSON object; otherwise a progress bar
+(on a terminal) and a readable summary. Exit status: 0 succeeded, 1 failed or cancelled, 2
+invalid spec.
+
+``lifrnn serve`` starts the job service (REST API and in-process workers); ``lifrnn users create
+NAME [--admin]`` creates a user and prints its API token once.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import contextlib
 import json
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -24,7 +29,10 @@ from rich.table import Table
 
 from lifrnn import __version__
 from lifrnn.jobs import JobContext, JobResult, run_job
-from lifrnn.specs import describe_validation_error, parse_spec
+from lifrnn.settings import Settings
+from lifrnn.specs import SpecBase, describe_validation_error, parse_spec
+
+logger = logging.getLogger(__name__)
 
 app = typer.Typer(
     name="lifrnn",
@@ -32,6 +40,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+users_app = typer.Typer(help="Users of the job service and their API tokens.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 stderr = Console(stderr=True)
 
 
@@ -84,12 +94,19 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="print the result as one JSON line on stdout")
     ] = False,
+    record: Annotated[
+        bool, typer.Option("--store/--no-store", help="record the job in the local store")
+    ] = True,
 ) -> None:
-    """Run one job in-process and write its artifacts into OUT."""
+    """Run one job in-process, write its artifacts into OUT and record it in the local store."""
     try:
         spec = parse_spec(spec_file.read_text())
-    except ValidationError as error:
-        reason = f"invalid spec: {describe_validation_error(error)}"
+    except (ValidationError, ValueError, ArithmeticError) as error:
+        reason = (
+            f"invalid spec: {describe_validation_error(error)}"
+            if isinstance(error, ValidationError)
+            else f"invalid spec: {type(error).__name__}: {error}"
+        )
         kind = None
         with contextlib.suppress(ValueError, AttributeError):
             kind = json.loads(spec_file.read_text()).get("kind")
@@ -111,7 +128,9 @@ def run(
         def on_progress(fraction: float, message: str) -> None:
             progress.update(task, completed=fraction, message=message)
 
-        result = run_job(spec, JobContext(out_dir=out, progress=on_progress))
+        result = _run_recorded(spec, out, on_progress) if record else None
+        if result is None:
+            result = run_job(spec, JobContext(out_dir=out, progress=on_progress))
     _emit(result, as_json)
     if result.status != "succeeded":
         raise typer.Exit(1)
@@ -123,3 +142,108 @@ def _emit_invalid(kind: str | None, reason: str, as_json: bool) -> None:
         sys.stdout.write(result.model_dump_json() + "\n")
     else:
         stderr.print(f"[red]{reason}[/]")
+
+
+def _run_recorded(
+    spec: SpecBase, out: Path, on_progress: Callable[[float, str], None]
+) -> JobResult | None:
+    """Run ``spec`` as a job of the local store's local user; None when the store is unusable."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from lifrnn.executor import execute_job, worker_name
+    from lifrnn.store import Store
+    from lifrnn.store.jobs import submit_job
+    from lifrnn.store.users import ensure_local_user
+
+    settings = Settings()
+    try:
+        store = Store(settings)
+        store.migrate()
+        worker = worker_name("cli")
+        with store.session() as session:
+            user = ensure_local_user(session, None)
+            session.commit()
+            job, _ = submit_job(session, user, spec, default_max_queued=sys.maxsize, worker=worker)
+    except (SQLAlchemyError, OSError) as error:
+        logger.warning("job not recorded (store %s unusable: %s)", settings.database_url, error)
+        return None
+    logger.info("recording the job as %s in %s", job.id, settings.database_url)
+    try:
+        return execute_job(
+            store, job.id, worker=worker, out_dir=out, on_progress=on_progress, claimed=True
+        )
+    finally:
+        store.dispose()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on (LIFRNN_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (LIFRNN_PORT)")] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="in-process worker threads (LIFRNN_WORKERS)")
+    ] = None,
+) -> None:
+    """Start the job service: REST API (docs at /docs) and in-process workers."""
+    import uvicorn
+
+    from api.main import create_app
+
+    # a server's log is read from files: plain lines with times, no terminal layout
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    overrides = {
+        name: value
+        for name, value in {"host": host, "port": port, "workers": workers}.items()
+        if value is not None
+    }
+    settings = Settings(**overrides)  # type: ignore[arg-type]
+    logger.info(
+        "serving on http://%s:%d (store %s, %d workers)",
+        settings.host,
+        settings.port,
+        settings.database_url,
+        settings.workers,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        log_config=None,
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@users_app.command("create")
+def users_create(
+    name: Annotated[str, typer.Argument(help="user name (unique)")],
+    admin: Annotated[bool, typer.Option("--admin", help="may list every user's jobs")] = False,
+    max_queued: Annotated[int | None, typer.Option(help="queued jobs at most")] = None,
+    max_running: Annotated[int | None, typer.Option(help="running jobs at most")] = None,
+) -> None:
+    """Create a user; prints its API token (shown only this once) on stdout."""
+    from lifrnn.store import Store
+    from lifrnn.store.users import UserExistsError, create_user
+
+    store = Store(Settings())
+    try:
+        store.migrate()
+        with store.session() as session:
+            try:
+                _, token = create_user(
+                    session, name, admin=admin, max_queued=max_queued, max_running=max_running
+                )
+            except UserExistsError as error:
+                stderr.print(f"[red]{error}[/]")
+                raise typer.Exit(1) from None
+            session.commit()
+    finally:
+        store.dispose()
+    stderr.print(f"created {'admin' if admin else 'user'} {name!r}; its API token (shown once):")
+    sys.stdout.write(token + "\n")

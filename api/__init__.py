@@ -1,0 +1,1 @@
+"""The lifrnn job service over HTTP (FastAPI): jobs, networks, artifacts, health."""

@@ -1,0 +1,158 @@
+"""The FastAPI application: :func:`create_app` wires the store, the routes and the worker pool.
+
+At start-up (embedded default) the app applies the database migrations, creates the local user
+and its token file when it listens on loopback only, re-queues jobs whose worker died, and starts
+the in-process worker pool. OpenAPI lives at ``/openapi.json``, the docs at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio.to_thread
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
+from sqlalchemy.exc import OperationalError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import TokenCache
+from api.routes import artifacts, health, jobs, networks
+from lifrnn import __version__
+from lifrnn.executor import WorkerPool
+from lifrnn.settings import Settings
+from lifrnn.specs import JobSpec
+from lifrnn.store import Store
+from lifrnn.store.jobs import requeue_stale
+from lifrnn.store.users import ensure_local_user
+
+logger = logging.getLogger(__name__)
+
+
+class BodyTooLargeError(HTTPException):
+    """A request body over the limit (413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            f"request body larger than {limit} bytes (LIFRNN_MAX_BODY_BYTES)",
+        )
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for bodies over ``max_bytes``, declared or streamed."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None:
+            try:
+                too_large = int(declared) > self.max_bytes
+            except ValueError:
+                too_large = False
+            if too_large:
+                error = BodyTooLargeError(self.max_bytes)
+                response = JSONResponse({"detail": error.detail}, status_code=error.status_code)
+                await response(scope, receive, send)
+                return
+        received = 0
+
+        async def limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLargeError(self.max_bytes)
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the job-spec union as ``components.schemas.JobSpec``."""
+    if app.openapi_schema:
+        return app.openapi_schema
+    document = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    spec_schema = TypeAdapter(JobSpec).json_schema(ref_template="#/components/schemas/{model}")
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    for name, schema in spec_schema.pop("$defs", {}).items():
+        schemas.setdefault(name, schema)
+    schemas["JobSpec"] = spec_schema
+    app.openapi_schema = document
+    return document
+
+
+def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
+    """The API over ``settings`` (default: from the environment)."""
+    settings = settings or Settings()
+    store = store or Store(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sync routes run in AnyIO's thread pool; a small one keeps the GIL hand-offs few.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+        if settings.migrate_on_start:
+            store.migrate()
+        with store.session() as session:
+            if settings.is_loopback:
+                ensure_local_user(session, settings.token_path)
+                session.commit()
+            requeue_stale(session, settings.stale_after_seconds, settings.max_attempts)
+        pool = None
+        if settings.workers > 0:
+            pool = WorkerPool(store, settings.workers)
+            pool.start()
+        app.state.pool = pool
+        try:
+            yield
+        finally:
+            if pool is not None:
+                pool.stop()
+            store.dispose()
+
+    app = FastAPI(
+        title="lifrnn job service",
+        version=__version__,
+        description="Submit lifrnn job specs, follow them, and fetch their metrics, networks "
+        "and artifacts. Authenticate with `Authorization: Bearer <token>`.",
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.token_cache = TokenCache()
+    app.state.pool = None
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    app.include_router(networks.router)
+    app.include_router(artifacts.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    @app.exception_handler(OperationalError)
+    async def database_busy(_request: Request, error: OperationalError) -> JSONResponse:
+        logger.warning("database error: %s", error)
+        return JSONResponse(
+            {"detail": "the database is busy or unreachable; retry shortly"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "1"},
+        )
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+def openapi_json() -> str:
+    """The OpenAPI document as JSON text (for tooling)."""
+    return json.dumps(create_app(Settings(migrate_on_start=False)).openapi(), indent=2)

@@ -1,0 +1,329 @@
+"""``/jobs``: submit, list, read, cancel and delete jobs; their history, also as a live stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from api.deps import CurrentUser, SessionDep, SpecBody, StoreDep
+from api.schemas import ArtifactOut, EventOut, JobDetail, JobList, JobOut, Problem
+from lifrnn.store import Artifact, Job, Network, Store, User
+from lifrnn.store.jobs import (
+    IdempotencyConflictError,
+    JobQuery,
+    MetricFilterError,
+    QuotaExceededError,
+    delete_job,
+    job_events,
+    list_jobs,
+    parse_metric_filter,
+    request_cancel,
+    submit_job,
+)
+from lifrnn.store.status import TERMINAL, Status, TransitionError
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "no such job (or not yours)"}
+}
+KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+
+
+def is_uuid_text(value: str) -> bool:
+    """True for the canonical 36-character text of a UUID (the ids of jobs and networks)."""
+    if len(value) != 36:
+        return False
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+def owned_job(session: Session, user: User, job_id: str) -> Job:
+    """Job ``job_id`` if ``user`` may see it (their own; admins: any), else 404."""
+    job = session.get(Job, job_id) if is_uuid_text(job_id) else None
+    if job is None or (job.owner_id != user.id and not user.is_admin):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
+    return job
+
+
+def as_utc(moment: datetime | None, name: str) -> datetime | None:
+    """``moment`` in UTC (naive means UTC); 422 when it cannot be represented."""
+    if moment is None:
+        return None
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{name}: not a representable time"
+        ) from None
+
+
+def job_detail(session: Session, job: Job) -> JobDetail:
+    """The job with its artifacts and networks."""
+    detail = JobDetail.model_validate(job)
+    artifacts = session.scalars(
+        select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.name)
+    )
+    detail.artifacts = [
+        ArtifactOut.model_validate(a).model_copy(update={"url": f"/artifacts/{a.id}"})
+        for a in artifacts
+    ]
+    detail.network_ids = list(session.scalars(select(Network.id).where(Network.job_id == job.id)))
+    return detail
+
+
+def _spec_parent_network(
+    session: Session, store: Store, user: User, spec: dict[str, Any]
+) -> str | None:
+    """The user's network whose stored file the spec names as a path (its lineage parent)."""
+    root = store.artifacts.root.resolve()
+    candidates: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, str) and len(value) < 4096:
+            candidates.append(value)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(spec)
+    for text in candidates:
+        try:
+            path = Path(text).resolve()
+        except (OSError, ValueError):
+            continue
+        if path.parent.parent != root:
+            continue
+        network_id = session.scalar(
+            select(Network.id)
+            .join(Artifact, Artifact.id == Network.artifact_id)
+            .where(Artifact.sha256 == path.name[:64], Network.owner_id == user.id)
+            .order_by(Network.created_at.desc())
+            .limit(1)
+        )
+        if network_id is not None:
+            return network_id
+    return None
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=JobDetail,
+    responses={
+        200: {
+            "model": JobDetail,
+            "description": "the job an earlier request with the same Idempotency-Key created",
+        },
+        409: {"model": Problem, "description": "Idempotency-Key reused with another spec"},
+        413: {"model": Problem, "description": "body larger than LIFRNN_MAX_BODY_BYTES"},
+        415: {"model": Problem, "description": "body is not application/json"},
+        422: {"model": Problem, "description": "invalid spec; the detail names the field"},
+        429: {"model": Problem, "description": "too many queued jobs (quota)"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobSpec"}}},
+        }
+    },
+)
+def submit(
+    request: Request,
+    response: Response,
+    spec: SpecBody,
+    session: SessionDep,
+    store: StoreDep,
+    user: CurrentUser,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[\x21-\x7e]+$",
+            description="a repeat with the same key returns the job the first request created",
+        ),
+    ] = None,
+) -> JobDetail:
+    """Queue a job; the body is a job spec (``kind`` selects its schema)."""
+    spec_json = spec.model_dump(mode="json")
+    try:
+        job, created = submit_job(
+            session,
+            user,
+            spec,
+            default_max_queued=store.settings.default_max_queued,
+            idempotency_key=idempotency_key,
+            parent_network_id=_spec_parent_network(session, store, user, spec_json),
+        )
+    except QuotaExceededError as error:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(error)) from None
+    except IdempotencyConflictError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    if created:
+        pool = getattr(request.app.state, "pool", None)
+        if pool is not None:
+            pool.notify()
+    else:
+        response.status_code = status.HTTP_200_OK
+    response.headers["Location"] = f"/jobs/{job.id}"
+    return job_detail(session, job)
+
+
+@router.get("", response_model=JobList, responses={422: {"description": "bad filter"}})
+def list_(
+    session: SessionDep,
+    user: CurrentUser,
+    kind: Annotated[str | None, Query(pattern=KIND_PATTERN)] = None,
+    status_: Annotated[Status | None, Query(alias="status")] = None,
+    created_after: Annotated[datetime | None, Query(description="ISO 8601; naive is UTC")] = None,
+    created_before: Annotated[datetime | None, Query(description="ISO 8601; exclusive")] = None,
+    metric: Annotated[
+        list[str] | None,
+        Query(
+            max_length=16,
+            description="NAME OP VALUE on a numeric metric, OP one of >= <= > < == !=; "
+            "repeat for AND, e.g. metric=r2_min>=0.99&metric=iterations<500",
+        ),
+    ] = None,
+    all_users: Annotated[bool, Query(description="admins: every user's jobs")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> JobList:
+    """Your jobs, newest first, filtered; ``total`` counts all matches."""
+    if all_users and not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins may list every user's jobs")
+    try:
+        filters = tuple(parse_metric_filter(text) for text in metric or [])
+    except MetricFilterError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+    query = JobQuery(
+        owner_id=None if all_users else user.id,
+        kind=kind,
+        status=status_,
+        created_after=as_utc(created_after, "created_after"),
+        created_before=as_utc(created_before, "created_before"),
+        metrics=filters,
+        limit=limit,
+        offset=offset,
+    )
+    jobs, total = list_jobs(session, query)
+    return JobList(
+        items=[JobOut.model_validate(job) for job in jobs], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
+def read(job_id: str, session: SessionDep, user: CurrentUser) -> JobDetail:
+    """One job, with its artifacts."""
+    return job_detail(session, owned_job(session, user, job_id))
+
+
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    responses={**NOT_FOUND, 409: {"model": Problem, "description": "the job has finished"}},
+)
+def cancel(job_id: str, session: SessionDep, user: CurrentUser) -> JobOut:
+    """Cancel a queued job, or ask a running one to stop (``cancelling``, then ``cancelled``)."""
+    job = owned_job(session, user, job_id)
+    try:
+        job = request_cancel(session, job)
+    except TransitionError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"cannot cancel: {error}") from None
+    return JobOut.model_validate(job)
+
+
+@router.delete(
+    "/{job_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**NOT_FOUND, 409: {"model": Problem, "description": "the job is running"}},
+)
+def delete(job_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
+    """Delete a job with its history, artifacts and networks (cancel a running job first)."""
+    job = owned_job(session, user, job_id)
+    try:
+        delete_job(session, job, store.artifacts)
+    except TransitionError:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"job {job_id} is {job.status}: cancel it first"
+        ) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{job_id}/events", response_model=list[EventOut], responses=NOT_FOUND)
+def events(
+    job_id: str,
+    session: SessionDep,
+    user: CurrentUser,
+    after: Annotated[int, Query(ge=0, le=2**62, description="only events after this id")] = 0,
+) -> list[EventOut]:
+    """The job's history: every status change and progress report, with its time."""
+    owned_job(session, user, job_id)
+    return [EventOut.model_validate(event) for event in job_events(session, job_id, after)]
+
+
+@router.get(
+    "/{job_id}/events/stream",
+    responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}}}},
+    response_class=StreamingResponse,
+)
+def stream_events(
+    job_id: str,
+    request: Request,
+    session: SessionDep,
+    store: StoreDep,
+    user: CurrentUser,
+    last_event_id: Annotated[int | None, Header(ge=0, le=2**62)] = None,
+) -> StreamingResponse:
+    """Server-sent events of the job's history; ends after the job's final status.
+
+    Each event has its ``id``; a stream open for ``LIFRNN_STREAM_MAX_SECONDS`` ends with a
+    ``reconnect`` event, and the client resumes with the ``Last-Event-ID`` header.
+    """
+    owned_job(session, user, job_id)
+    poll = min(store.settings.poll_seconds, 0.5)
+
+    def fetch(after: int) -> tuple[list[EventOut], str | None]:
+        with store.session() as own:
+            found = [EventOut.model_validate(e) for e in job_events(own, job_id, after)]
+            return found, own.scalar(select(Job.status).where(Job.id == job_id))
+
+    async def generate() -> Any:
+        after = last_event_id or 0
+        closes = time.monotonic() + store.settings.stream_max_seconds
+        while True:
+            found, current = await run_in_threadpool(fetch, after)
+            for event in found:
+                after = event.id
+                yield f"id: {event.id}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
+            if current is None or current in TERMINAL:
+                yield f"event: end\ndata: {json.dumps({'status': current})}\n\n"
+                return
+            if await request.is_disconnected():
+                return
+            if time.monotonic() > closes:  # bounded streams; the client reconnects
+                yield "event: reconnect\ndata: {}\n\n"
+                return
+            yield ": waiting\n\n"
+            await asyncio.sleep(poll)
+
+    return StreamingResponse(
+        generate(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )

@@ -1,0 +1,99 @@
+"""``/networks``: trained networks as queryable objects, with their lineage."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from api.deps import CurrentUser, SessionDep, StoreDep
+from api.routes.jobs import KIND_PATTERN, is_uuid_text
+from api.schemas import NetworkDetail, NetworkList, NetworkOut, Problem
+from lifrnn.store import Artifact, Network, Store, User
+from lifrnn.store.jobs import (
+    MetricFilterError,
+    metric_condition,
+    network_lineage,
+    parse_metric_filter,
+)
+
+router = APIRouter(prefix="/networks", tags=["networks"])
+
+
+def network_out(session: Session, store: Store, network: Network) -> NetworkOut:
+    """The wire form of a network, with its download URL and local path."""
+    artifact = session.get(Artifact, network.artifact_id)
+    path = str(store.artifacts.path(artifact.blob_key)) if artifact is not None else None
+    return NetworkOut.model_validate(network).model_copy(
+        update={"url": f"/artifacts/{network.artifact_id}", "path": path}
+    )
+
+
+def owned_network(session: Session, user: User, network_id: str) -> Network:
+    """Network ``network_id`` if ``user`` may see it, else 404."""
+    network = session.get(Network, network_id) if is_uuid_text(network_id) else None
+    if network is None or (network.owner_id != user.id and not user.is_admin):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no network {network_id}")
+    return network
+
+
+@router.get("", response_model=NetworkList)
+def list_(
+    session: SessionDep,
+    store: StoreDep,
+    user: CurrentUser,
+    kind: Annotated[str | None, Query(pattern=KIND_PATTERN)] = None,
+    n: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
+    method: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_.-]{1,64}$")] = None,
+    metric: Annotated[
+        list[str] | None, Query(max_length=16, description="as for GET /jobs")
+    ] = None,
+    all_users: Annotated[bool, Query(description="admins: every user's networks")] = False,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> NetworkList:
+    """Your networks, newest first."""
+    if all_users and not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins may list every user's networks")
+    conditions = [] if all_users else [Network.owner_id == user.id]
+    if kind is not None:
+        conditions.append(Network.kind == kind)
+    if n is not None:
+        conditions.append(Network.n == n)
+    if method is not None:
+        conditions.append(Network.method == method)
+    try:
+        dialect = session.get_bind().dialect.name
+        for text in metric or []:
+            conditions.append(metric_condition(Network.metrics, parse_metric_filter(text), dialect))
+    except MetricFilterError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
+    total = session.scalar(select(func.count()).select_from(Network).where(*conditions)) or 0
+    rows = session.scalars(
+        select(Network)
+        .where(*conditions)
+        .order_by(Network.created_at.desc(), Network.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return NetworkList(
+        items=[network_out(session, store, row) for row in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get(
+    "/{network_id}",
+    response_model=NetworkDetail,
+    responses={404: {"model": Problem, "description": "no such network (or not yours)"}},
+)
+def read(network_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> NetworkDetail:
+    """One network with its lineage (ancestors, parent first)."""
+    network = owned_network(session, user, network_id)
+    detail = NetworkDetail(**network_out(session, store, network).model_dump())
+    detail.lineage = [network_out(session, store, a) for a in network_lineage(session, network)]
+    return detail

@@ -1,0 +1,130 @@
+"""Wire schemas (pydantic) of the API, separate from the tables they are read from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ArtifactOut(BaseModel):
+    """A file a job produced; download it from ``url``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    url: str = ""
+
+
+class JobOut(BaseModel):
+    """A job as the API shows it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    owner_id: int
+    kind: str
+    status: str
+    progress: float
+    message: str
+    spec: dict[str, Any]
+    spec_sha256: str
+    queued_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    attempts: int
+    error: str | None
+    metrics: dict[str, Any] | None
+    worker: str | None
+    code_version: str
+    parent_job_id: str | None
+    parent_network_id: str | None
+    idempotency_key: str | None
+
+
+class JobDetail(JobOut):
+    """A job with its artifacts and the networks it made."""
+
+    artifacts: list[ArtifactOut] = Field(default_factory=list)
+    network_ids: list[str] = Field(default_factory=list)
+
+
+class JobList(BaseModel):
+    """One page of jobs and how many match in all."""
+
+    items: list[JobOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class EventOut(BaseModel):
+    """One entry of a job's history."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    at: datetime
+    type: Literal["status", "progress"] | str
+    status: str
+    progress: float | None
+    message: str
+
+
+class NetworkOut(BaseModel):
+    """A trained network: what made it and from which network it descends."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    owner_id: int
+    kind: str
+    n: int
+    method: str | None
+    metrics: dict[str, Any] | None
+    job_id: str
+    artifact_id: str
+    parent_network_id: str | None
+    created_at: datetime
+    url: str = ""
+    path: str | None = Field(
+        None,
+        description="where the network file lies on the server's machine (embedded default): "
+        "usable as the `network` of a fit spec, which then records this network as its parent",
+    )
+
+
+class NetworkDetail(NetworkOut):
+    """A network with its ancestors, parent first."""
+
+    lineage: list[NetworkOut] = Field(default_factory=list)
+
+
+class NetworkList(BaseModel):
+    """One page of networks and how many match in all."""
+
+    items: list[NetworkOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class Health(BaseModel):
+    """Liveness and the state of the store."""
+
+    status: Literal["ok", "degraded"]
+    version: str
+    database: str
+    workers: int
+
+
+class Problem(BaseModel):
+    """An error: ``detail`` says what was wrong and what to do."""
+
+    detail: str

@@ -1,0 +1,357 @@
+"""Running stored jobs: :func:`execute_job` (the one function every executor calls) and the
+in-process worker pool of the embedded default.
+
+``execute_job`` takes a job id: it marks the queued job running (a guarded update, so only one
+worker gets it), runs its spec through :func:`lifrnn.jobs.run_job` with progress going to the row
+and its events and cancellation read from the row (``cancelling``), keeps a heartbeat, ingests the
+artifacts into the content-addressed store, records the network it made, and writes the final
+status. A future Celery task calls the same function.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import os
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy import delete, select
+
+from lifrnn.jobs import JobContext, JobResult, run_job
+from lifrnn.specs import describe_validation_error, parse_spec
+from lifrnn.store import Store
+from lifrnn.store.jobs import (
+    beat,
+    claim_job,
+    finite_json,
+    next_queued_job_id,
+    report_progress,
+    requeue_stale,
+    transition,
+)
+from lifrnn.store.models import Artifact, Job, Network, utcnow
+from lifrnn.store.status import ACTIVE
+
+logger = logging.getLogger(__name__)
+
+NETWORK_ARTIFACT = "network.safetensors"
+"""The artifact that makes a job's output a network row."""
+
+MEDIA_TYPES = {
+    ".safetensors": "application/octet-stream",
+    ".png": "image/png",
+    ".json": "application/json",
+    ".npy": "application/octet-stream",
+}
+
+
+def media_type(name: str) -> str:
+    """Media type of an artifact by its file name."""
+    suffix = Path(name).suffix.lower()
+    return MEDIA_TYPES.get(suffix) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+
+
+def worker_name(label: str = "worker") -> str:
+    """``host:pid:label``, how a job row names who runs it."""
+    return f"{socket.gethostname()}:{os.getpid()}:{label}"
+
+
+class _Heartbeat:
+    """Beats for a running job in the background and notices a cancel request or a lost claim."""
+
+    def __init__(self, store: Store, job_id: str, worker: str, stop: threading.Event | None):
+        self.store = store
+        self.job_id = job_id
+        self.worker = worker
+        self.shutdown = stop
+        self.status: str | None = "running"
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        interval = self.store.settings.heartbeat_seconds
+        while not self._done.wait(interval):
+            try:
+                with self.store.session() as session:
+                    self.status = beat(session, self.job_id, self.worker)
+            except Exception:  # a database hiccup must not kill the job; the next beat retries
+                logger.exception("heartbeat of job %s failed", self.job_id)
+
+    def cancel_requested(self) -> bool:
+        """True when the job was asked to stop, taken from us, or the worker shuts down."""
+        if self.shutdown is not None and self.shutdown.is_set():
+            return True
+        return self.status != "running"
+
+
+def execute_job(
+    store: Store,
+    job_id: str,
+    *,
+    worker: str,
+    out_dir: Path | None = None,
+    on_progress: Callable[[float, str], None] | None = None,
+    shutdown: threading.Event | None = None,
+    claimed: bool = False,
+) -> JobResult | None:
+    """Claim the queued job ``job_id`` and run it to its final status; None if not claimed.
+
+    ``claimed``: the job is already running under ``worker`` (see ``submit_job(worker=...)``).
+
+    Artifacts are written into ``out_dir`` (default a scratch folder removed afterwards), then
+    ingested into the store. ``shutdown`` set while the job runs stops it and puts it back in
+    the queue for another worker.
+    """
+    with store.session() as session:
+        if not claimed and not claim_job(session, job_id, worker):
+            return None
+        job = session.get(Job, job_id)
+        assert job is not None
+        owner_id, spec_json, kind = job.owner_id, job.spec, job.kind
+        parent_network_id = job.parent_network_id
+    logger.info("job %s (%s) started by %s", job_id, kind, worker)
+
+    scratch = None
+    if out_dir is None:
+        store.settings.scratch.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{job_id}-", dir=store.settings.scratch))
+        out_dir = scratch
+    try:
+        try:
+            spec = parse_spec(spec_json)
+        except ValidationError as error:  # a kind or field this version no longer knows
+            result = JobResult(
+                kind=kind,
+                status="failed",
+                error=f"invalid spec: {describe_validation_error(error)}",
+            )
+        else:
+            with _Heartbeat(store, job_id, worker, shutdown) as heartbeat:
+                progress = _ProgressWriter(store, job_id, worker, on_progress)
+                context = JobContext(
+                    out_dir=out_dir,
+                    progress=progress,
+                    cancel_requested=heartbeat.cancel_requested,
+                )
+                result = run_job(spec, context)
+        _finish(store, job_id, owner_id, parent_network_id, worker, result, shutdown)
+        return result
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+class _ProgressWriter:
+    """Progress sink: to the job row and its events, at most every progress interval."""
+
+    def __init__(
+        self,
+        store: Store,
+        job_id: str,
+        worker: str,
+        forward: Callable[[float, str], None] | None,
+    ) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.worker = worker
+        self.forward = forward
+        self.interval = store.settings.progress_interval_seconds
+        self.last = float("-inf")
+
+    def __call__(self, fraction: float, message: str) -> None:
+        if self.forward is not None:
+            self.forward(fraction, message)
+        now = time.monotonic()
+        if now - self.last < self.interval and fraction < 1.0:
+            return
+        self.last = now
+        try:
+            with self.store.session() as session:
+                report_progress(session, self.job_id, self.worker, fraction, message[:2000])
+        except Exception:  # progress is advisory; losing one report must not fail the job
+            logger.exception("progress of job %s not recorded", self.job_id)
+
+
+def _finish(
+    store: Store,
+    job_id: str,
+    owner_id: int,
+    parent_network_id: str | None,
+    worker: str,
+    result: JobResult,
+    shutdown: threading.Event | None,
+) -> None:
+    """Ingest artifacts, record the network and set the final status, in one transaction."""
+    ours = [Job.worker == worker]
+    with store.session() as session:
+        status = session.scalar(select(Job.status).where(Job.id == job_id, *ours))
+        if status not in ACTIVE:
+            logger.warning(
+                "job %s is no longer held by %s (%s); result dropped", job_id, worker, status
+            )
+            return
+        if (
+            result.status == "cancelled"
+            and status == "running"
+            and shutdown is not None
+            and shutdown.is_set()
+        ):
+            transition(
+                session,
+                job_id,
+                "queued",
+                note=f"interrupted: {worker} shut down",
+                expect={"running"},
+                where=ours,
+                worker=None,
+                heartbeat_at=None,
+                progress=0.0,
+                message="",
+            )
+            session.commit()
+            return
+        session.execute(delete(Network).where(Network.job_id == job_id))
+        session.execute(delete(Artifact).where(Artifact.job_id == job_id))
+        network_artifact = None
+        for name, location in result.artifacts.items():
+            path = Path(location)
+            if not path.is_file():
+                continue
+            sha256, size = store.artifacts.put_file(path, name)
+            artifact = Artifact(
+                job_id=job_id,
+                owner_id=owner_id,
+                name=name,
+                media_type=media_type(name),
+                size=size,
+                sha256=sha256,
+            )
+            session.add(artifact)
+            if name == NETWORK_ARTIFACT:
+                network_artifact = (artifact, path)
+        session.flush()
+        metrics = finite_json(result.metrics)
+        if network_artifact is not None and result.status == "succeeded":
+            artifact, path = network_artifact
+            session.add(_network_row(result, artifact, path, parent_network_id, metrics))
+        transition(
+            session,
+            job_id,
+            result.status,
+            note=result.error or "",
+            where=ours,
+            finished_at=utcnow(),
+            error=result.error,
+            metrics=metrics,
+            progress=1.0 if result.status == "succeeded" else Job.progress,
+        )
+        session.commit()
+    logger.info("job %s %s", job_id, result.status)
+
+
+def _network_row(
+    result: JobResult,
+    artifact: Artifact,
+    path: Path,
+    parent_network_id: str | None,
+    metrics: dict[str, object],
+) -> Network:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="np") as handle:
+        metadata = handle.metadata() or {}
+        n = int(handle.get_slice("W").get_shape()[0]) if "W" in handle.keys() else 0  # noqa: SIM118
+    return Network(
+        owner_id=artifact.owner_id,
+        job_id=artifact.job_id,
+        artifact_id=artifact.id,
+        parent_network_id=parent_network_id,
+        kind=result.kind,
+        n=n,
+        method=metadata.get("method"),
+        metrics=metrics,
+    )
+
+
+class WorkerPool:
+    """Threads that claim queued jobs from the store and run them (the embedded default)."""
+
+    def __init__(self, store: Store, size: int) -> None:
+        self.store = store
+        self.size = size
+        self.stopping = threading.Event()
+        self.wake = threading.Event()
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        """Start the worker threads and the stale-job watchdog."""
+        for index in range(self.size):
+            thread = threading.Thread(
+                target=self._work, args=(index,), daemon=True, name=f"lifrnn-worker-{index}"
+            )
+            thread.start()
+            self.threads.append(thread)
+        watchdog = threading.Thread(target=self._watch, daemon=True, name="lifrnn-watchdog")
+        watchdog.start()
+        self.threads.append(watchdog)
+        logger.info("worker pool started with %d threads", self.size)
+
+    def notify(self) -> None:
+        """Tell idle workers that a job was queued."""
+        self.wake.set()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop: running jobs are interrupted and go back to the queue."""
+        self.stopping.set()
+        self.wake.set()
+        deadline = time.monotonic() + timeout
+        for thread in self.threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+
+    def _watch(self) -> None:
+        settings = self.store.settings
+        interval = min(settings.heartbeat_seconds, settings.stale_after_seconds / 2)
+        while not self.stopping.is_set():
+            try:
+                with self.store.session() as session:
+                    moved = requeue_stale(
+                        session, settings.stale_after_seconds, settings.max_attempts
+                    )
+                if moved:
+                    logger.warning("re-queued or closed stale jobs: %s", ", ".join(moved))
+                    self.wake.set()
+            except Exception:
+                logger.exception("stale-job check failed")
+            self.stopping.wait(interval)
+
+    def _work(self, index: int) -> None:
+        name = worker_name(f"thread-{index}")
+        settings = self.store.settings
+        while not self.stopping.is_set():
+            try:
+                with self.store.session() as session:
+                    job_id = next_queued_job_id(session, settings.default_max_running)
+                    session.rollback()
+                if job_id is None:
+                    self.wake.wait(settings.poll_seconds)
+                    self.wake.clear()
+                    continue
+                execute_job(self.store, job_id, worker=name, shutdown=self.stopping)
+            except Exception:
+                logger.exception("worker %s: unexpected error", name)
+                self.stopping.wait(settings.poll_seconds)

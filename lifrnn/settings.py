@@ -1,0 +1,112 @@
+"""Settings of the job service and of ``lifrnn run``'s local store: one pydantic-settings class.
+
+Every field is read from the environment with the prefix ``LIFRNN_`` (``LIFRNN_DATABASE_URL``,
+``LIFRNN_WORKERS``, ...). The embedded default needs none of them: a SQLite file and an artifact
+folder under ``LIFRNN_HOME`` (default ``~/.local/share/lifrnn``), and an in-process worker pool.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_home() -> Path:
+    """``$XDG_DATA_HOME/lifrnn``, else ``~/.local/share/lifrnn``."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "lifrnn"
+
+
+class Settings(BaseSettings):
+    """Service settings; each field ``name`` is read from ``LIFRNN_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="LIFRNN_", case_sensitive=False, extra="ignore")
+
+    home: Path = Field(
+        default_factory=default_home, description="data folder of the embedded store"
+    )
+    database_url: str = Field("", description="SQLAlchemy URL; default sqlite:///<home>/lifrnn.db")
+    artifact_dir: Path | None = Field(None, description="content-addressed store; <home>/artifacts")
+    work_dir: Path | None = Field(None, description="scratch folders of running jobs; <home>/work")
+    token_file: Path | None = Field(None, description="the local user's token; <home>/token")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=0, le=64, description="in-process worker threads (0: none)")
+    heartbeat_seconds: float = Field(2.0, gt=0, description="how often a running job beats")
+    stale_after_seconds: float = Field(
+        30.0, gt=0, description="a running job whose heartbeat is older is re-queued"
+    )
+    poll_seconds: float = Field(0.5, gt=0, description="how often idle workers look for jobs")
+    progress_interval_seconds: float = Field(
+        0.5, ge=0, description="progress is written to the store at most this often"
+    )
+    max_attempts: int = Field(3, ge=1, description="a job re-queued this often is failed instead")
+    max_body_bytes: int = Field(1_000_000, ge=1, description="larger request bodies answer 413")
+    default_max_queued: int = Field(100, ge=0, description="queued jobs per user (429 beyond)")
+    default_max_running: int = Field(2, ge=0, description="jobs of one user running at once")
+    api_threads: int = Field(
+        8, ge=1, le=256, description="threads serving requests (fewer: less GIL contention)"
+    )
+    db_pool_size: int = Field(20, ge=1, description="database connections kept open")
+    stream_max_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="an event stream closes after this; clients reconnect with Last-Event-ID",
+    )
+    # Distributed mode (Celery workers; see lifrnn/dispatch.py and worker/)
+    broker_url: str = Field("", description="Celery broker; empty: the embedded in-process pool")
+    visibility_timeout_seconds: float = Field(
+        6 * 3600.0, gt=0, description="broker visibility timeout, longer than the longest job"
+    )
+    redispatch_seconds: float = Field(
+        60.0, gt=0, description="a job still queued this long after it was sent is sent again"
+    )
+    cancel_grace_seconds: float = Field(
+        30.0, gt=0, description="a job still cancelling this long after the request is killed"
+    )
+    access_log: bool = Field(True, description="log every HTTP request")
+    migrate_on_start: bool = Field(True, description="apply Alembic migrations at start-up")
+
+    @model_validator(mode="after")
+    def _embedded_defaults(self) -> Settings:
+        self.home = self.home.expanduser()
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.home / 'lifrnn.db'}"
+        if self.artifact_dir is None:
+            self.artifact_dir = self.home / "artifacts"
+        if self.work_dir is None:
+            self.work_dir = self.home / "work"
+        if self.token_file is None:
+            self.token_file = self.home / "token"
+        return self
+
+    @property
+    def artifacts(self) -> Path:
+        """The artifact folder (resolved)."""
+        assert self.artifact_dir is not None
+        return self.artifact_dir
+
+    @property
+    def scratch(self) -> Path:
+        """The work folder (resolved)."""
+        assert self.work_dir is not None
+        return self.work_dir
+
+    @property
+    def token_path(self) -> Path:
+        """The local token file (resolved)."""
+        assert self.token_file is not None
+        return self.token_file
+
+    @property
+    def is_sqlite(self) -> bool:
+        """True for the embedded SQLite store."""
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def is_loopback(self) -> bool:
+        """True when the server only listens on this machine."""
+        return self.host in {"127.0.0.1", "localhost", "::1"}

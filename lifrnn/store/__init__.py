@@ -1,0 +1,62 @@
+"""The job store: tables, status machine, job operations and the content-addressed artifacts.
+
+:class:`Store` bundles what the API, the in-process workers and ``lifrnn run`` share: the
+database engine and sessions, and the artifact folder.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.orm import Session
+
+from lifrnn.settings import Settings
+from lifrnn.store.cas import ArtifactStore
+from lifrnn.store.db import make_engine, make_sessionmaker, migrate
+from lifrnn.store.models import ApiToken, Artifact, Base, Job, JobEvent, Network, User
+from lifrnn.store.status import STATUSES, TERMINAL, TRANSITIONS, Status, TransitionError
+
+__all__ = [
+    "STATUSES",
+    "TERMINAL",
+    "TRANSITIONS",
+    "ApiToken",
+    "Artifact",
+    "ArtifactStore",
+    "Base",
+    "Job",
+    "JobEvent",
+    "Network",
+    "Status",
+    "Store",
+    "TransitionError",
+    "User",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class Store:
+    """Database and artifact folder of one lifrnn installation."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        self.sessions = make_sessionmaker(self.engine)
+        self.artifacts = ArtifactStore(settings.artifacts)
+
+    def migrate(self) -> None:
+        """Apply the Alembic migrations (the embedded default does so at start-up)."""
+        migrate(self.engine)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session, closed afterwards (commit explicitly)."""
+        with self.sessions() as session:
+            yield session
+
+    def dispose(self) -> None:
+        """Close the database connections."""
+        self.engine.dispose()

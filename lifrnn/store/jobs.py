@@ -1,0 +1,497 @@
+"""Job operations on the store: submit, claim, progress, finish, cancel, re-queue, list, delete.
+
+Every status change goes through :func:`transition`, a guarded ``UPDATE ... WHERE status IN
+(allowed sources)`` that also writes a ``job_events`` row; two workers (or a worker and a
+cancel request) racing for one job cannot both win. Callers own the transaction (commit).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Float, and_, case, cast, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, aliased
+
+from lifrnn import __version__
+from lifrnn.specs import SpecBase, spec_sha256
+from lifrnn.store.cas import ArtifactStore
+from lifrnn.store.models import Artifact, Job, JobEvent, Network, User, utcnow
+from lifrnn.store.status import ACTIVE, TERMINAL, TransitionError, sources_of
+
+
+class QuotaExceededError(Exception):
+    """The user has as many queued jobs as their quota allows."""
+
+
+class IdempotencyConflictError(Exception):
+    """An ``Idempotency-Key`` was reused with a different spec."""
+
+
+class MetricFilterError(ValueError):
+    """A metric filter that cannot be read (see :func:`parse_metric_filter`)."""
+
+
+def transition(
+    session: Session,
+    job_id: str,
+    target: str,
+    *,
+    note: str = "",
+    expect: Iterable[str] | None = None,
+    where: Sequence[ColumnElement[bool]] = (),
+    **values: Any,
+) -> bool:
+    """Move job ``job_id`` to ``target`` if the status machine allows it from its current status.
+
+    ``note`` is the event's message, ``expect`` narrows the allowed sources, ``where`` adds
+    guards (e.g. the worker holding it), ``values`` are further columns to set.
+    Records a status event; True when the job moved.
+    """
+    sources = sources_of(target)
+    if expect is not None:
+        sources = sources & frozenset(expect)
+    now = utcnow()
+    statement = (
+        update(Job)
+        .where(Job.id == job_id, Job.status.in_(sorted(sources)), *where)
+        .values(status=target, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    session.add(JobEvent(job_id=job_id, at=now, type="status", status=target, message=note))
+    return True
+
+
+def finite_json(value: Any) -> Any:
+    """``value`` with non-finite floats replaced by None (JSON has no NaN or infinity)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): finite_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_json(v) for v in value]
+    return value
+
+
+def queued_count(session: Session, owner_id: int) -> int:
+    """Number of the user's queued jobs."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.owner_id == owner_id, Job.status == "queued")
+        )
+        or 0
+    )
+
+
+def submit_job(
+    session: Session,
+    owner: User,
+    spec: SpecBase,
+    *,
+    default_max_queued: int,
+    idempotency_key: str | None = None,
+    parent_network_id: str | None = None,
+    worker: str | None = None,
+) -> tuple[Job, bool]:
+    """Queue ``spec`` for ``owner``; returns (job, created). Commits.
+
+    With ``worker`` the job is recorded as already claimed by it (``lifrnn run`` runs its job
+    itself, so no pool may take it); the history still shows queued, then running. A repeated
+    ``idempotency_key`` returns the job it created (created False); raises
+    :class:`IdempotencyConflictError` if that job's spec differs, :class:`QuotaExceededError`
+    when the user's queue is full.
+    """
+    spec_json = spec.model_dump(mode="json")
+    digest = spec_sha256(spec)
+    if idempotency_key is not None:
+        existing = _by_idempotency_key(session, owner.id, idempotency_key)
+        if existing is not None:
+            return _same_spec(existing, digest), False
+    limit = owner.max_queued if owner.max_queued is not None else default_max_queued
+    waiting = queued_count(session, owner.id)
+    if waiting >= limit:
+        raise QuotaExceededError(
+            f"quota exceeded: {waiting} queued jobs, at most {limit} may wait; "
+            "wait for some to start or cancel them"
+        )
+    job = Job(
+        owner_id=owner.id,
+        kind=spec.kind,
+        spec=spec_json,
+        spec_sha256=digest,
+        status="queued",
+        code_version=__version__,
+        idempotency_key=idempotency_key,
+        parent_network_id=parent_network_id,
+        queued_at=utcnow(),
+    )
+    session.add(job)
+    try:
+        session.flush()
+    except IntegrityError:
+        session.rollback()
+        existing = _by_idempotency_key(session, owner.id, idempotency_key)
+        if existing is None:
+            raise
+        return _same_spec(existing, digest), False
+    session.add(JobEvent(job_id=job.id, at=job.queued_at, type="status", status="queued"))
+    if worker is not None:
+        now = utcnow()
+        job.status, job.worker, job.attempts = "running", worker, 1
+        job.started_at = job.heartbeat_at = now
+        session.add(
+            JobEvent(
+                job_id=job.id,
+                at=now,
+                type="status",
+                status="running",
+                message=f"started by {worker}",
+            )
+        )
+    session.commit()
+    return job, True
+
+
+def _by_idempotency_key(session: Session, owner_id: int, key: str | None) -> Job | None:
+    return session.scalar(select(Job).where(Job.owner_id == owner_id, Job.idempotency_key == key))
+
+
+def _same_spec(job: Job, digest: str) -> Job:
+    if job.spec_sha256 != digest:
+        raise IdempotencyConflictError(
+            f"Idempotency-Key already used for job {job.id} with a different spec"
+        )
+    return job
+
+
+def next_queued_job_id(session: Session, default_max_running: int) -> str | None:
+    """The oldest queued job whose owner may start one more (quota max_running), or None.
+
+    On PostgreSQL the row is locked ``FOR UPDATE SKIP LOCKED`` until the caller's transaction
+    ends, so concurrent workers look at different jobs; :func:`claim_job` is the real guard.
+    """
+    active = aliased(Job)
+    running = (
+        select(func.count())
+        .select_from(active)
+        .where(active.owner_id == Job.owner_id, active.status.in_(sorted(ACTIVE)))
+        .scalar_subquery()
+    )
+    statement = (
+        select(Job.id)
+        .join(User, User.id == Job.owner_id)
+        .where(
+            Job.status == "queued", running < func.coalesce(User.max_running, default_max_running)
+        )
+        .order_by(Job.queued_at, Job.id)
+        .limit(1)
+        .with_for_update(skip_locked=True, of=Job)
+    )
+    return session.scalar(statement)
+
+
+def claim_job(session: Session, job_id: str, worker: str) -> bool:
+    """queued -> running for ``worker`` (attempts + 1); False if someone else got it. Commits."""
+    now = utcnow()
+    claimed = transition(
+        session,
+        job_id,
+        "running",
+        note=f"started by {worker}",
+        expect={"queued"},
+        worker=worker,
+        started_at=now,
+        heartbeat_at=now,
+        finished_at=None,
+        attempts=Job.attempts + 1,
+        progress=0.0,
+        message="",
+    )
+    session.commit()
+    return claimed
+
+
+def report_progress(session: Session, job_id: str, worker: str, fraction: float, text: str) -> None:
+    """Record progress (and a heartbeat) of a job ``worker`` holds, as a row and an event."""
+    now = utcnow()
+    moved = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.worker == worker, Job.status.in_(sorted(ACTIVE)))
+        .values(progress=fraction, message=text, heartbeat_at=now)
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if moved:
+        status = session.scalar(select(Job.status).where(Job.id == job_id)) or "running"
+        session.add(
+            JobEvent(
+                job_id=job_id,
+                at=now,
+                type="progress",
+                status=status,
+                progress=fraction,
+                message=text,
+            )
+        )
+    session.commit()
+
+
+def beat(session: Session, job_id: str, worker: str) -> str | None:
+    """Heartbeat of a job ``worker`` holds; returns its status (None: no longer ours). Commits."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.worker == worker, Job.status.in_(sorted(ACTIVE)))
+        .values(heartbeat_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    session.commit()
+    return session.scalar(select(Job.status).where(Job.id == job_id, Job.worker == worker))
+
+
+def requeue_stale(session: Session, stale_after_seconds: float, max_attempts: int) -> list[str]:
+    """Re-queue running jobs whose worker stopped beating; returns their ids. Commits.
+
+    A stale ``cancelling`` job becomes cancelled; a job that used up ``max_attempts`` fails.
+    """
+    cutoff = utcnow() - timedelta(seconds=stale_after_seconds)
+    stale_guard = [Job.heartbeat_at < cutoff]
+    stale = session.execute(
+        select(Job.id, Job.status, Job.attempts, Job.worker).where(
+            Job.status.in_(sorted(ACTIVE)), Job.heartbeat_at < cutoff
+        )
+    ).all()
+    moved = []
+    for job_id, status, attempts, worker in stale:
+        lost = f"worker {worker} stopped beating"
+        if status == "cancelling":
+            done = transition(
+                session,
+                job_id,
+                "cancelled",
+                note=f"{lost} while cancelling",
+                expect={"cancelling"},
+                where=stale_guard,
+                finished_at=utcnow(),
+                error="cancelled on request",
+            )
+        elif attempts >= max_attempts:
+            done = transition(
+                session,
+                job_id,
+                "failed",
+                note=lost,
+                expect={"running"},
+                where=stale_guard,
+                finished_at=utcnow(),
+                error=f"{lost}; gave up after {attempts} attempts",
+            )
+        else:
+            done = transition(
+                session,
+                job_id,
+                "queued",
+                note=f"{lost}; re-queued after attempt {attempts}",
+                expect={"running"},
+                where=stale_guard,
+                worker=None,
+                heartbeat_at=None,
+                progress=0.0,
+                message="",
+            )
+        if done:
+            moved.append(job_id)
+    session.commit()
+    return moved
+
+
+def request_cancel(session: Session, job: Job) -> Job:
+    """Cancel a queued job now, or ask a running one to stop (``cancelling``). Commits.
+
+    Raises :class:`TransitionError` for a finished job; a job already cancelling stays so.
+    """
+    for _ in range(3):  # the job may start between reading and writing its status
+        if job.status == "cancelling":
+            return job
+        if job.status in TERMINAL:
+            raise TransitionError(job.status, "cancelled")
+        if job.status == "queued":
+            moved = transition(
+                session,
+                job.id,
+                "cancelled",
+                note="cancelled before it started",
+                expect={"queued"},
+                finished_at=utcnow(),
+                error="cancelled on request",
+            )
+        else:
+            moved = transition(
+                session, job.id, "cancelling", note="cancel requested", expect={"running"}
+            )
+        session.commit()
+        session.refresh(job)
+        if moved:
+            return job
+    return job
+
+
+def delete_job(session: Session, job: Job, store: ArtifactStore) -> int:
+    """Delete a job that no worker holds, with its events, artifacts and networks. Commits.
+
+    Blobs no other artifact refers to are removed from ``store``; returns how many. Raises
+    :class:`TransitionError` for a running job (cancel it first).
+    """
+    own = session.scalars(select(Artifact).where(Artifact.job_id == job.id)).all()
+    blobs = {artifact.blob_key for artifact in own}
+    digests = {artifact.sha256 for artifact in own}
+    removed = session.execute(
+        delete(Job)
+        .where(Job.id == job.id, Job.status.not_in(sorted(ACTIVE)))
+        .execution_options(synchronize_session=False)
+    ).rowcount  # type: ignore[attr-defined]
+    if not removed:
+        session.rollback()
+        raise TransitionError(job.status, "deleted")
+    session.commit()
+    session.expunge(job)
+    others = session.scalars(select(Artifact).where(Artifact.sha256.in_(digests)))
+    still = {artifact.blob_key for artifact in others}
+    return store.collect(still, candidates=blobs)
+
+
+# -- listing -----------------------------------------------------------------------------------
+
+_METRIC_FILTER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*(>=|<=|==|!=|>|<|=)\s*(\S+)\s*$")
+
+
+@dataclass(frozen=True)
+class MetricFilter:
+    """``name op value``: the numeric metric ``name`` compared with ``value``."""
+
+    name: str
+    op: str
+    value: float
+
+
+def parse_metric_filter(text: str) -> MetricFilter:
+    """Read ``NAME OP VALUE`` with OP one of ``>= <= > < == != =`` (e.g. ``r2_min>=0.99``)."""
+    match = _METRIC_FILTER.match(text)
+    if match is None:
+        raise MetricFilterError(
+            f"metric filter {text!r}: expected NAME OP VALUE, e.g. r2_min>=0.99 "
+            "(OP: >=, <=, >, <, ==, !=)"
+        )
+    name, op, raw = match.groups()
+    try:
+        value = float(raw)
+    except ValueError:
+        raise MetricFilterError(f"metric filter {text!r}: {raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise MetricFilterError(f"metric filter {text!r}: the value must be finite")
+    return MetricFilter(name=name, op="==" if op == "=" else op, value=value)
+
+
+def _metric_value(column: Any, name: str, dialect: str) -> ColumnElement[Any]:
+    """The numeric metric ``name`` of a JSON column, NULL where absent or not a number."""
+    if dialect == "postgresql":
+        element = func.json_extract_path(column, name)
+        return case(
+            (
+                func.json_typeof(element) == "number",
+                cast(func.json_extract_path_text(column, name), Float),
+            ),
+            else_=None,
+        )
+    path = f'$."{name}"'
+    return case(
+        (func.json_type(column, path).in_(["integer", "real"]), func.json_extract(column, path)),
+        else_=None,
+    )
+
+
+def metric_condition(column: Any, flt: MetricFilter, dialect: str) -> ColumnElement[bool]:
+    """SQL condition of one metric filter on a JSON ``metrics`` column."""
+    value = _metric_value(column, flt.name, dialect)
+    compare = {
+        ">=": value >= flt.value,
+        "<=": value <= flt.value,
+        ">": value > flt.value,
+        "<": value < flt.value,
+        "==": value == flt.value,
+        "!=": value != flt.value,
+    }[flt.op]
+    return and_(value.is_not(None), compare)
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    """Filters of a job listing; None means any."""
+
+    owner_id: int | None = None
+    kind: str | None = None
+    status: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    metrics: tuple[MetricFilter, ...] = ()
+    limit: int = 50
+    offset: int = 0
+
+
+def list_jobs(session: Session, query: JobQuery) -> tuple[list[Job], int]:
+    """Jobs matching ``query``, newest first, and how many match in all."""
+    dialect = session.get_bind().dialect.name
+    conditions: list[ColumnElement[bool]] = []
+    if query.owner_id is not None:
+        conditions.append(Job.owner_id == query.owner_id)
+    if query.kind is not None:
+        conditions.append(Job.kind == query.kind)
+    if query.status is not None:
+        conditions.append(Job.status == query.status)
+    if query.created_after is not None:
+        conditions.append(Job.queued_at >= query.created_after)
+    if query.created_before is not None:
+        conditions.append(Job.queued_at < query.created_before)
+    conditions.extend(metric_condition(Job.metrics, flt, dialect) for flt in query.metrics)
+    total = session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
+    rows = session.scalars(
+        select(Job)
+        .where(*conditions)
+        .order_by(Job.queued_at.desc(), Job.id.desc())
+        .limit(query.limit)
+        .offset(query.offset)
+    ).all()
+    return list(rows), total
+
+
+def job_events(session: Session, job_id: str, after_id: int = 0) -> list[JobEvent]:
+    """History of a job in order, from event ``after_id`` on (exclusive)."""
+    return list(
+        session.scalars(
+            select(JobEvent)
+            .where(JobEvent.job_id == job_id, JobEvent.id > after_id)
+            .order_by(JobEvent.id)
+        )
+    )
+
+
+def network_lineage(session: Session, network: Network, depth: int = 32) -> list[Network]:
+    """Ancestors of ``network``, parent first (at most ``depth``)."""
+    chain: list[Network] = []
+    seen = {network.id}
+    current = network
+    while current.parent_network_id and len(chain) < depth:
+        parent = session.get(Network, current.parent_network_id)
+        if parent is None or parent.id in seen:
+            break
+        chain.append(parent)
+        seen.add(parent.id)
+        current = parent
+    return chain

@@ -1,0 +1,22 @@
+"""Shared test set-up: the local store of every test run lives in a temporary LIFRNN_HOME.
+
+``lifrnn run`` records its jobs in the store under ``LIFRNN_HOME``; without this, the tests
+(which run it in subprocesses) would write into the user's real data folder.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+_HOME = tempfile.mkdtemp(prefix="lifrnn-test-home-")
+os.environ["LIFRNN_HOME"] = _HOME
+os.environ.pop("LIFRNN_DATABASE_URL", None)
+os.environ.pop("LIFRNN_ARTIFACT_DIR", None)
+
+
+def pytest_unconfigure(config: object) -> None:
+    """Remove the temporary LIFRNN_HOME."""
+    import shutil
+
+    shutil.rmtree(_HOME, ignore_errors=True)

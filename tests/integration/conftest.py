@@ -1,0 +1,186 @@
+"""A real ``lifrnn serve`` (uvicorn, subprocess) on a free port, on SQLite and on PostgreSQL.
+
+``service`` is parametrised over the two databases: every test using it runs against both. The
+PostgreSQL database is created fresh for the test session and dropped afterwards
+(``postgresql+psycopg://postgres@127.0.0.1:5432``, trust auth); without a reachable server those
+tests are skipped, saying why.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lifrnn.settings import Settings
+from lifrnn.store import Store
+from lifrnn.store.users import create_user
+
+PG_ADMIN_URL = os.environ.get("LIFRNN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+FINAL = {"succeeded", "failed", "cancelled"}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``lifrnn ARGS`` with ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "lifrnn", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+class Server:
+    """One ``lifrnn serve`` subprocess; can be killed (SIGKILL) and started again."""
+
+    def __init__(self, home: Path, env: dict[str, str]) -> None:
+        self.home = home
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""
+        self.log = home / "server.log"
+
+    def start(self, timeout: float = 60.0) -> None:
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "lifrnn", "serve", "--port", str(port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def client(self, token: str | None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+class Service:
+    """A running server with its users' tokens."""
+
+    def __init__(self, server: Server, backend: str, tokens: dict[str, str]) -> None:
+        self.server = server
+        self.backend = backend
+        self.tokens = tokens
+
+    def client(self, user: str | None) -> httpx.Client:
+        return self.server.client(self.tokens[user] if user else None)
+
+
+def server_env(home: Path, database_url: str | None, **settings: Any) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIFRNN_")}
+    env["LIFRNN_HOME"] = str(home)
+    env["MPLBACKEND"] = "Agg"
+    if database_url:
+        env["LIFRNN_DATABASE_URL"] = database_url
+    for name, value in settings.items():
+        env[f"LIFRNN_{name.upper()}"] = str(value)
+    return env
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for the session, dropped afterwards."""
+    psycopg = pytest.importorskip("psycopg")
+    name = f"lifrnn_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as error:
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {error}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + (
+            f"/{name}"
+        )
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """A served store with users alice, bob (plain), carol (max_running 0, max_queued 2)."""
+    backend = request.param
+    database_url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    home = tmp_path_factory.mktemp(f"service-{backend}")
+    env = server_env(
+        home,
+        database_url,
+        workers=2,
+        heartbeat_seconds=0.3,
+        stale_after_seconds=2,
+        poll_seconds=0.1,
+        progress_interval_seconds=0.1,
+        max_body_bytes=100_000,
+    )
+    done = cli(env, "users", "create", "alice")  # as a user would; the others directly
+    assert done.returncode == 0, done.stderr
+    tokens = {"alice": done.stdout.strip().splitlines()[-1]}
+    store = Store(Settings(home=home, database_url=database_url or ""))
+    with store.session() as session:
+        _, tokens["bob"] = create_user(session, "bob")
+        _, tokens["carol"] = create_user(session, "carol", max_running=0, max_queued=2)
+        session.commit()
+    store.dispose()
+    server = Server(home, env)
+    server.start()
+    tokens["local"] = (home / "token").read_text().strip()
+    yield Service(server, backend, tokens)
+    server.stop()
+
+
+def wait_for(client: httpx.Client, job_id: str, statuses: set[str], timeout: float = 60) -> dict:
+    """Poll the job until its status is in ``statuses``; returns it."""
+    deadline = time.monotonic() + timeout
+    job: dict = {}
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] in statuses:
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {job.get('status')} after {timeout} s: {job}")
