@@ -1,0 +1,494 @@
+"""Commands of ``lifrnn`` that talk to a running service through :mod:`lifrnn.client`.
+
+``register(app)`` adds them to the ``lifrnn`` typer app: ``submit``, ``jobs``, ``status``,
+``logs``, ``cancel``, ``download``, ``networks`` and ``demo``. Every command takes ``--url`` and
+``--token`` (defaults ``$LIFRNN_URL`` and ``$LIFRNN_TOKEN``, else the local server's token
+file); listings take ``--json`` (one JSON document on stdout, for scripts), otherwise they print
+rich tables. Exit status: 0 done, 1 an error (the server's message on stderr) or a job that
+failed or was cancelled, 2 an invalid spec.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Column, Table
+
+from lifrnn.builders import fit, prepare, retrain, soc
+from lifrnn.client import (
+    Client,
+    ClientError,
+    InvalidSpecError,
+    Job,
+    JobCancelledError,
+    JobFailedError,
+    NotFoundError,
+)
+
+__all__ = ["DemoStep", "demo_steps", "register", "run_demo"]
+
+stderr = Console(stderr=True)
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", envvar="LIFRNN_URL", help="service URL (default http://127.0.0.1:8000)"),
+]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="LIFRNN_TOKEN",
+        help="API token (default $LIFRNN_TOKEN, else the local server's token file)",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="print JSON on stdout (for scripts)")]
+
+
+@contextlib.contextmanager
+def _service_errors() -> Iterator[None]:
+    """Client errors become a red line on stderr and an exit status (2: invalid spec)."""
+    # one INFO line per HTTP request is noise on a terminal; ``lifrnn -v`` shows the client's
+    if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        yield
+    except InvalidSpecError as error:
+        stderr.print(f"[red]{error.detail}[/]")
+        raise typer.Exit(2) from None
+    except ClientError as error:
+        stderr.print(f"[red]error:[/] {error}")
+        raise typer.Exit(1) from None
+
+
+def _write_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, default=str) + "\n")
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if value is None:
+        return ""
+    if isinstance(value, list) and all(isinstance(item, int | float) for item in value):
+        text = "[" + ", ".join(_format(item) for item in value) + "]"
+        return text if len(text) <= 60 else text[:57] + "..."
+    if isinstance(value, list | dict):
+        text = json.dumps(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    return str(value)
+
+
+def _when(text: Any) -> str:
+    return str(text or "")[:19].replace("T", " ")
+
+
+def _id_column() -> Column:
+    """Ids are copied into the next command: never cut or wrapped."""
+    return Column("id", no_wrap=True, min_width=36)
+
+
+def _short(header: str, width: int) -> Column:
+    return Column(header, no_wrap=True, min_width=width)
+
+
+_STATUS_COLOUR = {
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "cancelling": "yellow",
+    "running": "cyan",
+}
+
+
+def _coloured(status: str) -> str:
+    colour = _STATUS_COLOUR.get(status)
+    return f"[{colour}]{status}[/]" if colour else status
+
+
+def _print_job(job: Job) -> None:
+    console = Console()
+    console.print(
+        f"[bold]{job.kind}[/] job {job.id}: {_coloured(job.status)} "
+        f"({job.progress:.0%}{', ' + job.message if job.message else ''})"
+    )
+    if job.error:
+        console.print(f"[red]error:[/] {job.error}")
+    if job.metrics:
+        table = Table("metric", "value", title="metrics")
+        for name, value in _flat_metrics(job.metrics).items():
+            table.add_row(name, _format(value))
+        console.print(table)
+    artifacts = job.artifacts
+    if artifacts:
+        table = Table("artifact", "size", "media type", title="artifacts")
+        for artifact in artifacts.values():
+            table.add_row(artifact.name, f"{artifact.size:,}", artifact.media_type)
+        console.print(table)
+
+
+def submit(
+    spec_file: Annotated[Path, typer.Argument(help="job spec (JSON file; - reads stdin)")],
+    wait: Annotated[bool, typer.Option("--wait", help="wait for the job, with progress")] = False,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="a repeat with the same key returns the same job")
+    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Submit a job spec to the service; prints the job id (or the job with --json)."""
+    text = sys.stdin.read() if str(spec_file) == "-" else spec_file.read_text()
+    try:
+        spec = json.loads(text)
+    except ValueError as error:
+        stderr.print(f"[red]invalid spec: {spec_file} is not JSON: {error}[/]")
+        raise typer.Exit(2) from None
+    with _service_errors(), Client(url, token) as client:
+        job = client.submit(spec, idempotency_key=idempotency_key)
+        if not as_json:
+            stderr.print(f"submitted {job.kind} job {job.id}")
+        if wait:
+            try:
+                job.wait(progress=not as_json and stderr.is_terminal)
+            finally:
+                _show(job, as_json, wait=True)
+        else:
+            _show(job, as_json, wait=False)
+
+
+def _show(job: Job, as_json: bool, wait: bool) -> None:
+    if as_json:
+        _write_json(job.refresh().data if job.done else job.data)
+    elif wait:
+        _print_job(job)
+    else:
+        sys.stdout.write(job.id + "\n")
+
+
+def jobs(
+    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
+    kind: Annotated[str | None, typer.Option(help="soc, fit, prepare, retrain")] = None,
+    since: Annotated[str | None, typer.Option(help="created at or after (ISO 8601)")] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option(help="filter such as 'r2_min>=0.99' (repeatable)")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 20,
+    offset: Annotated[int, typer.Option(help="skip this many")] = 0,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """List your jobs, newest first."""
+    with _service_errors(), Client(url, token) as client:
+        page = client.jobs(
+            kind=kind, status=status, since=since, metric=metric, limit=limit, offset=offset
+        )
+    if as_json:
+        _write_json({"items": [job.data for job in page], "total": page.total})
+        return
+    table = Table(
+        _id_column(),
+        _short("kind", 7),
+        _short("status", 14),
+        _short("queued", 11),
+        Column("message / error", no_wrap=True, overflow="ellipsis", max_width=60),
+        box=box.SIMPLE_HEAD,
+    )
+    for job in page:
+        shown = job.status if job.done else f"{job.status} {job.progress:.0%}"
+        table.add_row(
+            job.id,
+            job.kind,
+            _coloured(job.status).replace(job.status, shown),
+            _when(job.data.get("queued_at"))[5:16],
+            job.error or job.message,
+        )
+    table.caption = f"{len(page)} of {page.total}"
+    Console().print(table)
+
+
+def status(
+    job_id: Annotated[str, typer.Argument(help="job id")],
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show one job: status, progress, metrics, artifacts."""
+    with _service_errors(), Client(url, token) as client:
+        job = client.job(job_id)
+        if as_json:
+            _write_json(job.data)
+        else:
+            _print_job(job)
+
+
+def logs(
+    job_id: Annotated[str, typer.Argument(help="job id")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="until the job ends")] = False,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Show a job's history: status changes and progress reports (JSON lines with --json)."""
+    with _service_errors(), Client(url, token) as client:
+        events = client.follow(job_id) if follow else iter(client.events(job_id))
+        for event in events:
+            if as_json:
+                _write_json(event)
+                continue
+            progress = event.get("progress")
+            shown = f"{progress:6.1%}" if progress is not None else "      "
+            line = f"{_when(event['at'])}  {event['type']:<8} {event['status']:<10} {shown}"
+            sys.stdout.write(f"{line}  {event.get('message') or ''}".rstrip() + "\n")
+            sys.stdout.flush()
+
+
+def cancel(
+    job_id: Annotated[str, typer.Argument(help="job id")],
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Cancel a queued job, or ask a running one to stop."""
+    with _service_errors(), Client(url, token) as client:
+        job = client.cancel(job_id)
+    if as_json:
+        _write_json(job.data)
+    else:
+        stderr.print(f"job {job.id}: {_coloured(job.status)}")
+
+
+def download(
+    job_id: Annotated[str, typer.Argument(help="job id")],
+    name: Annotated[str | None, typer.Argument(help="artifact name (default: all)")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder to write into")] = Path("."),
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Download a job's artifacts (all, or the one named) into a folder; prints their paths."""
+    with _service_errors(), Client(url, token) as client:
+        job = client.job(job_id)
+        artifacts = job.artifacts
+        if name is not None and name not in artifacts:
+            known = ", ".join(sorted(artifacts)) or "none"
+            raise NotFoundError(404, f"job {job_id} has no artifact {name!r} (it has: {known})")
+        out.mkdir(parents=True, exist_ok=True)
+        for artifact in artifacts.values():
+            if name is None or artifact.name == name:
+                sys.stdout.write(f"{artifact.download(out / artifact.name)}\n")
+
+
+def networks(
+    kind: Annotated[str | None, typer.Option(help="kind of the job that made it")] = None,
+    n: Annotated[int | None, typer.Option(help="number of units")] = None,
+    method: Annotated[str | None, typer.Option(help="hennequin2014 or kao2021")] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option(help="filter such as 'r2_min>=0.99' (repeatable)")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="at most this many")] = 20,
+    offset: Annotated[int, typer.Option(help="skip this many")] = 0,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """List your trained networks, newest first."""
+    with _service_errors(), Client(url, token) as client:
+        page = client.networks(
+            kind=kind, n=n, method=method, metric=metric, limit=limit, offset=offset
+        )
+    if as_json:
+        _write_json({"items": [network.data for network in page], "total": page.total})
+        return
+    table = Table(
+        _id_column(),
+        _short("kind", 7),
+        _short("n", 5),
+        _short("method", 13),
+        _short("created", 11),
+        _short("parent", 8),
+        box=box.SIMPLE_HEAD,
+    )
+    for network in page:
+        table.add_row(
+            network.id,
+            network.kind,
+            str(network.n),
+            network.method or "",
+            _when(network.data.get("created_at"))[5:16],
+            (network.parent_network_id or "")[:8],
+        )
+    table.caption = f"{len(page)} of {page.total}"
+    Console().print(table)
+
+
+# --- the demo: the seed's whole experiment through the service ----------------------------------
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    """One job of the demo: ``build`` makes its spec from the jobs done so far (by name)."""
+
+    name: str
+    title: str
+    build: Callable[[dict[str, Job]], Any]
+    metrics: Sequence[str]
+
+
+CONTROLLERS = ("feedforward", "lqr", "min_energy", "thalamic_loop")
+
+
+def demo_steps(quick: bool) -> list[DemoStep]:
+    """SOC -> fit two reaches -> prepare -> retrain novel + a sequence; ``quick``: N=40, short."""
+    if quick:
+        network = soc(method="kao2021", n=40, seed=0)
+        fit_fields: dict[str, Any] = {"duration": 0.2, "dt": 0.002, "cost_tolerance": 1e-3}
+        prepare_fields: dict[str, Any] = {"spontaneous": 0.1, "preparation": 0.2, "delay": 0.1}
+        retrain_fields: dict[str, Any] = {
+            "directions_deg": [60],
+            "sequence": [0, 60],
+            "max_iterations": 5,
+        }
+    else:  # the README's runs: examples/fit.json, prepare.json, retrain.json
+        network = soc(method="kao2021", n=200, seed=0)
+        fit_fields = {}
+        prepare_fields = {}
+        retrain_fields = {"directions_deg": [20, 60, 100, 140], "sequence": [0, 60]}
+    return [
+        DemoStep(
+            "soc",
+            "Stability-optimised network (kao2021)",
+            lambda done: network,
+            ("spectral_abscissa", "initial_abscissa", "iterations", "amplification"),
+        ),
+        DemoStep(
+            "fit",
+            "Fit of two reaches (0° and 180°)",
+            lambda done: fit(network=done["soc"], directions_deg=[0, 180], **fit_fields),
+            ("r2_min", "cost_move", "iterations", "null_residual"),
+        ),
+        DemoStep(
+            "prepare",
+            "Optimal preparation: four controllers",
+            lambda done: prepare(network=done["fit"], **prepare_fields),
+            (
+                *(f"controllers.{name}.motor_r2" for name in CONTROLLERS),
+                *(f"controllers.{name}.input_energy" for name in CONTROLLERS),
+                "riccati_residual",
+                "closed_loop_abscissa",
+            ),
+        ),
+        DemoStep(
+            "retrain",
+            "Retraining on novel reaches and a sequence",
+            lambda done: retrain(network=done["fit"], **retrain_fields),
+            (
+                "new_directions_deg",
+                "initial_states.r2_new",
+                "full_network.r2_new",
+                "full_network.r2_old",
+                "full_network.weight_change",
+                "full_network.spectral_abscissa_after",
+                "sequence.r2",
+                "sequence.transition_error",
+                "comparison.summary",
+            ),
+        ),
+    ]
+
+
+def _flat_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested metrics as ``a.b.c`` names: numbers, text and short lists of numbers."""
+    flat: dict[str, Any] = {}
+    for name, value in metrics.items():
+        if isinstance(value, dict):
+            flat.update(_flat_metrics(value, f"{prefix}{name}."))
+        elif isinstance(value, list) and len(value) > 4:
+            continue
+        elif isinstance(value, int | float | str | list) and not isinstance(value, bool):
+            flat[prefix + name] = value
+    return flat
+
+
+def _scalar_metrics(metrics: dict[str, Any], preferred: Sequence[str]) -> list[tuple[str, str]]:
+    """The preferred metrics first, then others, at most ten rows."""
+    flat = _flat_metrics(metrics)
+    names = [name for name in preferred if name in flat]
+    names += [name for name in flat if name not in names and "." not in name]
+    return [(name, _format(flat[name])) for name in names[:10]]
+
+
+def run_demo(client: Client, out: Path, quick: bool, progress: bool = True) -> Path:
+    """Run the demo's jobs one after another, download their figures into ``out`` and write
+    ``out/report.md`` (figures and a metrics table) and ``out/jobs.json``; returns the report."""
+    out.mkdir(parents=True, exist_ok=True)
+    done: dict[str, Job] = {}
+    sections = []
+    started = time.monotonic()
+    for step in demo_steps(quick):
+        job = client.submit(step.build(done))
+        stderr.print(f"{step.title}: job {job.id}")
+        job.wait(progress=progress)
+        done[step.name] = job
+        seconds = (
+            (job.finished_at - job.started_at).total_seconds()
+            if job.finished_at and job.started_at
+            else float("nan")
+        )
+        figures = job.figures(out)
+        rows = "\n".join(
+            f"| {name} | {value} |" for name, value in _scalar_metrics(job.metrics, step.metrics)
+        )
+        pictures = "\n\n".join(f"![{path.stem}]({path.name})" for path in figures)
+        sections.append(
+            f"## {step.title}\n\n`{job.kind}` job `{job.id}`, {job.status} in {seconds:.1f} s.\n\n"
+            f"| metric | value |\n|---|---|\n{rows}\n\n{pictures}\n"
+        )
+    summary = {name: {"id": job.id, "metrics": job.metrics} for name, job in done.items()}
+    (out / "jobs.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    header = (
+        f"# lifrnn demo{' (quick)' if quick else ''}\n\n"
+        f"The seed's experiment through the service at {client.url}: a stability-optimised "
+        "network, a fit of two reaches, their optimal preparation, and retraining on novel "
+        f"reaches and a sequence. {len(done)} jobs in {time.monotonic() - started:.0f} s.\n\n"
+    )
+    report = out / "report.md"
+    report.write_text(header + "\n".join(sections))
+    return report
+
+
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="folder of the report")] = Path(
+        "lifrnn-demo"
+    ),
+    quick: Annotated[
+        bool, typer.Option("--quick", help="small, fast settings (N=40, short trials)")
+    ] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Run the seed's experiment on the service and write a report (Markdown, figures)."""
+    with _service_errors(), Client(url, token) as client:
+        try:
+            report = run_demo(client, out, quick, progress=stderr.is_terminal)
+        except (JobFailedError, JobCancelledError) as error:
+            stderr.print(f"[red]{error}[/]")
+            raise typer.Exit(1) from None
+    sys.stdout.write(f"{report}\n")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service commands to the ``lifrnn`` app."""
+    for command in (submit, jobs, status, logs, cancel, download, networks, demo):
+        app.command(name=command.__name__)(command)

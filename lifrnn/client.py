@@ -1,0 +1,949 @@
+"""Python client of the lifrnn job service (httpx).
+
+    >>> from lifrnn.client import Client, fit, soc
+    >>> client = Client()                        # LIFRNN_URL / LIFRNN_TOKEN, else the local token
+    >>> network = client.submit(soc(method="kao2021", n=40)).wait()
+    >>> reaches = client.submit(fit(network=network, duration=0.2, dt=0.002)).wait()
+    >>> reaches.metrics["r2_min"], reaches.artifacts["fit.png"].size
+    >>> tensors = reaches.network()              # W, h, x_sp, C, x_star as torch tensors
+
+A :class:`Job` passed as the ``network`` of a spec is its parent: the client waits for it and
+names its stored ``network.safetensors`` (the server's path, what specs accept). Errors are
+specific exceptions carrying the server's message, all :class:`ClientError`:
+:class:`Unauthorized` (401), :class:`NotFound` (404), :class:`InvalidSpec` (422, with the field
+messages in ``.fields``), :class:`QuotaExceeded` (429), all :class:`LifrnnHTTPError`; and
+:class:`JobFailed` / :class:`JobCancelled` (with the server's ``.reason``) from :meth:`Job.wait`.
+Each is also importable by its long name (``NotFoundError``, ...).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, overload
+
+import httpx
+from pydantic import BaseModel
+
+from lifrnn.builders import fit, network_reference, prepare, retrain, soc
+
+if TYPE_CHECKING:
+    import pandas
+    import torch
+
+__all__ = [
+    "Artifact",
+    "Client",
+    "ClientError",
+    "Conflict",
+    "ConflictError",
+    "ConnectionFailedError",
+    "Forbidden",
+    "ForbiddenError",
+    "InvalidSpec",
+    "InvalidSpecError",
+    "Job",
+    "JobCancelled",
+    "JobCancelledError",
+    "JobFailed",
+    "JobFailedError",
+    "JobList",
+    "LifrnnHTTPError",
+    "Network",
+    "NetworkList",
+    "NetworkTensors",
+    "NotFound",
+    "NotFoundError",
+    "QuotaExceeded",
+    "QuotaExceededError",
+    "Unauthorized",
+    "UnauthorizedError",
+    "WaitTimeoutError",
+    "fit",
+    "prepare",
+    "retrain",
+    "soc",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
+NETWORK_ARTIFACT = "network.safetensors"
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+class ClientError(Exception):
+    """Base of every error the client raises."""
+
+
+class ConnectionFailedError(ClientError):
+    """The service could not be reached (after the retries)."""
+
+
+class WaitTimeoutError(ClientError, TimeoutError):
+    """:meth:`Job.wait` gave up before the job finished (the job goes on)."""
+
+
+class LifrnnHTTPError(ClientError):
+    """The service answered with an error status; ``detail`` is its message."""
+
+    def __init__(self, status_code: int, detail: str, method: str = "", path: str = "") -> None:
+        self.status_code = status_code
+        self.detail = detail
+        self.method = method
+        self.path = path
+        where = f" ({method} {path})" if method else ""
+        super().__init__(f"{status_code}{where}: {detail}")
+
+
+class UnauthorizedError(LifrnnHTTPError):
+    """401: no token or an unknown one (set LIFRNN_TOKEN or pass ``token=``)."""
+
+
+class ForbiddenError(LifrnnHTTPError):
+    """403: the token's user may not do this (e.g. ``all_users`` without admin)."""
+
+
+class NotFoundError(LifrnnHTTPError):
+    """404: no such job, network or artifact (or not yours)."""
+
+
+class ConflictError(LifrnnHTTPError):
+    """409: e.g. cancelling a finished job, or an Idempotency-Key reused with another spec."""
+
+
+class InvalidSpecError(LifrnnHTTPError):
+    """422: the spec (or a filter) is invalid; ``fields`` maps each field to its problem."""
+
+    def __init__(self, status_code: int, detail: str, method: str = "", path: str = "") -> None:
+        super().__init__(status_code, detail, method, path)
+        self.fields = parse_field_messages(detail)
+
+
+class QuotaExceededError(LifrnnHTTPError):
+    """429: too many queued jobs; wait for some to finish or cancel some."""
+
+
+class JobFailedError(ClientError):
+    """The job ended ``failed``; ``reason`` is the server's error and ``job`` the job."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.reason = job.error or "no reason given"
+        super().__init__(f"job {job.id} ({job.kind}) failed: {self.reason}")
+
+
+class JobCancelledError(ClientError):
+    """The job ended ``cancelled``; ``reason`` is the server's note."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self.reason = job.error or "cancelled"
+        super().__init__(f"job {job.id} ({job.kind}) was cancelled: {self.reason}")
+
+
+# The issue's short names (``except NotFound:`` reads well in user code).
+Unauthorized = UnauthorizedError
+Forbidden = ForbiddenError
+NotFound = NotFoundError
+Conflict = ConflictError
+InvalidSpec = InvalidSpecError
+QuotaExceeded = QuotaExceededError
+JobFailed = JobFailedError
+JobCancelled = JobCancelledError
+
+
+_ERRORS: dict[int, type[LifrnnHTTPError]] = {
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    409: ConflictError,
+    422: InvalidSpecError,
+    429: QuotaExceededError,
+}
+
+
+def parse_field_messages(detail: str) -> dict[str, str]:
+    """``{"field.path": "reason"}`` from the server's ``invalid spec: a: ...; b.c: ...``."""
+    text = detail.removeprefix("invalid spec:").strip()
+    fields: dict[str, str] = {}
+    for part in text.split("; "):
+        name, separator, message = part.partition(": ")
+        if separator and name and " " not in name:
+            fields[name] = message
+    return fields
+
+
+def _error_detail(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip() or response.reason_phrase
+    detail = body.get("detail") if isinstance(body, dict) else body
+    if isinstance(detail, list):  # FastAPI's own validation errors (query parameters)
+        return "; ".join(
+            ".".join(str(p) for p in item.get("loc", []) if p not in ("query", "header", "body"))
+            + f": {item.get('msg', '')}"
+            for item in detail
+            if isinstance(item, dict)
+        )
+    return str(detail)
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@dataclass
+class Artifact:
+    """A file a job produced (download with :meth:`download`)."""
+
+    id: str
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    client: Client = field(repr=False, compare=False)
+
+    def download(self, path: str | Path | None = None) -> Path:
+        """Write the file to ``path`` (a file, or an existing folder; default: ./NAME)."""
+        return self.client.download_artifact(self.id, path, name=self.name, sha256=self.sha256)
+
+    def read_bytes(self) -> bytes:
+        """The file's content."""
+        return self.client.artifact_bytes(self.id)
+
+
+@dataclass
+class NetworkTensors:
+    """A saved network as torch tensors (``W`` (n, n), and for a fit ``h``, ``x_sp``, ``C``,
+    ``x_star``) with its metadata (``tau``, ``dt``, ``gain``, ``n_excitatory``, ...)."""
+
+    tensors: dict[str, torch.Tensor]
+    metadata: dict[str, str]
+
+    def __getattr__(self, name: str) -> torch.Tensor:
+        tensors = self.__dict__.get("tensors", {})
+        if name in tensors:
+            return tensors[name]  # type: ignore[no-any-return]
+        raise AttributeError(name)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        return self.tensors[name]
+
+    def meta(self, key: str) -> Any:
+        """Metadata value ``key``, decoded from JSON where it is JSON (numbers, lists)."""
+        import json
+
+        value = self.metadata[key]
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+
+    @property
+    def n_excitatory(self) -> int:
+        """Number of excitatory units (the first ones)."""
+        return int(self.metadata["n_excitatory"])
+
+
+def load_network_file(path: str | Path, device: str = "cpu") -> NetworkTensors:
+    """Read a ``.safetensors`` network into torch tensors (no pickle involved)."""
+    from safetensors import safe_open
+
+    tensors = {}
+    with safe_open(str(path), framework="pt", device=device) as handle:
+        metadata = dict(handle.metadata() or {})
+        for name in handle.keys():  # noqa: SIM118 (safe_open is not a mapping)
+            tensors[name] = handle.get_tensor(name)
+    return NetworkTensors(tensors=tensors, metadata=metadata)
+
+
+class _Record:
+    """A server object held as its JSON; attributes read from it."""
+
+    def __init__(self, client: Client, data: dict[str, Any]) -> None:
+        self._client = client
+        self._data = data
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The object as the server last sent it (JSON)."""
+        return dict(self._data)
+
+    @property
+    def id(self) -> str:
+        """The object's id (a UUID)."""
+        return str(self._data["id"])
+
+
+class Job(_Record):
+    """A job of the service; :meth:`refresh` reads it again, :meth:`wait` follows it."""
+
+    @property
+    def kind(self) -> str:
+        """``soc``, ``fit``, ``prepare`` or ``retrain``."""
+        return str(self._data["kind"])
+
+    @property
+    def status(self) -> str:
+        """``queued``, ``running``, ``cancelling``, ``succeeded``, ``failed`` or ``cancelled``."""
+        return str(self._data["status"])
+
+    @property
+    def done(self) -> bool:
+        """True once the status is final."""
+        return self.status in FINAL_STATUSES
+
+    @property
+    def progress(self) -> float:
+        """Fraction done, 0 to 1."""
+        return float(self._data.get("progress") or 0.0)
+
+    @property
+    def message(self) -> str:
+        """The last progress message."""
+        return str(self._data.get("message") or "")
+
+    @property
+    def error(self) -> str | None:
+        """Why the job failed or was cancelled (None otherwise)."""
+        return self._data.get("error")
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """The job's metrics (empty until it finishes)."""
+        return dict(self._data.get("metrics") or {})
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        """The resolved spec the server stored."""
+        return dict(self._data.get("spec") or {})
+
+    @property
+    def queued_at(self) -> datetime | None:
+        """When the job was submitted (UTC)."""
+        return _time(self._data.get("queued_at"))
+
+    @property
+    def started_at(self) -> datetime | None:
+        """When the job started running (UTC)."""
+        return _time(self._data.get("started_at"))
+
+    @property
+    def finished_at(self) -> datetime | None:
+        """When the job reached its final status (UTC)."""
+        return _time(self._data.get("finished_at"))
+
+    def _detail(self) -> dict[str, Any]:
+        if "artifacts" not in self._data:  # a listing row: the detail has the artifacts
+            self.refresh()
+        return self._data
+
+    @property
+    def artifacts(self) -> dict[str, Artifact]:
+        """The job's files by name (``network.safetensors``, ``fit.png``, ``spec.json``, ...)."""
+        return {
+            item["name"]: Artifact(
+                id=item["id"],
+                name=item["name"],
+                media_type=item["media_type"],
+                size=int(item["size"]),
+                sha256=item["sha256"],
+                client=self._client,
+            )
+            for item in self._detail().get("artifacts", [])
+        }
+
+    @property
+    def network_ids(self) -> list[str]:
+        """Ids of the networks this job made (one for a succeeded soc/fit/retrain job)."""
+        return list(self._detail().get("network_ids", []))
+
+    def refresh(self) -> Job:
+        """Read the job again from the service; returns itself."""
+        self._data = self._client._get_json(f"/jobs/{self.id}")
+        return self
+
+    def wait(self, timeout: float | None = None, progress: bool = True, poll: float = 0.5) -> Job:
+        """Wait until the job finishes; returns itself when it succeeded.
+
+        ``progress``: show a progress bar (tqdm if installed, else rich; both work in notebooks).
+        Raises :class:`JobFailedError` or :class:`JobCancelledError` with the server's reason, and
+        :class:`WaitTimeoutError` after ``timeout`` seconds (the job itself goes on).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with _progress_bar(f"{self.kind} {self.id[:8]}", enabled=progress) as bar:
+            while True:
+                if "artifacts" not in self._data or not self.done:
+                    self.refresh()
+                bar.update(self.progress, self.message or self.status)
+                if self.done:
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise WaitTimeoutError(
+                        f"job {self.id} still {self.status} after {timeout} s "
+                        f"({self.progress:.0%}: {self.message})"
+                    )
+                pause = poll if deadline is None else min(poll, deadline - time.monotonic())
+                time.sleep(max(pause, 0.0))
+        if self.status == "failed":
+            raise JobFailedError(self)
+        if self.status == "cancelled":
+            raise JobCancelledError(self)
+        return self
+
+    def cancel(self) -> Job:
+        """Cancel a queued job or ask a running one to stop; returns itself, refreshed."""
+        self._client._request("POST", f"/jobs/{self.id}/cancel")
+        return self.refresh()
+
+    def delete(self) -> None:
+        """Delete the job with its history, artifacts and networks (cancel a running one first)."""
+        self._client._request("DELETE", f"/jobs/{self.id}")
+
+    def events(self, after: int = 0) -> list[dict[str, Any]]:
+        """The job's history: status changes and progress reports, oldest first."""
+        return self._client.events(self.id, after=after)
+
+    def download(self, name: str, path: str | Path | None = None) -> Path:
+        """Download artifact ``name`` to ``path`` (a file or an existing folder; default ./NAME)."""
+        artifacts = self.artifacts
+        if name not in artifacts:
+            known = ", ".join(sorted(artifacts)) or "none"
+            raise NotFoundError(404, f"job {self.id} has no artifact {name!r} (it has: {known})")
+        return artifacts[name].download(path)
+
+    def network(self, name: str = NETWORK_ARTIFACT, device: str = "cpu") -> NetworkTensors:
+        """The job's network as torch tensors (safetensors, never pickle), ready for
+        ``lifrnn_core.dynamics.simulate``."""
+        with tempfile.TemporaryDirectory(prefix="lifrnn-") as folder:
+            path = self.download(name, Path(folder) / name)
+            return load_network_file(path, device=device)
+
+    def network_path(self) -> str:
+        """Server-side path of the network this job made (waits for the job to finish).
+
+        This is what a spec's ``network`` accepts, so a job can be the parent of the next one.
+        """
+        if not self.done:
+            logger.info("waiting for parent job %s", self.id)
+            self.wait(progress=False)
+        elif self.status != "succeeded":
+            raise JobFailedError(self) if self.status == "failed" else JobCancelledError(self)
+        ids = self.network_ids
+        if not ids:
+            raise ClientError(f"job {self.id} ({self.kind}) made no network to build on")
+        return self._client.network(ids[0]).network_path()
+
+    @overload
+    def figures(self, directory: None = None) -> list[Artifact]: ...
+
+    @overload
+    def figures(self, directory: str | Path) -> list[Path]: ...
+
+    def figures(self, directory: str | Path | None = None) -> list[Artifact] | list[Path]:
+        """The job's PNG figures; with ``directory``, downloaded there (paths returned)."""
+        pngs = [a for a in self.artifacts.values() if a.media_type == "image/png"]
+        if directory is None:
+            return pngs
+        folder = Path(directory)
+        folder.mkdir(parents=True, exist_ok=True)
+        return [artifact.download(folder / artifact.name) for artifact in pngs]
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id!r}, kind={self.kind!r}, status={self.status!r})"
+
+
+class Network(_Record):
+    """A trained network the service keeps (made by a succeeded soc, fit or retrain job)."""
+
+    @property
+    def kind(self) -> str:
+        """Kind of the job that made it."""
+        return str(self._data["kind"])
+
+    @property
+    def n(self) -> int:
+        """Number of units."""
+        return int(self._data["n"])
+
+    @property
+    def method(self) -> str | None:
+        """SOC method (``hennequin2014``/``kao2021``) when known."""
+        return self._data.get("method")
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Metrics of the job that made it."""
+        return dict(self._data.get("metrics") or {})
+
+    @property
+    def job_id(self) -> str:
+        """Id of the job that made it."""
+        return str(self._data["job_id"])
+
+    @property
+    def artifact_id(self) -> str:
+        """Id of its ``network.safetensors`` artifact."""
+        return str(self._data["artifact_id"])
+
+    @property
+    def parent_network_id(self) -> str | None:
+        """The network it was built on, if any."""
+        return self._data.get("parent_network_id")
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When it was stored (UTC)."""
+        return _time(self._data.get("created_at"))
+
+    @property
+    def lineage(self) -> list[Network]:
+        """Its ancestors, parent first."""
+        if "lineage" not in self._data:
+            self.refresh()
+        return [Network(self._client, item) for item in self._data.get("lineage", [])]
+
+    def refresh(self) -> Network:
+        """Read the network again from the service; returns itself."""
+        self._data = self._client._get_json(f"/networks/{self.id}")
+        return self
+
+    def job(self) -> Job:
+        """The job that made it."""
+        return self._client.job(self.job_id)
+
+    def network_path(self) -> str:
+        """Where its file lies on the server's machine: the ``network`` a spec accepts."""
+        path = self._data.get("path")
+        if not path:
+            raise ClientError(f"the service did not give the location of network {self.id}")
+        return str(path)
+
+    def download(self, path: str | Path | None = None) -> Path:
+        """Download its ``network.safetensors`` (default ./network.safetensors)."""
+        return self._client.download_artifact(self.artifact_id, path, name=NETWORK_ARTIFACT)
+
+    def load(self, device: str = "cpu") -> NetworkTensors:
+        """Its tensors (torch, from safetensors)."""
+        with tempfile.TemporaryDirectory(prefix="lifrnn-") as folder:
+            return load_network_file(self.download(Path(folder) / NETWORK_ARTIFACT), device)
+
+    def __repr__(self) -> str:
+        return f"Network(id={self.id!r}, kind={self.kind!r}, n={self.n})"
+
+
+class _Page(list[Any]):
+    """A page of a listing: a list, plus ``total`` (all matches) and :meth:`to_dataframe`."""
+
+    total: int
+    columns: tuple[str, ...] = ()
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per item: the listing's columns, then each scalar metric."""
+        rows = []
+        for item in self:
+            data = item.data
+            row = {column: data.get(column) for column in self.columns}
+            for name, value in (data.get("metrics") or {}).items():
+                if isinstance(value, int | float | str | bool) or value is None:
+                    row.setdefault(name, value)
+            rows.append(row)
+        return rows
+
+    def to_dataframe(self) -> pandas.DataFrame:
+        """The page as a pandas DataFrame (``pip install lifrnn[pandas]``), indexed by id."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError(
+                "to_dataframe needs pandas: pip install 'lifrnn[pandas]' (or pandas)"
+            ) from None
+        frame = pandas.DataFrame(self.rows())
+        for column in self.columns:
+            if column.endswith("_at") and column in frame.columns:
+                frame[column] = pandas.to_datetime(frame[column], utc=True, format="ISO8601")
+        return frame.set_index("id") if "id" in frame.columns else frame
+
+
+class JobList(_Page):
+    """Jobs, newest first; ``total`` counts every match of the filters."""
+
+    columns = ("id", "kind", "status", "progress", "queued_at", "finished_at", "error")
+
+
+class NetworkList(_Page):
+    """Networks, newest first; ``total`` counts every match of the filters."""
+
+    columns = ("id", "kind", "n", "method", "job_id", "parent_network_id", "created_at")
+
+
+# --- progress -----------------------------------------------------------------------------------
+
+
+class _Bar:
+    def update(self, fraction: float, message: str) -> None:
+        pass
+
+    def __enter__(self) -> _Bar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class _TqdmBar(_Bar):
+    def __init__(self, label: str) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=1.0,
+            desc=label,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed} {postfix}",
+            leave=True,
+            file=sys.stderr,
+        )
+
+    def update(self, fraction: float, message: str) -> None:
+        self.bar.n = min(max(fraction, 0.0), 1.0)
+        self.bar.set_postfix_str(message[:60], refresh=False)
+        self.bar.refresh()
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+
+class _RichBar(_Bar):
+    def __init__(self, label: str) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[message]}"),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self.task = self.progress.add_task(label, total=1.0, message="")
+
+    def update(self, fraction: float, message: str) -> None:
+        self.progress.update(self.task, completed=fraction, message=message[:60])
+
+    def __enter__(self) -> _Bar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def _progress_bar(label: str, enabled: bool) -> _Bar:
+    if not enabled:
+        return _Bar()
+    try:
+        return _TqdmBar(label)
+    except ImportError:
+        return _RichBar(label)
+
+
+# --- the client ---------------------------------------------------------------------------------
+
+
+def _local_token() -> str | None:
+    """The token the local server wrote (``$LIFRNN_HOME/token``), when readable."""
+    from lifrnn.settings import Settings
+
+    try:
+        return Settings().token_path.read_text().strip() or None
+    except (OSError, ValueError):
+        return None
+
+
+def _spec_json(spec: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    """The spec as JSON data, with parent jobs/networks replaced by their stored paths."""
+    if isinstance(spec, BaseModel):
+        return spec.model_dump(mode="json")
+    data = dict(spec)
+    if "network" in data:
+        data["network"] = network_reference(data["network"])
+    return data
+
+
+def _retry_after(response: httpx.Response, default: float) -> float:
+    """The server's ``Retry-After`` in seconds (capped at a minute), else ``default``."""
+    try:
+        return min(float(response.headers.get("Retry-After", default)), 60.0)
+    except ValueError:  # an HTTP date: not worth parsing for a busy database
+        return default
+
+
+def _since(value: datetime | timedelta | str | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, timedelta):
+        value = datetime.now(UTC) - value
+    return value.isoformat()
+
+
+class Client:
+    """A connection to a lifrnn service.
+
+    ``url``: default ``$LIFRNN_URL``, else ``http://127.0.0.1:8000``. ``token``: default
+    ``$LIFRNN_TOKEN``, else the local server's token file (``$LIFRNN_HOME/token``).
+    ``timeout``: seconds per HTTP request. ``retries``: how often a request that could not
+    reach the service (or got 503) is tried again, with exponential backoff from ``backoff`` s.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.5,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = (url or os.environ.get("LIFRNN_URL") or DEFAULT_URL).rstrip("/")
+        self.token = token or os.environ.get("LIFRNN_TOKEN") or _local_token()
+        self.timeout = timeout
+        self.retries = max(0, retries)
+        self.backoff = backoff
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._http.close()
+
+    def __repr__(self) -> str:
+        return f"Client(url={self.url!r})"
+
+    # the HTTP layer
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        retry_unsent_only: bool = False,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send with retries; raise the specific error for a 4xx/5xx answer.
+
+        ``retry_unsent_only``: retry only when the request surely did not arrive (a connection
+        that could not be opened), for requests that must not run twice; no retry on 503.
+        """
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as error:
+                unsent = isinstance(error, httpx.ConnectError | httpx.ConnectTimeout)
+                if attempt >= self.retries or (retry_unsent_only and not unsent):
+                    raise ConnectionFailedError(
+                        f"cannot reach the lifrnn service at {self.url} ({method} {path}): "
+                        f"{type(error).__name__}: {error}; is `lifrnn serve` running, "
+                        "and is LIFRNN_URL right?"
+                    ) from error
+                delay = self.backoff * 2**attempt
+            else:
+                if response.status_code == 503 and attempt < self.retries and not retry_unsent_only:
+                    delay = _retry_after(response, self.backoff * 2**attempt)
+                elif response.is_error:
+                    raise self._error(response, method, path)
+                else:
+                    return response
+            attempt += 1
+            logger.warning("%s %s: retry %d in %.1f s", method, path, attempt, delay)
+            time.sleep(delay)
+
+    @staticmethod
+    def _error(response: httpx.Response, method: str, path: str) -> LifrnnHTTPError:
+        kind = _ERRORS.get(response.status_code, LifrnnHTTPError)
+        return kind(response.status_code, _error_detail(response), method, path)
+
+    def _get_json(self, path: str, **params: Any) -> Any:
+        query = {k: v for k, v in params.items() if v is not None}
+        return self._request("GET", path, params=query).json()
+
+    # jobs
+
+    def submit(
+        self,
+        spec: BaseModel | Mapping[str, Any],
+        idempotency_key: str | None = None,
+    ) -> Job:
+        """Queue a job; ``spec`` is a spec model (see :mod:`lifrnn.builders`) or a dict.
+
+        A repeat with the same ``idempotency_key`` returns the job the first one created (and
+        makes the submission safe to retry on any network error).
+        """
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        response = self._request(
+            "POST",
+            "/jobs",
+            json=_spec_json(spec),
+            headers=headers,
+            retry_unsent_only=idempotency_key is None,
+        )
+        job = Job(self, response.json())
+        logger.debug("submitted %s job %s", job.kind, job.id)
+        return job
+
+    def job(self, job_id: str) -> Job:
+        """One job (raises :class:`NotFoundError`)."""
+        return Job(self, self._get_json(f"/jobs/{job_id}"))
+
+    def jobs(
+        self,
+        kind: str | None = None,
+        status: str | None = None,
+        since: datetime | timedelta | str | None = None,
+        before: datetime | str | None = None,
+        metric: str | Sequence[str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        all_users: bool = False,
+    ) -> JobList:
+        """Your jobs, newest first, filtered.
+
+        ``since``/``before``: created at or after / before (a datetime, ISO text, or a timedelta
+        back from now); ``metric``: ``"r2_min>=0.99"`` (a list combines with AND).
+        """
+        data = self._get_json(
+            "/jobs",
+            kind=kind,
+            status=status,
+            created_after=_since(since),
+            created_before=_since(before),
+            metric=[metric] if isinstance(metric, str) else (list(metric) if metric else None),
+            limit=limit,
+            offset=offset,
+            all_users=all_users or None,
+        )
+        page = JobList(Job(self, item) for item in data["items"])
+        page.total = int(data["total"])
+        return page
+
+    def cancel(self, job_id: str) -> Job:
+        """Cancel job ``job_id`` (see :meth:`Job.cancel`)."""
+        return Job(self, self._request("POST", f"/jobs/{job_id}/cancel").json())
+
+    def delete(self, job_id: str) -> None:
+        """Delete job ``job_id`` with its history, artifacts and networks."""
+        self._request("DELETE", f"/jobs/{job_id}")
+
+    def events(self, job_id: str, after: int = 0) -> list[dict[str, Any]]:
+        """Job ``job_id``'s history (``id``, ``at``, ``type``, ``status``, ``progress``, ...)."""
+        events: list[dict[str, Any]] = self._get_json(f"/jobs/{job_id}/events", after=after)
+        return events
+
+    def follow(self, job_id: str, poll: float = 0.5) -> Iterator[dict[str, Any]]:
+        """Yield job ``job_id``'s events as they happen, until its final status."""
+        after = 0
+        while True:
+            batch = self.events(job_id, after=after)
+            for event in batch:
+                after = max(after, int(event["id"]))
+                yield event
+            if any(e["type"] == "status" and e["status"] in FINAL_STATUSES for e in batch):
+                return
+            if not batch and self.job(job_id).done:
+                return
+            time.sleep(poll)
+
+    # networks and artifacts
+
+    def network(self, network_id: str) -> Network:
+        """One network with its lineage (raises :class:`NotFoundError`)."""
+        return Network(self, self._get_json(f"/networks/{network_id}"))
+
+    def networks(
+        self,
+        kind: str | None = None,
+        n: int | None = None,
+        method: str | None = None,
+        metric: str | Sequence[str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+        all_users: bool = False,
+    ) -> NetworkList:
+        """Your networks, newest first, filtered (``metric`` as for :meth:`jobs`)."""
+        data = self._get_json(
+            "/networks",
+            kind=kind,
+            n=n,
+            method=method,
+            metric=[metric] if isinstance(metric, str) else (list(metric) if metric else None),
+            limit=limit,
+            offset=offset,
+            all_users=all_users or None,
+        )
+        page = NetworkList(Network(self, item) for item in data["items"])
+        page.total = int(data["total"])
+        return page
+
+    def artifact_bytes(self, artifact_id: str) -> bytes:
+        """The content of artifact ``artifact_id``."""
+        return self._request("GET", f"/artifacts/{artifact_id}").content
+
+    def download_artifact(
+        self,
+        artifact_id: str,
+        path: str | Path | None = None,
+        *,
+        name: str | None = None,
+        sha256: str | None = None,
+    ) -> Path:
+        """Write artifact ``artifact_id`` to ``path`` (a file or an existing folder).
+
+        The file is written through a temporary name and checked against its SHA-256 (the
+        server's ``X-Content-SHA256``, or ``sha256``) before it takes its name.
+        """
+        target = Path(path) if path is not None else Path(name or artifact_id)
+        if target.is_dir():
+            target = target / (name or artifact_id)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        response = self._request("GET", f"/artifacts/{artifact_id}")
+        content = response.content
+        expected = sha256 or response.headers.get("X-Content-SHA256")
+        if expected and hashlib.sha256(content).hexdigest() != expected:
+            raise ClientError(f"artifact {artifact_id}: downloaded bytes do not match its SHA-256")
+        partial = target.with_name(f".{target.name}.partial")
+        partial.write_bytes(content)
+        partial.replace(target)
+        return target
+
+    def health(self) -> dict[str, Any]:
+        """The service's ``/health`` (no token needed)."""
+        health: dict[str, Any] = self._get_json("/health")
+        return health
