@@ -1,0 +1,172 @@
+"""A served store with the dashboard, and a headless Chromium driven by Playwright.
+
+The server is ``lifrnn serve`` when ``create_app`` mounts the dashboard, else the small launcher
+``serve_dashboard.py`` beside this file (``create_app`` + ``mount_dashboard``). Its helpers come
+from ``tests/integration/conftest.py``. Chromium is Debian's (``scripts/install-browser.sh``);
+without it the browser tests are skipped, saying so. Screenshots go to ``test-output/``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OUTPUT = ROOT / "test-output"
+
+
+def _integration_helpers() -> ModuleType:
+    """``tests/integration/conftest.py`` as a plain module (its fixtures are not registered)."""
+    path = ROOT / "tests" / "integration" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("lifrnn_integration_helpers", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+helpers = _integration_helpers()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``e2e`` marker (until pyproject lists it)."""
+    config.addinivalue_line("markers", "e2e: end-to-end tests in a real headless Chromium")
+
+
+def create_app_mounts_dashboard() -> bool:
+    """True once ``api.main.create_app`` mounts the dashboard itself."""
+    from api.main import create_app
+    from lifrnn.settings import Settings
+
+    app = create_app(Settings(migrate_on_start=False, workers=0))
+    return any(getattr(route, "path", "") == "/ui/login" for route in app.routes)
+
+
+class DashboardServer(helpers.Server):  # type: ignore[misc,name-defined]
+    """The integration tests' server, started with the dashboard launcher instead."""
+
+    def start(self, timeout: float = 60.0) -> None:
+        port = helpers.free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        launcher = Path(__file__).with_name("serve_dashboard.py")
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(launcher), "--port", str(port)],
+                env=self.env,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not start: {self.log.read_text()[-3000:]}")
+
+
+class Dashboard:
+    """A running server with the dashboard, and its users' tokens."""
+
+    def __init__(self, server: Any, tokens: dict[str, str]) -> None:
+        self.server = server
+        self.url: str = server.url
+        self.tokens = tokens
+
+    def api(self, user: str) -> httpx.Client:
+        """An API client authenticated as ``user``."""
+        client: httpx.Client = self.server.client(self.tokens[user])
+        return client
+
+
+@pytest.fixture(scope="session")
+def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
+    """The service on SQLite with two in-process workers; plain users alice and bob, and the
+    admin ``local``."""
+    home = tmp_path_factory.mktemp("dashboard")
+    env = helpers.server_env(
+        home,
+        None,
+        workers=2,
+        heartbeat_seconds=0.3,
+        poll_seconds=0.1,
+        progress_interval_seconds=0.1,
+    )
+    server_class = helpers.Server if create_app_mounts_dashboard() else DashboardServer
+    server = server_class(home, env)
+    server.start()
+    try:
+        tokens = create_users(home, ("alice", "bob"))
+        tokens["local"] = (home / "token").read_text().strip()  # the admin of a loopback server
+        yield Dashboard(server, tokens)
+    finally:
+        server.stop()
+
+
+def create_users(home: Path, names: tuple[str, ...]) -> dict[str, str]:
+    """Create plain users in the served store (migrated by the server); their tokens by name.
+
+    In-process, as ``lifrnn users create`` does, without a process start per user.
+    """
+    from lifrnn.settings import Settings
+    from lifrnn.store import Store
+    from lifrnn.store.users import create_user
+
+    store = Store(Settings(home=home))
+    tokens = {}
+    try:
+        with store.session() as session:
+            for name in names:
+                _, tokens[name] = create_user(session, name)
+            session.commit()
+    finally:
+        store.dispose()
+    return tokens
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium under Playwright (skipped when either is missing)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: run scripts/install-browser.sh")
+    sync_api = pytest.importorskip(
+        "playwright.sync_api", reason="playwright is missing: run scripts/install-browser.sh"
+    )
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    """``test-output/`` (gitignored): screenshots for a person to look at."""
+    OUTPUT.mkdir(exist_ok=True)
+    return OUTPUT

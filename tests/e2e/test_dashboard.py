@@ -1,0 +1,275 @@
+"""The dashboard in a real headless Chromium: sign in, submit, watch, read, download, cancel.
+
+The jobs are small SOC networks (a few seconds on a CPU); the long one is cancelled soon after it
+starts. A screenshot of a finished job's page is written to ``test-output/dashboard-job.png``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+SMALL_SOC = {"kind": "soc", "n": 40, "radius": 4}
+LONG_SOC = {"kind": "soc", "n": 200, "max_iterations": 100000}
+UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+
+
+def sign_in(page: Any, url: str, token: str) -> None:
+    """Sign in through the form; lands on the queue."""
+    page.goto(f"{url}/ui/login")
+    page.fill("#token", token)
+    page.click("button[type=submit] >> text=Sign in")
+    page.wait_for_url(re.compile(r"/ui/jobs$"))
+
+
+def submit_from_form(page: Any, url: str, spec: dict[str, Any]) -> str:
+    """Submit ``spec`` from the form (starting from the SOC example); the new job's id."""
+    page.goto(f"{url}/ui/submit")
+    page.select_option("#example", "soc")
+    page.click("button:text('Load')")
+    assert '"kind": "soc"' in page.locator("#spec").input_value()
+    page.fill("#spec", json.dumps(spec))
+    page.click("#submit")
+    page.wait_for_url(re.compile(rf"/ui/jobs/{UUID}$"))
+    return str(page.url.rsplit("/", 1)[1])
+
+
+def wait_until(api: httpx.Client, job_id: str, wanted: str, timeout: float = 60) -> None:
+    """Poll the API until the job has status ``wanted``."""
+    deadline = time.monotonic() + timeout
+    while api.get(f"/jobs/{job_id}").json()["status"] != wanted:
+        assert time.monotonic() < deadline, f"job {job_id} not {wanted} after {timeout} s"
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def alice(browser: Any, dashboard: Any) -> Iterator[Any]:
+    """A page signed in as alice (JavaScript on)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    sign_in(page, dashboard.url, dashboard.tokens["alice"])
+    yield page
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def small_job(alice: Any, dashboard: Any) -> str:
+    """The id of a small SOC job alice submitted from the form."""
+    return submit_from_form(alice, dashboard.url, SMALL_SOC)
+
+
+@pytest.fixture(scope="module")
+def finished_job(alice: Any, dashboard: Any, small_job: str) -> str:
+    """``small_job`` once its page shows it succeeded (live progress, then a reload)."""
+    alice.goto(f"{dashboard.url}/ui/jobs/{small_job}")
+    alice.wait_for_selector("#job-status .s-succeeded", timeout=60_000)
+    alice.wait_for_selector("#metrics")  # rendered by the server after the reload at the end
+    return small_job
+
+
+def test_sign_in_keeps_the_token_in_an_http_only_strict_cookie(
+    browser: Any, dashboard: Any
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{dashboard.url}/ui/jobs")
+    assert "/ui/login" in page.url  # signed out: sent to the sign-in page
+    sign_in(page, dashboard.url, dashboard.tokens["alice"])
+    assert page.url.endswith("/ui/jobs")
+    assert page.locator("header .who").inner_text().startswith("alice")
+    cookie = next(c for c in context.cookies() if c["name"] == "lifrnn_token")
+    assert cookie["httpOnly"] is True
+    assert cookie["sameSite"] == "Strict"
+    assert page.evaluate("document.cookie") == ""  # nothing readable by scripts
+    context.close()
+
+
+def test_a_wrong_token_is_refused_on_the_sign_in_page(browser: Any, dashboard: Any) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{dashboard.url}/ui/login")
+    page.fill("#token", "not-a-token")
+    with page.expect_response(re.compile(r"/ui/login$")) as answer:
+        page.click("button[type=submit] >> text=Sign in")
+    assert answer.value.status == 401
+    assert "unknown API token" in page.locator("[role=alert]").inner_text()
+    context.close()
+
+
+def test_a_job_submitted_from_the_form_finishes_on_its_page(
+    alice: Any, dashboard: Any, finished_job: str, output_dir: Path
+) -> None:
+    assert alice.locator("#job-status").inner_text() == "succeeded"
+    assert alice.locator("#job-progress").get_attribute("value") == "1.0"
+    metrics = alice.locator("#metrics").inner_text()
+    assert "spectral_abscissa" in metrics
+    spec = json.loads(alice.locator("#spec").inner_text())
+    assert (spec["kind"], spec["n"], spec["radius"]) == ("soc", 40, 4)
+    figure = alice.locator(".figures img").first
+    figure.scroll_into_view_if_needed()
+    loaded = "(img) => img.complete && img.naturalWidth > 400"
+    assert alice.evaluate(loaded, figure.element_handle())
+    alice.screenshot(path=str(output_dir / "dashboard-job.png"), full_page=True)
+
+
+def test_the_figure_opens_as_a_png(alice: Any, dashboard: Any, finished_job: str) -> None:
+    href = alice.locator(".figures figure a").first.get_attribute("href")
+    response = alice.request.get(f"{dashboard.url}{href}")
+    assert response.status == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.body()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_network_downloads_with_the_stored_checksum(
+    alice: Any, dashboard: Any, finished_job: str
+) -> None:
+    alice.goto(f"{dashboard.url}/ui/jobs/{finished_job}")
+    with alice.expect_download() as started:
+        alice.click("#artifacts a:text('network.safetensors')")
+    download = started.value
+    assert download.suggested_filename == "network.safetensors"
+    body = Path(download.path()).read_bytes()
+    with dashboard.api("alice") as api:
+        stored = api.get(f"/jobs/{finished_job}").json()["artifacts"]
+    expected = next(a["sha256"] for a in stored if a["name"] == "network.safetensors")
+    assert hashlib.sha256(body).hexdigest() == expected
+
+
+def test_an_invalid_spec_shows_the_apis_422_inline(
+    alice: Any, dashboard: Any, output_dir: Path
+) -> None:
+    bad = {"kind": "soc", "n": 4}
+    alice.goto(f"{dashboard.url}/ui/submit")
+    alice.fill("#spec", json.dumps(bad))
+    with alice.expect_response(re.compile(r"/ui/submit$")) as answer:
+        alice.click("#submit")
+    assert answer.value.status == 422
+    with dashboard.api("alice") as api:
+        from_api = api.post("/jobs", json=bad)
+    assert from_api.status_code == 422
+    assert alice.locator("#spec-error").inner_text() == from_api.json()["detail"]
+    assert json.loads(alice.locator("#spec").input_value()) == bad  # kept for editing
+    alice.screenshot(path=str(output_dir / "dashboard-submit-422.png"))
+
+
+def test_a_long_job_is_cancelled_from_its_page(alice: Any, dashboard: Any) -> None:
+    job_id = submit_from_form(alice, dashboard.url, LONG_SOC)
+    # live progress: the page follows the job from queued to running without a reload
+    alice.wait_for_selector("#job-status .s-running", timeout=60_000)
+    alice.locator("#job-message", has_text="SOC iteration").wait_for(timeout=30_000)
+    alice.click("#cancel")
+    alice.wait_for_selector("#job-status .s-cancelled", timeout=60_000)
+    alice.locator("#cancel").wait_for(state="detached")  # the page reloaded: nothing to cancel
+    with dashboard.api("alice") as api:
+        assert api.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
+
+
+def test_another_users_job_is_not_reachable_by_url(alice: Any, dashboard: Any) -> None:
+    with dashboard.api("bob") as api:
+        bobs = api.post("/jobs", json={**SMALL_SOC, "seed": 7}).json()["id"]
+    for path in (f"/ui/jobs/{bobs}", f"/ui/jobs/{bobs}/status.json", f"/ui/compare?ids={bobs}"):
+        response = alice.goto(f"{dashboard.url}{path}")
+        assert response.status == 404, path
+    alice.goto(f"{dashboard.url}/ui/jobs")
+    assert bobs[:8] not in alice.locator("#jobs").inner_text()
+
+
+def test_an_admin_sees_everyones_jobs_and_the_load_per_user(
+    browser: Any, dashboard: Any, finished_job: str
+) -> None:
+    with dashboard.api("bob") as api:
+        bobs = api.post("/jobs", json={**SMALL_SOC, "seed": 3}).json()["id"]
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, dashboard.url, dashboard.tokens["local"])
+    load = page.locator("#load").inner_text()
+    assert "alice" in load and "bob" in load
+    rows = page.locator("#jobs").inner_text()
+    assert finished_job[:8] in rows and bobs[:8] in rows
+    page.goto(f"{dashboard.url}/ui/jobs/{bobs}")
+    assert "bob" in page.locator("table.kv").first.inner_text()
+    page.goto(f"{dashboard.url}/ui/jobs?scope=mine")
+    assert bobs[:8] not in page.locator("#jobs").inner_text()
+    context.close()
+
+
+def test_two_runs_compare_side_by_side(
+    alice: Any, dashboard: Any, finished_job: str, output_dir: Path
+) -> None:
+    with dashboard.api("alice") as api:
+        other = api.post("/jobs", json={**SMALL_SOC, "seed": 1}).json()["id"]
+        wait_until(api, other, "succeeded")
+    alice.goto(f"{dashboard.url}/ui/jobs")
+    alice.check(f"input[name=ids][value='{finished_job}']")
+    alice.check(f"input[name=ids][value='{other}']")
+    alice.screenshot(path=str(output_dir / "dashboard-queue.png"))
+    alice.click("button:text('Compare')")
+    alice.wait_for_url(re.compile(r"/ui/compare\?"))
+    header = alice.locator("#compare thead").inner_text()
+    assert finished_job[:8] in header and other[:8] in header
+    seed_row = alice.locator("#compare tr.differs", has_text="seed")
+    assert seed_row.count() == 1
+    assert alice.locator(".figures.side img").count() == 2
+    alice.screenshot(path=str(output_dir / "dashboard-compare.png"), full_page=True)
+
+
+def test_the_networks_page_lists_the_trained_network(
+    alice: Any, dashboard: Any, finished_job: str, output_dir: Path
+) -> None:
+    alice.goto(f"{dashboard.url}/ui/networks")
+    alice.screenshot(path=str(output_dir / "dashboard-networks.png"))
+    tree = alice.locator("#lineage").inner_text()
+    assert finished_job[:8] in tree
+    assert "n=40" in tree
+
+
+def test_reading_works_with_javascript_disabled(
+    browser: Any, dashboard: Any, finished_job: str, output_dir: Path
+) -> None:
+    context = browser.new_context(
+        java_script_enabled=False, viewport={"width": 1400, "height": 900}
+    )
+    page = context.new_page()
+    sign_in(page, dashboard.url, dashboard.tokens["alice"])
+    assert finished_job[:8] in page.locator("#jobs").inner_text()
+    page.click(f"#jobs a:text('{finished_job[:8]}')")
+    assert page.locator("#job-status").inner_text() == "succeeded"
+    assert "spectral_abscissa" in page.locator("#metrics").inner_text()
+    assert page.locator(".figures img").count() >= 1
+    page.screenshot(path=str(output_dir / "dashboard-job-nojs.png"), full_page=True)
+    context.close()
+
+
+def test_a_form_without_the_sessions_csrf_token_is_refused(dashboard: Any) -> None:
+    cookies = {"lifrnn_token": dashboard.tokens["alice"], "lifrnn_csrf": "the-session-token"}
+    with httpx.Client(base_url=dashboard.url, cookies=cookies) as client:
+        forged = client.post("/ui/submit", data={"csrf": "guessed", "spec": json.dumps(SMALL_SOC)})
+        cross_site = client.post(
+            "/ui/submit",
+            data={"csrf": "the-session-token", "spec": json.dumps(SMALL_SOC)},
+            headers={"Origin": "https://evil.example"},
+        )
+    assert forged.status_code == 403
+    assert cross_site.status_code == 403
+
+
+def test_sign_out_forgets_the_token(browser: Any, dashboard: Any) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, dashboard.url, dashboard.tokens["bob"])
+    page.click("header .who button")
+    page.wait_for_url(re.compile(r"/ui/login"))
+    assert not [c for c in context.cookies() if c["name"] == "lifrnn_token"]
+    page.goto(f"{dashboard.url}/ui/jobs")
+    assert "/ui/login" in page.url
+    context.close()
