@@ -21,9 +21,11 @@ from pydantic import TypeAdapter
 from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.dashboard import mount_dashboard
 from api.deps import TokenCache
 from api.routes import artifacts, health, jobs, networks
 from lifrnn import __version__
+from lifrnn.dispatch import Dispatcher, celery_dispatcher
 from lifrnn.executor import WorkerPool
 from lifrnn.settings import Settings
 from lifrnn.specs import JobSpec
@@ -112,8 +114,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                 ensure_local_user(session, settings.token_path)
                 session.commit()
             requeue_stale(session, settings.stale_after_seconds, settings.max_attempts)
-        pool = None
-        if settings.workers > 0:
+        pool: WorkerPool | Dispatcher | None = None
+        if settings.broker_url:
+            # Distributed mode: Celery workers run the jobs; this process only dispatches.
+            pool = celery_dispatcher(store)
+            pool.start()
+        elif settings.workers > 0:
             pool = WorkerPool(store, settings.workers)
             pool.start()
         app.state.pool = pool
@@ -138,6 +144,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(jobs.router)
     app.include_router(networks.router)
     app.include_router(artifacts.router)
+    mount_dashboard(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     @app.exception_handler(OperationalError)

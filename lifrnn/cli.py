@@ -28,6 +28,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lifrnn import __version__
+from lifrnn.cli_client import register as register_service_commands
 from lifrnn.jobs import JobContext, JobResult, run_job
 from lifrnn.settings import Settings
 from lifrnn.specs import SpecBase, describe_validation_error, parse_spec
@@ -42,6 +43,9 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Users of the job service and their API tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+db_app = typer.Typer(help="The store's database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+register_service_commands(app)
 stderr = Console(stderr=True)
 
 
@@ -218,6 +222,41 @@ def serve(
         access_log=settings.access_log,
         timeout_graceful_shutdown=10,
     )
+
+
+@app.command("worker")
+def run_worker(
+    queues: Annotated[str, typer.Option(help="queues to take jobs from: gpu, cpu")] = "gpu,cpu",
+    concurrency: Annotated[
+        int, typer.Option(help="jobs at once: one process each (one per GPU)")
+    ] = 1,
+    name: Annotated[str | None, typer.Option(help="Celery node name, e.g. gpu1@%h")] = None,
+) -> None:
+    """Start a Celery worker of the distributed mode (LIFRNN_BROKER_URL, LIFRNN_DATABASE_URL).
+
+    Each job runs in a pool process forked before CUDA is touched, so CUDA stays fork-safe, and
+    a job that ignores cancellation can be terminated without stopping the worker.
+    """
+    from worker.celery_app import celery_app
+
+    argv = ["worker", "--queues", queues, "--concurrency", str(concurrency), "--pool", "prefork"]
+    argv += ["--loglevel", "INFO", "--without-gossip", "--without-mingle"]
+    if name:
+        argv += ["--hostname", name]
+    celery_app.worker_main(argv)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the database migrations (Alembic) to LIFRNN_DATABASE_URL."""
+    from lifrnn.store import Store
+
+    store = Store(Settings())
+    try:
+        store.migrate()
+    finally:
+        store.dispose()
+    typer.echo(f"database at head: {store.settings.database_url}")
 
 
 @users_app.command("create")

@@ -126,6 +126,8 @@ def execute_job(
         parent_network_id = job.parent_network_id
     logger.info("job %s (%s) started by %s", job_id, kind, worker)
 
+    # Checkpoints outlive this process: a job re-run after its worker died resumes from them.
+    checkpoints = store.settings.scratch / "checkpoints" / job_id
     scratch = None
     if out_dir is None:
         store.settings.scratch.mkdir(parents=True, exist_ok=True)
@@ -147,9 +149,12 @@ def execute_job(
                     out_dir=out_dir,
                     progress=progress,
                     cancel_requested=heartbeat.cancel_requested,
+                    checkpoint_dir=checkpoints,
                 )
                 result = run_job(spec, context)
         _finish(store, job_id, owner_id, parent_network_id, worker, result, shutdown)
+        if shutdown is None or not shutdown.is_set():
+            shutil.rmtree(checkpoints, ignore_errors=True)  # the job is over: nothing to resume
         return result
     finally:
         if scratch is not None:

@@ -22,4 +22,5 @@ ensure_services
 echo "== ruff check"; ruff check .
 echo "== ruff format --check"; ruff format --check .
 echo "== mypy"; mypy
+echo "== browser"; bash scripts/install-browser.sh
 echo "== pytest"; pytest "$@"

@@ -58,7 +58,6 @@ def build_from_spec(
         done = max(iteration / params.max_iterations, (first[0] - abscissa) / span)
         report(done, f"SOC iteration {iteration}: spectral abscissa {abscissa:.4f}")
 
-    report(0.0, "building initial network")
     if initial is None:
         initial = initial_weights(params, np.random.default_rng(spec.seed))
     start, history = initial, np.empty(0)
@@ -67,6 +66,8 @@ def build_from_spec(
         start, history = saved[0]["W"], saved[0]["history"]
         logger.info("resuming the SOC build from its checkpoint at iteration %d", saved[1])
         report(0.0, f"resuming from the checkpoint at iteration {saved[1]}")
+    else:
+        report(0.0, "building initial network")
 
     def save(iteration: int, W: np.ndarray, abscissae: np.ndarray) -> None:
         if context is not None:

@@ -1,0 +1,34 @@
+"""Celery tasks: thin wrappers that run a stored job by id.
+
+Idempotent by job id: :func:`lifrnn.executor.execute_job` claims the job with a guarded
+``queued -> running`` update, so a redelivered message for a job that already ran (or is running
+elsewhere) does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+
+from lifrnn.executor import execute_job, worker_name
+from lifrnn.settings import Settings
+from lifrnn.store import Store
+from worker.celery_app import celery_app
+
+logger = logging.getLogger(__name__)
+
+
+@cache
+def _store() -> Store:
+    """One store (engine, connection pool) per worker process."""
+    return Store(Settings())
+
+
+@celery_app.task(name="lifrnn.execute", acks_late=True)
+def execute(job_id: str) -> str:
+    """Run job ``job_id``; returns its final status, or ``"skipped"`` if it was not queued."""
+    result = execute_job(_store(), job_id, worker=worker_name("celery"))
+    if result is None:
+        logger.info("job %s was not queued (already taken or finished): skipped", job_id)
+        return "skipped"
+    return result.status
