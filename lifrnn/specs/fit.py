@@ -85,10 +85,10 @@ class FitSpec(SpecBase):
         movements = info.data.get("movements")
         if movements is not None:
             steps = movements.duration / value
-            if abs(steps - round(steps)) > 1e-6 or round(steps) < 2:
+            if not steps <= 1e7 or abs(steps - round(steps)) > 1e-6 or round(steps) < 2:
                 raise ValueError(
-                    f"movements.duration ({movements.duration} s) must be a whole number (>= 2) "
-                    f"of steps of {value} s"
+                    f"movements.duration ({movements.duration} s) must be a whole number "
+                    f"(2 to 10^7) of steps of {value} s"
                 )
         return value
 

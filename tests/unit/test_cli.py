@@ -163,6 +163,7 @@ def test_fit_job_from_a_saved_soc_network(tmp_path):
         ({"movements": {"directions_deg": [0, "north"]}}, "movements.directions_deg.1"),
         ({"movements": {"directions_deg": []}}, "movements.directions_deg: List should have"),
         ({"dt": 0.007}, "dt: Value error, movements.duration"),
+        ({"dt": 1e-310}, "dt: Value error, movements.duration"),
         ({"network": {"kind": "soc", "p": 2}}, "network.p"),
         ({"gain": "sigmoid"}, "gain:"),
     ],
