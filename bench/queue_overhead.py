@@ -1,8 +1,8 @@
 """Benchmark of the distributed mode's queue overhead (PostgreSQL + Redis + Celery), on demand.
 
-``python bench/queue_overhead.py [--jobs 100]`` creates a scratch PostgreSQL database, starts ``lifrnn
-serve`` with a broker URL and two ``lifrnn worker`` processes, submits trivial jobs one at a time
-with a warm worker waiting, then a burst, and prints:
+``python bench/queue_overhead.py [--jobs 100]`` creates a scratch PostgreSQL database, starts
+``lifrnn serve`` with a broker URL and two ``lifrnn worker`` processes, submits trivial jobs one at
+a time with a warm worker waiting, then a burst, and prints:
 
 - submit -> running: from the POST to the job's ``started_at`` (dispatch, broker, claim);
 - running -> recorded: ``finished_at - started_at`` minus the job's own compute time (the
