@@ -78,6 +78,7 @@ class Server:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
+        self.stop()  # never leave a half-started server behind
         raise RuntimeError(f"server did not start: {self.log.read_text()[-3000:]}")
 
     def kill(self) -> None:

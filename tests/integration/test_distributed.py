@@ -128,7 +128,6 @@ def cluster(postgres_url: str, tmp_path: Path) -> Iterator[dict]:
         _, tokens["bob"] = create_user(session, "bob", max_running=1)
         session.commit()
     server = Server(tmp_path, env)
-    server.start()
     workers: list[Worker] = []
 
     def start_worker(label: str = "w") -> Worker:
@@ -137,6 +136,7 @@ def cluster(postgres_url: str, tmp_path: Path) -> Iterator[dict]:
         return worker
 
     try:
+        server.start()
         yield {
             "server": server,
             "tokens": tokens,
