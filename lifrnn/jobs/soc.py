@@ -15,7 +15,6 @@ from lifrnn.jobs.base import JobContext, JobResult
 from lifrnn.specs import SOCSpec, spec_sha256
 from lifrnn_core.errors import InvalidNetworkError
 from lifrnn_core.figures import soc_figure
-from lifrnn_core.gramians import spectral_abscissa
 from lifrnn_core.soc import SOCResult, amplification, initial_weights, optimise_inhibition
 
 logger = logging.getLogger(__name__)
@@ -100,7 +99,7 @@ def run_soc(spec: SOCSpec, context: JobContext) -> JobResult:
     result = build_from_spec(spec, context.report, context)
     seconds = time.perf_counter() - start
     W = result.weights
-    final_abscissa = spectral_abscissa(W)
+    final_abscissa = float(result.eigenvalues_final.real.max())  # recomputed from the final W
     amplification_final = _amplification_or_none(W)
     # Reference: the initial random network scaled to the same spectral abscissa.
     amplification_random = None

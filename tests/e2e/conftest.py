@@ -9,9 +9,7 @@ without it the browser tests are skipped, saying so. Screenshots go to ``test-ou
 from __future__ import annotations
 
 import importlib.util
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -65,29 +63,9 @@ def create_app_mounts_dashboard() -> bool:
 class DashboardServer(helpers.Server):  # type: ignore[misc,name-defined]
     """The integration tests' server, started with the dashboard launcher instead."""
 
-    def start(self, timeout: float = 60.0) -> None:
-        port = helpers.free_port()
-        self.url = f"http://127.0.0.1:{port}"
+    def command(self, port: int) -> list[str]:
         launcher = Path(__file__).with_name("serve_dashboard.py")
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(launcher), "--port", str(port)],
-                env=self.env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"server did not start: {self.log.read_text()[-3000:]}")
+        return [sys.executable, str(launcher), "--port", str(port)]
 
 
 class Dashboard:

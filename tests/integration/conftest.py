@@ -26,6 +26,7 @@ from lifrnn.settings import Settings
 from lifrnn.store import Store
 from lifrnn.store.users import create_user
 
+ROOT = Path(__file__).resolve().parents[2]
 PG_ADMIN_URL = os.environ.get("LIFRNN_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 FINAL = {"succeeded", "failed", "cancelled"}
 
@@ -58,13 +59,18 @@ class Server:
         self.url = ""
         self.log = home / "server.log"
 
+    def command(self, port: int) -> list[str]:
+        """The program that serves on ``port`` (subclasses serve something else)."""
+        return [sys.executable, "-m", "lifrnn", "serve", "--port", str(port)]
+
     def start(self, timeout: float = 60.0) -> None:
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "lifrnn", "serve", "--port", str(port)],
+                self.command(port),
                 env=self.env,
+                cwd=ROOT,
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
