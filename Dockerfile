@@ -1,4 +1,5 @@
-# lifrnn image for the lab deployment (api, worker and the migration step share it).
+# lifrnn image for the lab deployment (api, worker and the migration step share it). LIFRNN_HOME
+# (/data) holds only scratch folders: uploads, artifacts and checkpoints live in the object store.
 # GPU nodes: the default torch wheel from PyPI is a CUDA build; pin TORCH to choose another.
 FROM python:3.11-slim
 
@@ -10,14 +11,13 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 RUN pip install --no-cache-dir "${TORCH}"
-COPY pyproject.toml README.md alembic.ini ./
+COPY pyproject.toml README.md ./
 COPY lifrnn_core ./lifrnn_core
 COPY lifrnn ./lifrnn
 COPY api ./api
 COPY worker ./worker
-COPY migrations ./migrations
-COPY examples ./examples
-RUN pip install --no-cache-dir "."
+# migrations, dashboard templates and example specs are package data: the installed wheel has them
+RUN pip install --no-cache-dir ".[s3]"
 
 RUN useradd --create-home --uid 1000 lifrnn && mkdir -p /data && chown lifrnn /data
 USER lifrnn

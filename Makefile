@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 TORCH_PIN ?= torch==2.13.0
 OUT ?= runs/soc-default
 
-.PHONY: install install-test run serve test lint bench bench-api clean
+.PHONY: install install-test run serve test lint bench bench-api bench-upload clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(VENV)/bin/lifrnn run examples/soc.json --out $(OUT)
+	$(VENV)/bin/lifrnn run lifrnn/examples/soc.json --out $(OUT)
 
 # The job service on the embedded default (SQLite and artifacts under LIFRNN_HOME, in-process
 # workers); the local user's API token is written to $LIFRNN_HOME/token at first start.
@@ -37,6 +37,9 @@ bench: install
 
 bench-api: install
 	$(PY) bench/api.py
+
+bench-upload: install
+	$(PY) bench/upload.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.dashboard import mount_dashboard
 from api.deps import TokenCache
-from api.routes import artifacts, health, jobs, networks
+from api.routes import artifacts, files, health, jobs, networks
 from lifrnn import __version__
 from lifrnn.dispatch import Dispatcher, celery_dispatcher
 from lifrnn.executor import WorkerPool
@@ -39,32 +39,40 @@ logger = logging.getLogger(__name__)
 class BodyTooLargeError(HTTPException):
     """A request body over the limit (413)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, setting: str) -> None:
         super().__init__(
             status.HTTP_413_CONTENT_TOO_LARGE,
-            f"request body larger than {limit} bytes (LIFRNN_MAX_BODY_BYTES)",
+            f"request body larger than {limit} bytes ({setting})",
         )
 
 
 class BodySizeLimit:
-    """ASGI middleware: 413 for bodies over ``max_bytes``, declared or streamed."""
+    """ASGI middleware: 413 for bodies over ``max_bytes``, declared or streamed.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    Uploads (``POST /files``) have their own, larger limit, ``upload_bytes``.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_bytes = upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["path"].rstrip("/") == "/files":
+            limit, setting = self.upload_bytes, "LIFRNN_MAX_UPLOAD_BYTES"
+        else:
+            limit, setting = self.max_bytes, "LIFRNN_MAX_BODY_BYTES"
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None:
             try:
-                too_large = int(declared) > self.max_bytes
+                too_large = int(declared) > limit
             except ValueError:
                 too_large = False
             if too_large:
-                error = BodyTooLargeError(self.max_bytes)
+                error = BodyTooLargeError(limit, setting)
                 response = JSONResponse({"detail": error.detail}, status_code=error.status_code)
                 await response(scope, receive, send)
                 return
@@ -75,8 +83,8 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise BodyTooLargeError(self.max_bytes)
+                if received > limit:
+                    raise BodyTooLargeError(limit, setting)
             return message
 
         await self.app(scope, limited, send)
@@ -144,8 +152,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(jobs.router)
     app.include_router(networks.router)
     app.include_router(artifacts.router)
+    app.include_router(files.router)
     mount_dashboard(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_body_bytes,
+        upload_bytes=settings.max_upload_bytes,
+    )
 
     @app.exception_handler(OperationalError)
     async def database_busy(_request: Request, error: OperationalError) -> JSONResponse:

@@ -93,11 +93,6 @@ class NetworkOut(BaseModel):
     parent_network_id: str | None
     created_at: datetime
     url: str = ""
-    path: str | None = Field(
-        None,
-        description="where the network file lies on the server's machine (embedded default): "
-        "usable as the `network` of a fit spec, which then records this network as its parent",
-    )
 
 
 class NetworkDetail(NetworkOut):
@@ -113,6 +108,37 @@ class NetworkList(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class FileOut(BaseModel):
+    """A stored file: uploaded (``job_id`` null) or a job's artifact; refer to it by ``id``."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    sha256: str
+    size: int
+    format: str = Field(description="safetensors, npy, png, json, ...")
+    shape: list[int] | None = Field(
+        None, description="the shape of its one tensor (a .npy file's array), else null"
+    )
+    tensors: dict[str, Any] = Field(
+        default_factory=dict, description="every tensor: {name: {dtype, shape}}"
+    )
+    job_id: str | None = None
+    created_at: datetime
+    url: str = ""
+
+
+class FileList(BaseModel):
+    """One page of uploaded files, and the bytes the user stores in all."""
+
+    items: list[FileOut]
+    total: int
+    limit: int
+    offset: int
+    used_bytes: int
 
 
 class Health(BaseModel):

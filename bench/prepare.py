@@ -1,7 +1,7 @@
 """Benchmark of the prepare job: time of each controller and of the whole job, N=200, CPU.
 
 Run on demand: ``python bench/prepare.py [network.safetensors]``. Without an argument the
-two-reach fit of examples/fit.json (kao2021, seed 0) is made first (not timed). Times: the
+two-reach fit of lifrnn/examples/fit.json (kao2021, seed 0) is made first (not timed). Times: the
 Riccati equation (LQR gain), the loop fit, each controller's trials (both movements, default
 trial 0.4 / 0.6 / 0.6 delay / 0.6 s at 1 ms), and the whole ``prepare`` job with all four
 controllers through :func:`lifrnn.jobs.run_job` (artifacts and figure included). Goal: the
@@ -92,9 +92,10 @@ def main() -> None:
                 f"  distance at go {np.round(trial.distance_at_go.numpy(), 4)}"
             )
 
-        spec = parse_spec({"kind": "prepare", "network": str(path)})
+        spec = parse_spec({"kind": "prepare", "network": "00000000-0000-4000-8000-000000000000"})
         start = time.perf_counter()
-        result = run_job(spec, JobContext(out_dir=Path(scratch) / "prepare"))
+        context = JobContext(out_dir=Path(scratch) / "prepare", inputs={"network": path})
+        result = run_job(spec, context)
         seconds = time.perf_counter() - start
         print(
             f"whole prepare job (4 controllers, artifacts, figure): {seconds:6.2f} s "

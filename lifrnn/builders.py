@@ -1,10 +1,14 @@
 """Builders of the common job specs: ``soc``, ``fit``, ``prepare`` and ``retrain``.
 
 Each returns the same pydantic model the service validates (``lifrnn.specs``), so a mistake is
-caught here, naming the field, before anything is sent. The ``network`` of ``fit``, ``prepare``
-and ``retrain`` may be a path the server can read, an inline SOC spec (``fit`` only), or a
-:class:`lifrnn.client.Job` / :class:`lifrnn.client.Network` (anything with ``network_path()``):
-the parent is then resolved to the path of its stored ``network.safetensors`` on the server.
+caught here, naming the field, before anything is sent. Inputs may be given as:
+
+- a :class:`lifrnn.client.Job`: its network (``{"job": id}``; the new job waits for it, nothing
+  blocks here), a :class:`lifrnn.client.Network` or a :class:`lifrnn.client.File` (their id), or
+  an id as text;
+- a local path or a numpy array / torch tensor: :meth:`lifrnn.client.Client.submit` uploads it
+  and puts its id in the spec (``lifrnn run`` keeps local paths in the local store alike);
+- for ``fit``, an inline SOC spec (built within the job).
 
     >>> from lifrnn.builders import fit, soc
     >>> spec = fit(network=soc(method="kao2021", n=40), directions_deg=[0, 180], duration=0.2,
@@ -15,72 +19,112 @@ the parent is then resolved to the path of its stored ``network.safetensors`` on
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from lifrnn.specs import FitSpec, PrepareSpec, RetrainSpec, SOCSpec
+import numpy as np
 
-__all__ = ["NetworkParent", "fit", "network_reference", "prepare", "retrain", "soc"]
+from lifrnn.specs import FitSpec, PrepareSpec, RetrainSpec, SOCSpec, SpecBase
+from lifrnn.specs.base import LOCAL_FILES
+
+__all__ = ["Referable", "fit", "prepare", "reference", "retrain", "soc"]
 
 _MOVEMENT_FIELDS = ("profile", "beta", "distance", "duration", "target", "targets_file")
 
 
 @runtime_checkable
-class NetworkParent(Protocol):
-    """A job or network of the service that can name its stored network file."""
+class Referable(Protocol):
+    """A job, network or file of the service that a spec can name."""
 
-    def network_path(self) -> str:
-        """Path of the network file on the server's machine (what specs accept today)."""
+    def reference(self) -> str | dict[str, str]:
+        """What a spec's field holds for it: an id, or ``{"job": id}``."""
         ...
 
 
-def network_reference(network: Any) -> Any:
-    """``network`` as a spec field: parents become their stored path; the rest is unchanged."""
-    if isinstance(network, NetworkParent):
-        return network.network_path()
-    return network
+@cache
+def _array_folder() -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="lifrnn-arrays-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
+
+
+def reference(value: Any) -> Any:
+    """``value`` as a spec field: service objects become their reference, arrays a local
+    ``.npy`` file (uploaded when the spec is submitted), paths text; the rest is unchanged."""
+    if isinstance(value, Referable):
+        return value.reference()
+    if isinstance(value, Path):
+        return str(value)
+    if type(value).__module__.startswith("torch") and hasattr(value, "numpy"):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        folder = _array_folder()
+        path = folder / f"array-{len(list(folder.iterdir()))}.npy"
+        np.save(path, np.ascontiguousarray(value), allow_pickle=False)
+        return str(path)
+    return value
+
+
+def _build(model: type[SpecBase], fields: dict[str, Any]) -> Any:
+    """Validate ``fields`` as ``model``, local paths allowed in reference fields."""
+    return model.model_validate(fields, context={LOCAL_FILES: True})
 
 
 def soc(**fields: Any) -> SOCSpec:
     """An ``soc`` spec (build a stability-optimised network); fields as in :class:`SOCSpec`.
 
-    Example: ``soc(method="kao2021", n=200, seed=0)``.
+    ``initial_weights`` may be a file id, a :class:`~lifrnn.client.File`, a local path or an
+    (n, n) array. Example: ``soc(method="kao2021", n=200, seed=0)``.
     """
-    return SOCSpec(**fields)
+    if "initial_weights" in fields:
+        fields["initial_weights"] = reference(fields["initial_weights"])
+    result: SOCSpec = _build(SOCSpec, fields)
+    return result
 
 
 def fit(
-    network: str | SOCSpec | dict[str, Any] | NetworkParent | None = None,
+    network: Any = None,
     directions_deg: Sequence[float] = (0.0, 180.0),
     **fields: Any,
 ) -> FitSpec:
     """A ``fit`` spec: optimal initial states and readout for reaches in ``directions_deg``.
 
-    ``network``: an inline SOC spec (default: kao2021, N=200), a server-side path, or a parent
-    job/network. The movement fields ``profile``, ``beta``, ``distance`` (m), ``duration`` (s),
-    ``target`` and ``targets_file`` may be given directly; every other keyword is a
-    :class:`FitSpec` field (``dt``, ``tau``, ``seed``, ...).
+    ``network``: an inline SOC spec (default: kao2021, N=200), a parent job (the fit waits for
+    it), a network, a network id, or a local network file. The movement fields ``profile``,
+    ``beta``, ``distance`` (m), ``duration`` (s), ``target`` and ``targets_file`` may be given
+    directly; every other keyword is a :class:`FitSpec` field (``dt``, ``tau``, ``seed``, ...).
     """
     movements = dict(fields.pop("movements", None) or {})
     for name in _MOVEMENT_FIELDS:
         if name in fields:
             movements[name] = fields.pop(name)
+    if "targets_file" in movements:
+        movements["targets_file"] = reference(movements["targets_file"])
     movements["directions_deg"] = list(directions_deg)
+    if isinstance(network, SOCSpec):
+        network = network.model_dump(mode="json")
     if network is not None:
-        fields["network"] = network_reference(network)
-    return FitSpec(movements=movements, **fields)
+        fields["network"] = reference(network)
+    result: FitSpec = _build(FitSpec, {"movements": movements, **fields})
+    return result
 
 
-def prepare(network: str | NetworkParent, **fields: Any) -> PrepareSpec:
-    """A ``prepare`` spec on a fitted network (a fit job, its network, or a server-side path).
+def prepare(network: Any, **fields: Any) -> PrepareSpec:
+    """A ``prepare`` spec on a fitted network (a fit job, its network, an id or a local file).
 
     Keywords are :class:`PrepareSpec` fields: ``controllers``, ``preparation``, ``delay`` (s), ...
     """
-    return PrepareSpec(network=network_reference(network), **fields)
+    result: PrepareSpec = _build(PrepareSpec, {"network": reference(network), **fields})
+    return result
 
 
 def retrain(
-    network: str | NetworkParent,
+    network: Any,
     directions_deg: Sequence[float] | None = None,
     sequence: Sequence[float] | None = None,
     **fields: Any,
@@ -90,9 +134,13 @@ def retrain(
     ``directions_deg`` None: the seed's ten directions minus the trained ones. Other keywords are
     :class:`RetrainSpec` fields (``mode``, ``interval``, ``max_iterations``, ...).
     """
-    return RetrainSpec(
-        network=network_reference(network),
-        directions_deg=list(directions_deg) if directions_deg is not None else None,
-        sequence=list(sequence) if sequence is not None else None,
-        **fields,
+    result: RetrainSpec = _build(
+        RetrainSpec,
+        {
+            "network": reference(network),
+            "directions_deg": list(directions_deg) if directions_deg is not None else None,
+            "sequence": list(sequence) if sequence is not None else None,
+            **fields,
+        },
     )
+    return result

@@ -1,10 +1,11 @@
 """The ``lifrnn`` command line (typer).
 
 ``lifrnn run SPEC.json --out DIR [--json]`` runs one job in-process and writes its artifacts into
-DIR; the job is also recorded in the local store (``LIFRNN_HOME``), unless ``--no-store``. With
-``--json`` the last line on stdout is the job result as one JSON object; otherwise a progress bar
-(on a terminal) and a readable summary. Exit status: 0 succeeded, 1 failed or cancelled, 2
-invalid spec.
+DIR; the job is also recorded in the local store (``LIFRNN_HOME``), unless ``--no-store``. Its
+spec may name local files (``initial_weights``, ``network``, ``movements.targets_file``): they
+are kept in the local store and the recorded spec names their ids. With ``--json`` the last line
+on stdout is the job result as one JSON object; otherwise a progress bar (on a terminal) and a
+readable summary. Exit status: 0 succeeded, 1 failed or cancelled, 2 invalid spec.
 
 ``lifrnn serve`` starts the job service (REST API and in-process workers); ``lifrnn users create
 NAME [--admin]`` creates a user and prints its API token once.
@@ -16,7 +17,6 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -29,9 +29,9 @@ from rich.table import Table
 
 from lifrnn import __version__
 from lifrnn.cli_client import register as register_service_commands
-from lifrnn.jobs import JobContext, JobResult, run_job
+from lifrnn.jobs import JobResult
 from lifrnn.settings import Settings
-from lifrnn.specs import SpecBase, describe_validation_error, parse_spec
+from lifrnn.specs import describe_validation_error, parse_spec
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +103,10 @@ def run(
     ] = True,
 ) -> None:
     """Run one job in-process, write its artifacts into OUT and record it in the local store."""
+    from lifrnn.local_run import LocalSpecError, run_locally
+
     try:
-        spec = parse_spec(spec_file.read_text())
+        spec = parse_spec(spec_file.read_text(), local_files=True)
     except (ValidationError, ValueError, ArithmeticError) as error:
         reason = (
             f"invalid spec: {describe_validation_error(error)}"
@@ -132,9 +134,12 @@ def run(
         def on_progress(fraction: float, message: str) -> None:
             progress.update(task, completed=fraction, message=message)
 
-        result = _run_recorded(spec, out, on_progress) if record else None
-        if result is None:
-            result = run_job(spec, JobContext(out_dir=out, progress=on_progress))
+        try:
+            result = run_locally(spec, out, on_progress, record=record)
+        except LocalSpecError as error:
+            progress.stop()
+            _emit_invalid(spec.kind, f"invalid spec: {error}", as_json)
+            raise typer.Exit(2) from None
     _emit(result, as_json)
     if result.status != "succeeded":
         raise typer.Exit(1)
@@ -146,38 +151,6 @@ def _emit_invalid(kind: str | None, reason: str, as_json: bool) -> None:
         sys.stdout.write(result.model_dump_json() + "\n")
     else:
         stderr.print(f"[red]{reason}[/]")
-
-
-def _run_recorded(
-    spec: SpecBase, out: Path, on_progress: Callable[[float, str], None]
-) -> JobResult | None:
-    """Run ``spec`` as a job of the local store's local user; None when the store is unusable."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from lifrnn.executor import execute_job, worker_name
-    from lifrnn.store import Store
-    from lifrnn.store.jobs import submit_job
-    from lifrnn.store.users import ensure_local_user
-
-    settings = Settings()
-    try:
-        store = Store(settings)
-        store.migrate()
-        worker = worker_name("cli")
-        with store.session() as session:
-            user = ensure_local_user(session, None)
-            session.commit()
-            job, _ = submit_job(session, user, spec, default_max_queued=sys.maxsize, worker=worker)
-    except (SQLAlchemyError, OSError) as error:
-        logger.warning("job not recorded (store %s unusable: %s)", settings.database_url, error)
-        return None
-    logger.info("recording the job as %s in %s", job.id, settings.database_url)
-    try:
-        return execute_job(
-            store, job.id, worker=worker, out_dir=out, on_progress=on_progress, claimed=True
-        )
-    finally:
-        store.dispose()
 
 
 @app.command()
@@ -265,6 +238,9 @@ def users_create(
     admin: Annotated[bool, typer.Option("--admin", help="may list every user's jobs")] = False,
     max_queued: Annotated[int | None, typer.Option(help="queued jobs at most")] = None,
     max_running: Annotated[int | None, typer.Option(help="running jobs at most")] = None,
+    max_bytes: Annotated[
+        int | None, typer.Option(help="bytes of uploads and artifacts at most")
+    ] = None,
 ) -> None:
     """Create a user; prints its API token (shown only this once) on stdout."""
     from lifrnn.store import Store
@@ -276,7 +252,12 @@ def users_create(
         with store.session() as session:
             try:
                 _, token = create_user(
-                    session, name, admin=admin, max_queued=max_queued, max_running=max_running
+                    session,
+                    name,
+                    admin=admin,
+                    max_queued=max_queued,
+                    max_running=max_running,
+                    max_bytes=max_bytes,
                 )
             except UserExistsError as error:
                 stderr.print(f"[red]{error}[/]")

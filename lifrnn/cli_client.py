@@ -1,7 +1,9 @@
 """Commands of ``lifrnn`` that talk to a running service through :mod:`lifrnn.client`.
 
-``register(app)`` adds them to the ``lifrnn`` typer app: ``submit``, ``jobs``, ``status``,
-``logs``, ``cancel``, ``download``, ``networks`` and ``demo``. Every command takes ``--url`` and
+``register(app)`` adds them to the ``lifrnn`` typer app: ``submit``, ``upload``, ``files``,
+``jobs``, ``status``, ``logs``, ``cancel``, ``download``, ``networks`` and ``demo``. ``submit``
+uploads the local files a spec names (``initial_weights``, ``network``,
+``movements.targets_file``) and sends their ids. Every command takes ``--url`` and
 ``--token`` (defaults ``$LIFRNN_URL`` and ``$LIFRNN_TOKEN``, else the local server's token
 file); listings take ``--json`` (one JSON document on stdout, for scripts), otherwise they print
 rich tables. Exit status: 0 done, 1 an error (the server's message on stderr) or a job that
@@ -35,6 +37,7 @@ from lifrnn.client import (
     JobFailedError,
     NotFoundError,
 )
+from lifrnn.specs.local import LocalFileError
 
 __all__ = ["DemoStep", "demo_steps", "register", "run_demo"]
 
@@ -104,6 +107,7 @@ def _short(header: str, width: int) -> Column:
 
 
 _STATUS_COLOUR = {
+    "waiting": "dim",
     "succeeded": "green",
     "failed": "red",
     "cancelled": "yellow",
@@ -138,6 +142,61 @@ def _print_job(job: Job) -> None:
         console.print(table)
 
 
+def upload(
+    file: Annotated[
+        Path, typer.Argument(help=".safetensors or .npy file", exists=True, dir_okay=False)
+    ],
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Upload a file for specs to name by id; prints its id (or the file with --json)."""
+    with _service_errors(), Client(url, token) as client:
+        stored = client.upload(file)
+    if as_json:
+        _write_json(stored.data)
+    else:
+        stderr.print(
+            f"uploaded {stored.name} ({stored.size:,} bytes, {stored.format}"
+            f"{', shape ' + str(tuple(stored.shape)) if stored.shape is not None else ''})"
+        )
+        sys.stdout.write(stored.id + "\n")
+
+
+def files(
+    limit: Annotated[int, typer.Option(help="at most this many")] = 20,
+    offset: Annotated[int, typer.Option(help="skip this many")] = 0,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """List your uploaded files, newest first."""
+    with _service_errors(), Client(url, token) as client:
+        page = client.files(limit=limit, offset=offset)
+    if as_json:
+        _write_json(
+            {
+                "items": [item.data for item in page],
+                "total": page.total,
+                "used_bytes": page.used_bytes,
+            }
+        )
+        return
+    table = Table(
+        _id_column(),
+        Column("name", no_wrap=True, overflow="ellipsis", max_width=40),
+        _short("size", 10),
+        _short("format", 11),
+        Column("tensors", no_wrap=True, overflow="ellipsis", max_width=40),
+        box=box.SIMPLE_HEAD,
+    )
+    for item in page:
+        shapes = ", ".join(f"{name}{tuple(entry['shape'])}" for name, entry in item.tensors.items())
+        table.add_row(item.id, item.name, f"{item.size:,}", item.format, shapes)
+    table.caption = f"{len(page)} of {page.total}; {page.used_bytes:,} bytes stored in all"
+    Console().print(table)
+
+
 def submit(
     spec_file: Annotated[Path, typer.Argument(help="job spec (JSON file; - reads stdin)")],
     wait: Annotated[bool, typer.Option("--wait", help="wait for the job, with progress")] = False,
@@ -148,7 +207,10 @@ def submit(
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Submit a job spec to the service; prints the job id (or the job with --json)."""
+    """Submit a job spec to the service; prints the job id (or the job with --json).
+
+    Local files the spec names (paths instead of ids) are uploaded first.
+    """
     text = sys.stdin.read() if str(spec_file) == "-" else spec_file.read_text()
     try:
         spec = json.loads(text)
@@ -156,7 +218,11 @@ def submit(
         stderr.print(f"[red]invalid spec: {spec_file} is not JSON: {error}[/]")
         raise typer.Exit(2) from None
     with _service_errors(), Client(url, token) as client:
-        job = client.submit(spec, idempotency_key=idempotency_key)
+        try:
+            job = client.submit(spec, idempotency_key=idempotency_key)
+        except LocalFileError as error:
+            stderr.print(f"[red]invalid spec: {error}[/]")
+            raise typer.Exit(2) from None
         if not as_json:
             stderr.print(f"submitted {job.kind} job {job.id}")
         if wait:
@@ -178,7 +244,9 @@ def _show(job: Job, as_json: bool, wait: bool) -> None:
 
 
 def jobs(
-    status: Annotated[str | None, typer.Option(help="queued, running, succeeded, ...")] = None,
+    status: Annotated[
+        str | None, typer.Option(help="waiting, queued, running, succeeded, ...")
+    ] = None,
     kind: Annotated[str | None, typer.Option(help="soc, fit, prepare, retrain")] = None,
     since: Annotated[str | None, typer.Option(help="created at or after (ISO 8601)")] = None,
     metric: Annotated[
@@ -430,17 +498,20 @@ def _scalar_metrics(metrics: dict[str, Any], preferred: Sequence[str]) -> list[t
 
 
 def run_demo(client: Client, out: Path, quick: bool, progress: bool = True) -> Path:
-    """Run the demo's jobs one after another, download their figures into ``out`` and write
-    ``out/report.md`` (figures and a metrics table) and ``out/jobs.json``; returns the report."""
+    """Submit the demo's chain of jobs at once (each waits for its parent on the server), then
+    follow them, download their figures into ``out`` and write ``out/report.md`` (figures and a
+    metrics table) and ``out/jobs.json``; returns the report."""
     out.mkdir(parents=True, exist_ok=True)
     done: dict[str, Job] = {}
     sections = []
     started = time.monotonic()
-    for step in demo_steps(quick):
-        job = client.submit(step.build(done))
-        stderr.print(f"{step.title}: job {job.id}")
+    steps = demo_steps(quick)
+    for step in steps:
+        done[step.name] = client.submit(step.build(done))
+        stderr.print(f"{step.title}: job {done[step.name].id}")
+    for step in steps:
+        job = done[step.name]
         job.wait(progress=progress)
-        done[step.name] = job
         seconds = (
             (job.finished_at - job.started_at).total_seconds()
             if job.finished_at and job.started_at
@@ -490,5 +561,5 @@ def demo(
 
 def register(app: typer.Typer) -> None:
     """Add the service commands to the ``lifrnn`` app."""
-    for command in (submit, jobs, status, logs, cancel, download, networks, demo):
+    for command in (submit, upload, files, jobs, status, logs, cancel, download, networks, demo):
         app.command(name=command.__name__)(command)

@@ -1,15 +1,18 @@
 """Python client of the lifrnn job service (httpx).
 
-    >>> from lifrnn.client import Client, fit, soc
+    >>> from lifrnn.client import Client, fit, prepare, soc
     >>> client = Client()                        # LIFRNN_URL / LIFRNN_TOKEN, else the local token
-    >>> network = client.submit(soc(method="kao2021", n=40)).wait()
-    >>> reaches = client.submit(fit(network=network, duration=0.2, dt=0.002)).wait()
-    >>> reaches.metrics["r2_min"], reaches.artifacts["fit.png"].size
+    >>> network = client.submit(soc(method="kao2021", n=40))
+    >>> reaches = client.submit(fit(network=network, duration=0.2, dt=0.002))  # waits server-side
+    >>> trial = client.submit(prepare(network=reaches)).wait()
+    >>> reaches.wait().metrics["r2_min"], reaches.artifacts["fit.png"].size
     >>> tensors = reaches.network()              # W, h, x_sp, C, x_star as torch tensors
 
-A :class:`Job` passed as the ``network`` of a spec is its parent: the client waits for it and
-names its stored ``network.safetensors`` (the server's path, what specs accept). Errors are
-specific exceptions carrying the server's message, all :class:`ClientError`:
+Specs name stored inputs by id. A :class:`Job` given as the ``network`` of a spec stands for the
+network it makes (``{"job": id}``): the new job waits on the server, nothing blocks here. Local
+files and arrays named in a spec are uploaded by :meth:`Client.submit` (or by hand with
+:meth:`Client.upload`). Errors are specific exceptions carrying the server's message, all
+:class:`ClientError`:
 :class:`Unauthorized` (401), :class:`NotFound` (404), :class:`InvalidSpec` (422, with the field
 messages in ``.fields``), :class:`QuotaExceeded` (429), all :class:`LifrnnHTTPError`; and
 :class:`JobFailed` / :class:`JobCancelled` (with the server's ``.reason``) from :meth:`Job.wait`.
@@ -33,7 +36,8 @@ from typing import TYPE_CHECKING, Any, overload
 import httpx
 from pydantic import BaseModel
 
-from lifrnn.builders import fit, network_reference, prepare, retrain, soc
+from lifrnn.builders import fit, prepare, reference, retrain, soc
+from lifrnn.specs.local import replace_local_paths
 
 if TYPE_CHECKING:
     import pandas
@@ -46,6 +50,8 @@ __all__ = [
     "Conflict",
     "ConflictError",
     "ConnectionFailedError",
+    "File",
+    "FileList",
     "Forbidden",
     "ForbiddenError",
     "InvalidSpec",
@@ -230,6 +236,10 @@ class Artifact:
         """The file's content."""
         return self.client.artifact_bytes(self.id)
 
+    def reference(self) -> str:
+        """Its id: what a spec's file field (or ``network``, for a network file) holds."""
+        return self.id
+
 
 @dataclass
 class NetworkTensors:
@@ -304,7 +314,8 @@ class Job(_Record):
 
     @property
     def status(self) -> str:
-        """``queued``, ``running``, ``cancelling``, ``succeeded``, ``failed`` or ``cancelled``."""
+        """``waiting`` (for a parent job), ``queued``, ``running``, ``cancelling``, ``succeeded``,
+        ``failed`` or ``cancelled``."""
         return str(self._data["status"])
 
     @property
@@ -353,7 +364,8 @@ class Job(_Record):
         return _time(self._data.get("finished_at"))
 
     def _detail(self) -> dict[str, Any]:
-        if "artifacts" not in self._data:  # a listing row: the detail has the artifacts
+        # a listing row lacks the artifacts; an unfinished job's may still come
+        if "artifacts" not in self._data or not self.done:
             self.refresh()
         return self._data
 
@@ -438,20 +450,10 @@ class Job(_Record):
             path = self.download(name, Path(folder) / name)
             return load_network_file(path, device=device)
 
-    def network_path(self) -> str:
-        """Server-side path of the network this job made (waits for the job to finish).
-
-        This is what a spec's ``network`` accepts, so a job can be the parent of the next one.
-        """
-        if not self.done:
-            logger.info("waiting for parent job %s", self.id)
-            self.wait(progress=False)
-        elif self.status != "succeeded":
-            raise JobFailedError(self) if self.status == "failed" else JobCancelledError(self)
-        ids = self.network_ids
-        if not ids:
-            raise ClientError(f"job {self.id} ({self.kind}) made no network to build on")
-        return self._client.network(ids[0]).network_path()
+    def reference(self) -> dict[str, str]:
+        """``{"job": id}``: the network this job makes, as a spec's ``network`` (the job that
+        names it waits for this one on the server)."""
+        return {"job": self.id}
 
     @overload
     def figures(self, directory: None = None) -> list[Artifact]: ...
@@ -531,12 +533,9 @@ class Network(_Record):
         """The job that made it."""
         return self._client.job(self.job_id)
 
-    def network_path(self) -> str:
-        """Where its file lies on the server's machine: the ``network`` a spec accepts."""
-        path = self._data.get("path")
-        if not path:
-            raise ClientError(f"the service did not give the location of network {self.id}")
-        return str(path)
+    def reference(self) -> str:
+        """Its id: what a spec's ``network`` holds."""
+        return self.id
 
     def download(self, path: str | Path | None = None) -> Path:
         """Download its ``network.safetensors`` (default ./network.safetensors)."""
@@ -549,6 +548,56 @@ class Network(_Record):
 
     def __repr__(self) -> str:
         return f"Network(id={self.id!r}, kind={self.kind!r}, n={self.n})"
+
+
+class File(_Record):
+    """A stored file: one you uploaded (:meth:`Client.upload`) or an artifact of your jobs."""
+
+    @property
+    def name(self) -> str:
+        """Its file name."""
+        return str(self._data["name"])
+
+    @property
+    def size(self) -> int:
+        """Bytes."""
+        return int(self._data["size"])
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of its bytes."""
+        return str(self._data["sha256"])
+
+    @property
+    def format(self) -> str:
+        """``safetensors``, ``npy``, ..."""
+        return str(self._data.get("format") or "")
+
+    @property
+    def shape(self) -> list[int] | None:
+        """Shape of its one tensor (a ``.npy`` file's array), else None."""
+        shape = self._data.get("shape")
+        return list(shape) if shape is not None else None
+
+    @property
+    def tensors(self) -> dict[str, Any]:
+        """Every tensor: ``{name: {"dtype": ..., "shape": [...]}}``."""
+        return dict(self._data.get("tensors") or {})
+
+    def reference(self) -> str:
+        """Its id: what a spec's file field holds."""
+        return self.id
+
+    def download(self, path: str | Path | None = None) -> Path:
+        """Write the file to ``path`` (a file, or an existing folder; default ./NAME)."""
+        return self._client.download_file(self.id, path, name=self.name, sha256=self.sha256)
+
+    def delete(self) -> None:
+        """Delete it (409 while a job that has not finished reads it)."""
+        self._client.delete_file(self.id)
+
+    def __repr__(self) -> str:
+        return f"File(id={self.id!r}, name={self.name!r}, size={self.size})"
 
 
 class _Page(list[Any]):
@@ -594,6 +643,13 @@ class NetworkList(_Page):
     """Networks, newest first; ``total`` counts every match of the filters."""
 
     columns = ("id", "kind", "n", "method", "job_id", "parent_network_id", "created_at")
+
+
+class FileList(_Page):
+    """Uploaded files, newest first; ``total`` counts them, ``used_bytes`` is your usage."""
+
+    columns = ("id", "name", "size", "format", "shape", "sha256", "created_at")
+    used_bytes: int = 0
 
 
 # --- progress -----------------------------------------------------------------------------------
@@ -681,12 +737,15 @@ def _local_token() -> str | None:
 
 
 def _spec_json(spec: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
-    """The spec as JSON data, with parent jobs/networks replaced by their stored paths."""
+    """The spec as JSON data; jobs, networks and files given in a dict become references."""
     if isinstance(spec, BaseModel):
         return spec.model_dump(mode="json")
     data = dict(spec)
     if "network" in data:
-        data["network"] = network_reference(data["network"])
+        data["network"] = reference(data["network"])
+    for name in ("initial_weights",):
+        if name in data:
+            data[name] = reference(data[name])
     return data
 
 
@@ -808,10 +867,11 @@ class Client:
         makes the submission safe to retry on any network error).
         """
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = replace_local_paths(_spec_json(spec), lambda field, kind, path: self.upload(path).id)
         response = self._request(
             "POST",
             "/jobs",
-            json=_spec_json(spec),
+            json=body,
             headers=headers,
             retry_unsent_only=idempotency_key is None,
         )
@@ -912,6 +972,61 @@ class Client:
         page.total = int(data["total"])
         return page
 
+    # files
+
+    def upload(self, source: str | Path | Any, name: str | None = None) -> File:
+        """Upload a ``.safetensors`` or ``.npy`` file, or an array (saved as ``.npy``).
+
+        ``source``: a local path, a numpy array or a torch tensor. Returns the stored
+        :class:`File`; use it (or its id) as a spec's ``initial_weights``,
+        ``movements.targets_file`` or, for a network file, ``network``.
+        """
+        if not isinstance(source, str | Path):
+            source = reference(source)  # an array: written to a temporary .npy file
+        path = Path(source).expanduser()
+        with path.open("rb") as stream:
+            response = self._request(
+                "POST",
+                "/files",
+                params={"name": name or path.name},
+                content=stream,
+                headers={
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(path.stat().st_size),
+                },
+                retry_unsent_only=True,
+            )
+        uploaded = File(self, response.json())
+        logger.debug("uploaded %s as %s", path, uploaded.id)
+        return uploaded
+
+    def file(self, file_id: str) -> File:
+        """One of your files (an upload or an artifact) by id."""
+        return File(self, self._get_json(f"/files/{file_id}"))
+
+    def files(self, limit: int = 50, offset: int = 0) -> FileList:
+        """Your uploaded files, newest first (``used_bytes``: all you store, for the quota)."""
+        data = self._get_json("/files", limit=limit, offset=offset)
+        page = FileList(File(self, item) for item in data["items"])
+        page.total = int(data["total"])
+        page.used_bytes = int(data["used_bytes"])
+        return page
+
+    def delete_file(self, file_id: str) -> None:
+        """Delete an uploaded file (409 while an unfinished job reads it)."""
+        self._request("DELETE", f"/files/{file_id}")
+
+    def download_file(
+        self,
+        file_id: str,
+        path: str | Path | None = None,
+        *,
+        name: str | None = None,
+        sha256: str | None = None,
+    ) -> Path:
+        """Write file ``file_id`` to ``path`` (checked against its SHA-256)."""
+        return self._download(f"/files/{file_id}/content", file_id, path, name, sha256)
+
     def artifact_bytes(self, artifact_id: str) -> bytes:
         """The content of artifact ``artifact_id``."""
         return self._request("GET", f"/artifacts/{artifact_id}").content
@@ -929,15 +1044,25 @@ class Client:
         The file is written through a temporary name and checked against its SHA-256 (the
         server's ``X-Content-SHA256``, or ``sha256``) before it takes its name.
         """
-        target = Path(path) if path is not None else Path(name or artifact_id)
+        return self._download(f"/artifacts/{artifact_id}", artifact_id, path, name, sha256)
+
+    def _download(
+        self,
+        url: str,
+        identifier: str,
+        path: str | Path | None,
+        name: str | None,
+        sha256: str | None,
+    ) -> Path:
+        target = Path(path) if path is not None else Path(name or identifier)
         if target.is_dir():
-            target = target / (name or artifact_id)
+            target = target / (name or identifier)
         target.parent.mkdir(parents=True, exist_ok=True)
-        response = self._request("GET", f"/artifacts/{artifact_id}")
+        response = self._request("GET", url)
         content = response.content
         expected = sha256 or response.headers.get("X-Content-SHA256")
         if expected and hashlib.sha256(content).hexdigest() != expected:
-            raise ClientError(f"artifact {artifact_id}: downloaded bytes do not match its SHA-256")
+            raise ClientError(f"file {identifier}: downloaded bytes do not match its SHA-256")
         partial = target.with_name(f".{target.name}.partial")
         partial.write_bytes(content)
         partial.replace(target)

@@ -27,7 +27,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from lifrnn.store import Store
-from lifrnn.store.jobs import requeue_stale, transition
+from lifrnn.store.jobs import release_waiting, requeue_stale, transition
 from lifrnn.store.models import Job, JobEvent, User, utcnow
 from lifrnn.store.status import ACTIVE
 
@@ -89,6 +89,7 @@ class Dispatcher:
         settings = self.store.settings
         with self.store.session() as session:
             moved = requeue_stale(session, settings.stale_after_seconds, settings.max_attempts)
+            release_waiting(session)
             if moved:
                 logger.warning("re-queued or closed stale jobs: %s", ", ".join(moved))
                 for job_id in moved:

@@ -2,10 +2,13 @@
 in-process worker pool of the embedded default.
 
 ``execute_job`` takes a job id: it marks the queued job running (a guarded update, so only one
-worker gets it), runs its spec through :func:`lifrnn.jobs.run_job` with progress going to the row
-and its events and cancellation read from the row (``cancelling``), keeps a heartbeat, ingests the
-artifacts into the content-addressed store, records the network it made, and writes the final
-status. A future Celery task calls the same function.
+worker gets it), fetches the job's stored inputs from the object store into a scratch folder,
+runs its spec through :func:`lifrnn.jobs.run_job` with progress going to the row and its events,
+cancellation read from the row (``cancelling``) and checkpoints kept in the object store, keeps a
+heartbeat, ingests the artifacts into the content-addressed store, records the network it made,
+and writes the final status (settling the jobs that wait for it). The Celery task, the in-process
+pool and ``lifrnn run`` all call it, so a worker needs nothing but the database and the object
+store: any machine can run any job and resume any checkpoint.
 """
 
 from __future__ import annotations
@@ -20,29 +23,33 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import delete, select
 
+from lifrnn.headers import HeaderError, read_file_header
 from lifrnn.jobs import JobContext, JobResult, run_job
+from lifrnn.jobs.base import Checkpoints
 from lifrnn.specs import describe_validation_error, parse_spec
 from lifrnn.store import Store
+from lifrnn.store.cas import checkpoint_prefix
+from lifrnn.store.inputs import NETWORK_ARTIFACT
 from lifrnn.store.jobs import (
     beat,
     claim_job,
     finite_json,
     next_queued_job_id,
+    release_waiting,
     report_progress,
     requeue_stale,
     transition,
 )
-from lifrnn.store.models import Artifact, Job, Network, utcnow
+from lifrnn.store.models import Artifact, Job, JobInput, Network, utcnow
+from lifrnn.store.objects import ObjectNotFoundError, delete_prefix
 from lifrnn.store.status import ACTIVE
 
 logger = logging.getLogger(__name__)
-
-NETWORK_ARTIFACT = "network.safetensors"
-"""The artifact that makes a job's output a network row."""
 
 MEDIA_TYPES = {
     ".safetensors": "application/octet-stream",
@@ -113,9 +120,10 @@ def execute_job(
 
     ``claimed``: the job is already running under ``worker`` (see ``submit_job(worker=...)``).
 
-    Artifacts are written into ``out_dir`` (default a scratch folder removed afterwards), then
-    ingested into the store. ``shutdown`` set while the job runs stops it and puts it back in
-    the queue for another worker.
+    Its stored inputs are fetched into a scratch folder (removed afterwards); artifacts are
+    written into ``out_dir`` (default that scratch folder), then ingested into the store.
+    ``shutdown`` set while the job runs stops it and puts it back in the queue for another
+    worker, which resumes from the job's checkpoints in the object store.
     """
     with store.session() as session:
         if not claimed and not claim_job(session, job_id, worker):
@@ -124,41 +132,74 @@ def execute_job(
         assert job is not None
         owner_id, spec_json, kind = job.owner_id, job.spec, job.kind
         parent_network_id = job.parent_network_id
+        inputs = session.execute(
+            select(JobInput.field, JobInput.network_id, Artifact)
+            .join(Artifact, Artifact.id == JobInput.artifact_id)
+            .where(JobInput.job_id == job_id)
+        ).all()
     logger.info("job %s (%s) started by %s", job_id, kind, worker)
 
-    # Checkpoints outlive this process: a job re-run after its worker died resumes from them.
-    checkpoints = store.settings.scratch / "checkpoints" / job_id
-    scratch = None
-    if out_dir is None:
-        store.settings.scratch.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=f"{job_id}-", dir=store.settings.scratch))
-        out_dir = scratch
+    settings = store.settings
+    settings.scratch.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f"{job_id}-", dir=settings.scratch))
+    checkpoints = Checkpoints(store.objects, checkpoint_prefix(job_id), settings.checkpoint_seconds)
     try:
         try:
             spec = parse_spec(spec_json)
+            local_inputs, provenance = _fetch_inputs(store, inputs, scratch / "inputs")
         except ValidationError as error:  # a kind or field this version no longer knows
             result = JobResult(
                 kind=kind,
                 status="failed",
                 error=f"invalid spec: {describe_validation_error(error)}",
             )
+        except ObjectNotFoundError as error:
+            result = JobResult(kind=kind, status="failed", error=str(error.args[0]))
         else:
             with _Heartbeat(store, job_id, worker, shutdown) as heartbeat:
                 progress = _ProgressWriter(store, job_id, worker, on_progress)
                 context = JobContext(
-                    out_dir=out_dir,
+                    out_dir=out_dir or scratch / "out",
                     progress=progress,
                     cancel_requested=heartbeat.cancel_requested,
-                    checkpoint_dir=checkpoints,
+                    inputs=local_inputs,
+                    checkpoints=checkpoints,
+                    provenance=provenance,
+                    milestones=progress.milestone,
                 )
                 result = run_job(spec, context)
-        _finish(store, job_id, owner_id, parent_network_id, worker, result, shutdown)
-        if shutdown is None or not shutdown.is_set():
-            shutil.rmtree(checkpoints, ignore_errors=True)  # the job is over: nothing to resume
+        finished = _finish(store, job_id, owner_id, parent_network_id, worker, result, shutdown)
+        if finished:
+            checkpoints.clear()  # the job is over: nothing to resume
         return result
     finally:
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _fetch_inputs(
+    store: Store, rows: Any, folder: Path
+) -> tuple[dict[str, Path], dict[str, dict[str, Any]]]:
+    """Copy each stored input to ``folder``; returns (local paths, provenance) by field."""
+    paths: dict[str, Path] = {}
+    provenance: dict[str, dict[str, Any]] = {}
+    for field_name, network_id, artifact in rows:
+        target = folder / f"{field_name}{Path(artifact.name).suffix}"
+        try:
+            store.artifacts.fetch(artifact.blob_key, target)
+        except ObjectNotFoundError:
+            raise ObjectNotFoundError(
+                f"{field_name}: the stored bytes of file {artifact.id} ({artifact.name}) are "
+                "missing from the object store"
+            ) from None
+        paths[field_name] = target
+        provenance[field_name] = {
+            "file": artifact.id,
+            "name": artifact.name,
+            "sha256": artifact.sha256,
+            "network": network_id,
+            "job": artifact.job_id,
+        }
+    return paths, provenance
 
 
 class _ProgressWriter:
@@ -185,6 +226,16 @@ class _ProgressWriter:
         if now - self.last < self.interval and fraction < 1.0:
             return
         self.last = now
+        self._write(fraction, message)
+
+    def milestone(self, fraction: float, message: str) -> None:
+        """A report written whatever the interval (e.g. "resuming from the checkpoint")."""
+        if self.forward is not None:
+            self.forward(fraction, message)
+        self.last = time.monotonic()
+        self._write(fraction, message)
+
+    def _write(self, fraction: float, message: str) -> None:
         try:
             with self.store.session() as session:
                 report_progress(session, self.job_id, self.worker, fraction, message[:2000])
@@ -200,8 +251,12 @@ def _finish(
     worker: str,
     result: JobResult,
     shutdown: threading.Event | None,
-) -> None:
-    """Ingest artifacts, record the network and set the final status, in one transaction."""
+) -> bool:
+    """Ingest artifacts, record the network and set the final status, in one transaction.
+
+    Returns True when the job reached its final status here (False: it went back to the queue,
+    or another worker or a cancellation took it meanwhile).
+    """
     ours = [Job.worker == worker]
     with store.session() as session:
         status = session.scalar(select(Job.status).where(Job.id == job_id, *ours))
@@ -209,7 +264,7 @@ def _finish(
             logger.warning(
                 "job %s is no longer held by %s (%s); result dropped", job_id, worker, status
             )
-            return
+            return False
         if (
             result.status == "cancelled"
             and status == "running"
@@ -229,7 +284,7 @@ def _finish(
                 message="",
             )
             session.commit()
-            return
+            return False
         session.execute(delete(Network).where(Network.job_id == job_id))
         session.execute(delete(Artifact).where(Artifact.job_id == job_id))
         network_artifact = None
@@ -238,6 +293,10 @@ def _finish(
             if not path.is_file():
                 continue
             sha256, size = store.artifacts.put_file(path, name)
+            try:
+                header = read_file_header(path)
+            except HeaderError:
+                header = None
             artifact = Artifact(
                 job_id=job_id,
                 owner_id=owner_id,
@@ -245,6 +304,8 @@ def _finish(
                 media_type=media_type(name),
                 size=size,
                 sha256=sha256,
+                format=header.format if header else Path(name).suffix.lstrip(".").lower(),
+                header=header.as_json() if header else None,
             )
             session.add(artifact)
             if name == NETWORK_ARTIFACT:
@@ -254,7 +315,7 @@ def _finish(
         if network_artifact is not None and result.status == "succeeded":
             artifact, path = network_artifact
             session.add(_network_row(result, artifact, path, parent_network_id, metrics))
-        transition(
+        moved = transition(
             session,
             job_id,
             result.status,
@@ -265,8 +326,47 @@ def _finish(
             metrics=metrics,
             progress=1.0 if result.status == "succeeded" else Job.progress,
         )
+        if not moved:  # re-queued or taken meanwhile: its result must not be recorded
+            session.rollback()
+            logger.warning("job %s changed hands before it finished; result dropped", job_id)
+            return False
         session.commit()
     logger.info("job %s %s", job_id, result.status)
+    return True
+
+
+SCRATCH_GRACE_SECONDS = 60.0
+
+
+def collect_leftovers(store: Store) -> int:
+    """Remove what dead jobs left: scratch folders on this machine and checkpoints in the
+    object store of jobs that are no longer running or queued. Returns how many."""
+    with store.session() as session:
+        live = set(
+            session.scalars(
+                select(Job.id).where(Job.status.in_(["queued", "running", "cancelling"]))
+            )
+        )
+    removed = 0
+    scratch = store.settings.scratch
+    settled = time.time() - SCRATCH_GRACE_SECONDS  # a folder younger than this may be starting
+    if scratch.is_dir():
+        for folder in scratch.iterdir():
+            if (
+                folder.is_dir()
+                and len(folder.name) > 36
+                and folder.name[:36] not in live
+                and folder.stat().st_mtime < settled
+            ):
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+    owners = {key.split("/")[1] for key in store.objects.iter_keys("checkpoints/")}
+    for job_id in owners - live:
+        if delete_prefix(store.objects, checkpoint_prefix(job_id)):
+            removed += 1
+    if removed:
+        logger.info("removed %d leftovers of finished or dead jobs", removed)
+    return removed
 
 
 def _network_row(
@@ -305,6 +405,10 @@ class WorkerPool:
 
     def start(self) -> None:
         """Start the worker threads and the stale-job watchdog."""
+        try:
+            collect_leftovers(self.store)
+        except Exception:
+            logger.exception("could not remove the leftovers of dead jobs")
         for index in range(self.size):
             thread = threading.Thread(
                 target=self._work, args=(index,), daemon=True, name=f"lifrnn-worker-{index}"
@@ -337,6 +441,7 @@ class WorkerPool:
                     moved = requeue_stale(
                         session, settings.stale_after_seconds, settings.max_attempts
                     )
+                    moved += release_waiting(session)
                 if moved:
                     logger.warning("re-queued or closed stale jobs: %s", ", ".join(moved))
                     self.wake.set()

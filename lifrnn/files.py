@@ -1,13 +1,16 @@
 """Reading and writing the files jobs exchange: safetensors (never pickle), .npy, JSON.
 
 Writes are atomic (a temporary file in the same folder, then ``os.replace``) so a crash never
-leaves a half-written artifact behind under its final name.
+leaves a half-written artifact behind under its final name, and deterministic: the same tensors
+and metadata give the same bytes (safetensors keeps its metadata in a hash map, so its header is
+re-serialised with sorted keys), which lets the content-addressed store deduplicate them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load as load_numpy_bytes
 from safetensors.numpy import load_file as load_numpy_file
 from safetensors.numpy import save as save_numpy
 
@@ -35,17 +39,48 @@ def atomic_write(path: Path, payload: bytes) -> None:
         raise
 
 
-def write_safetensors(
-    path: Path, tensors: Mapping[str, np.ndarray | torch.Tensor], metadata: Mapping[str, Any]
-) -> Path:
-    """Write ``tensors`` with string ``metadata`` (non-strings are JSON-encoded) atomically."""
+def safetensors_bytes(
+    tensors: Mapping[str, np.ndarray | torch.Tensor], metadata: Mapping[str, Any]
+) -> bytes:
+    """``tensors`` and string ``metadata`` (non-strings JSON-encoded) as safetensors bytes.
+
+    Deterministic: the header's keys are sorted (same length, so the data offsets and the
+    8-byte alignment padding of the library's layout stay as they are).
+    """
     arrays = {
         name: np.ascontiguousarray(t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t)
         for name, t in tensors.items()
     }
-    text = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
-    atomic_write(path, save_numpy(arrays, metadata=text))
+    text = {
+        k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in metadata.items()
+    }
+    payload = save_numpy(arrays, metadata=text or None)
+    (length,) = struct.unpack("<Q", payload[:8])
+    header = json.loads(payload[8 : 8 + length])
+    canonical = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    if len(canonical) > length:  # never: the library writes compact JSON too
+        raise ValueError("safetensors header grew when sorted")
+    canonical += b" " * (length - len(canonical))
+    return payload[:8] + canonical + payload[8 + length :]
+
+
+def write_safetensors(
+    path: Path, tensors: Mapping[str, np.ndarray | torch.Tensor], metadata: Mapping[str, Any]
+) -> Path:
+    """Write ``tensors`` with string ``metadata`` (non-strings are JSON-encoded) atomically."""
+    atomic_write(path, safetensors_bytes(tensors, metadata))
     return path
+
+
+def read_safetensors_bytes(payload: bytes) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Tensors and metadata of safetensors ``payload`` (a checkpoint fetched from the store)."""
+    try:
+        tensors = load_numpy_bytes(payload)
+        (length,) = struct.unpack("<Q", payload[:8])
+        metadata = json.loads(payload[8 : 8 + length]).get("__metadata__") or {}
+    except (SafetensorError, ValueError, struct.error) as error:
+        raise ValueError(f"not readable safetensors data: {error}") from error
+    return tensors, dict(metadata)
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:

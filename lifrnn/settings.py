@@ -29,7 +29,14 @@ class Settings(BaseSettings):
         default_factory=default_home, description="data folder of the embedded store"
     )
     database_url: str = Field("", description="SQLAlchemy URL; default sqlite:///<home>/lifrnn.db")
-    artifact_dir: Path | None = Field(None, description="content-addressed store; <home>/artifacts")
+    artifact_url: str = Field(
+        "",
+        description="object store of uploads, artifacts and checkpoints: file:///path or "
+        "s3://bucket/prefix; default file://<home>/artifacts",
+    )
+    s3_endpoint_url: str = Field(
+        "", description="S3 server other than AWS (MinIO, SeaweedFS, ...), e.g. http://s3:8333"
+    )
     work_dir: Path | None = Field(None, description="scratch folders of running jobs; <home>/work")
     token_file: Path | None = Field(None, description="the local user's token; <home>/token")
     host: str = "127.0.0.1"
@@ -45,6 +52,17 @@ class Settings(BaseSettings):
     )
     max_attempts: int = Field(3, ge=1, description="a job re-queued this often is failed instead")
     max_body_bytes: int = Field(1_000_000, ge=1, description="larger request bodies answer 413")
+    max_upload_bytes: int = Field(
+        256 * 2**20, ge=1, description="larger uploads (POST /files) answer 413"
+    )
+    default_max_bytes: int = Field(
+        10 * 2**30,
+        ge=0,
+        description="bytes of files and artifacts per user (429 beyond), unless their own quota",
+    )
+    checkpoint_seconds: float = Field(
+        5.0, ge=0, description="a running job saves its checkpoint at most this often"
+    )
     default_max_queued: int = Field(100, ge=0, description="queued jobs per user (429 beyond)")
     default_max_running: int = Field(2, ge=0, description="jobs of one user running at once")
     api_threads: int = Field(
@@ -75,19 +93,13 @@ class Settings(BaseSettings):
         self.home = self.home.expanduser()
         if not self.database_url:
             self.database_url = f"sqlite:///{self.home / 'lifrnn.db'}"
-        if self.artifact_dir is None:
-            self.artifact_dir = self.home / "artifacts"
+        if not self.artifact_url:
+            self.artifact_url = (self.home / "artifacts").resolve().as_uri()
         if self.work_dir is None:
             self.work_dir = self.home / "work"
         if self.token_file is None:
             self.token_file = self.home / "token"
         return self
-
-    @property
-    def artifacts(self) -> Path:
-        """The artifact folder (resolved)."""
-        assert self.artifact_dir is not None
-        return self.artifact_dir
 
     @property
     def scratch(self) -> Path:

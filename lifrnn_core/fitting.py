@@ -21,10 +21,12 @@ Started at ``x*_k``, the network's excitatory rates, read out by ``C``, should p
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -36,6 +38,7 @@ from lifrnn_core.gramians import amplifying_directions, observability_gramian
 __all__ = [
     "FitConfig",
     "FitResult",
+    "FitState",
     "admissible_readout",
     "fit_initial_states",
     "initial_state_basis",
@@ -47,6 +50,87 @@ logger = logging.getLogger(__name__)
 
 FitCallback = Callable[[int, float], None]
 """Called after every L-BFGS iteration with (iteration, motor cost); may raise to cancel."""
+
+_LBFGS_LISTS = ("old_dirs", "old_stps", "ro")
+_LBFGS_TENSORS = ("d", "t", "H_diag", "prev_flat_grad", "prev_loss")
+
+
+@dataclass
+class FitState:
+    """Everything a fit needs to go on exactly where it stopped (a checkpoint).
+
+    Attributes:
+        theta: (movements, modes) current coordinates.
+        history: motor cost after each iteration so far (its length is the iteration count).
+        stalled: whether the last iteration found no descent (one gradient restart is spent).
+        optimiser: the L-BFGS memory (``d``, ``t``, ``H_diag``, ``prev_flat_grad``,
+            ``prev_loss``, the pair lists ``old_dirs``, ``old_stps``, ``ro``, and the counters
+            ``n_iter``, ``func_evals``); empty before the first step or after a restart.
+        stop_reason: set once the fit has stopped; resuming then only re-evaluates the result.
+    """
+
+    theta: Tensor
+    history: list[float] = field(default_factory=list)
+    stalled: bool = False
+    optimiser: dict[str, Any] = field(default_factory=dict)
+    stop_reason: str | None = None
+
+    def to_tensors(self) -> tuple[dict[str, Tensor], dict[str, str]]:
+        """The state as named tensors and string metadata (for safetensors)."""
+        tensors = {"theta": self.theta.detach().clone()}
+        tensors["history"] = torch.tensor(self.history, dtype=torch.float64)
+        state = self.optimiser
+        if state:
+            for name in _LBFGS_TENSORS:
+                value = state.get(name)
+                if value is not None:
+                    tensors[f"lbfgs.{name}"] = torch.as_tensor(value, dtype=torch.float64).clone()
+            for name in _LBFGS_LISTS:
+                items = state.get(name) or []
+                if items:
+                    tensors[f"lbfgs.{name}"] = torch.stack(
+                        [torch.as_tensor(item, dtype=torch.float64) for item in items]
+                    )
+        metadata = {
+            "stalled": json.dumps(self.stalled),
+            "stop_reason": json.dumps(self.stop_reason),
+            "lbfgs": json.dumps(
+                {key: state[key] for key in ("n_iter", "func_evals") if key in state}
+                | {"lists": len(state.get("old_dirs") or [])}
+                if state
+                else None
+            ),
+        }
+        return tensors, metadata
+
+    @classmethod
+    def from_tensors(
+        cls, tensors: dict[str, Any], metadata: dict[str, str], like: Tensor
+    ) -> FitState:
+        """Rebuild a state saved by :meth:`to_tensors`; tensors take ``like``'s dtype/device."""
+
+        def load(name: str) -> Tensor:
+            return torch.as_tensor(tensors[name]).to(like.device)
+
+        counters = json.loads(metadata.get("lbfgs", "null"))
+        optimiser: dict[str, Any] = {}
+        if counters is not None:
+            optimiser = {"n_iter": counters["n_iter"], "func_evals": counters["func_evals"]}
+            for name in ("d", "prev_flat_grad"):
+                optimiser[name] = load(f"lbfgs.{name}").to(like.dtype)
+            optimiser["t"] = load("lbfgs.t").to(like.dtype)
+            optimiser["H_diag"] = load("lbfgs.H_diag").to(like.dtype)
+            optimiser["prev_loss"] = float(load("lbfgs.prev_loss"))
+            for name in _LBFGS_LISTS:
+                stacked = load(f"lbfgs.{name}").to(like.dtype) if counters["lists"] else None
+                optimiser[name] = [] if stacked is None else list(stacked.unbind(0))
+        return cls(
+            theta=load("theta").to(like.dtype),
+            history=[float(v) for v in torch.as_tensor(tensors["history"]).tolist()],
+            stalled=bool(json.loads(metadata.get("stalled", "false"))),
+            optimiser=optimiser,
+            stop_reason=json.loads(metadata.get("stop_reason", "null")),
+        )
 
 
 @dataclass(frozen=True)
@@ -245,8 +329,8 @@ def fit_initial_states(
     generator: torch.Generator,
     callback: FitCallback | None = None,
     readout: Tensor | None = None,
-    theta0: Tensor | None = None,
-    checkpoint: Callable[[int, Tensor], None] | None = None,
+    resume: FitState | None = None,
+    checkpoint: Callable[[FitState], None] | None = None,
 ) -> FitResult:
     """Fit ``x*`` (one per movement) and ``C`` to ``targets`` by L-BFGS on the cost-to-go.
 
@@ -265,9 +349,11 @@ def fit_initial_states(
         generator: randomness of the initial guess of ``theta``.
         callback: called after every iteration with (iteration, motor cost); may raise.
         readout: optional frozen C (outputs, n_excitatory).
-        theta0: (movements, modes) starting coordinates, e.g. from a checkpoint (default: a
-            random guess from ``generator``).
-        checkpoint: called with (iteration, theta) after every iteration, to save the state.
+        resume: a state saved by ``checkpoint``: the fit goes on from it exactly as if it had
+            never stopped (same iterations, same cost); the random first guess is still drawn
+            from ``generator``, since the cost's normalisation derives from it.
+        checkpoint: called with the :class:`FitState` after every iteration and once more when
+            the fit stops, to save it.
 
     Raises:
         InvalidNetworkError: on shapes that do not fit or non-finite targets.
@@ -298,7 +384,7 @@ def fit_initial_states(
     # Initial guess: random combinations that favour the most amplifying directions.
     spread = torch.linspace(1.0, 0.05, n_modes, dtype=torch.float64)
     start = torch.randn(n_movements, n_modes, generator=generator, dtype=torch.float64) * spread
-    theta = (start if theta0 is None else theta0).to(W).requires_grad_(True)
+    theta = start.to(W).requires_grad_(True)
     steps = n_time - 1
     gain_fn = gain_function(config.gain)
     if readout is not None:
@@ -340,15 +426,41 @@ def fit_initial_states(
         tolerance_grad=0.0,
         tolerance_change=0.0,
     )
-    last_good = theta.detach().clone()
     history: list[float] = []
     # The cost is invariant to the scale of theta (x* is renormalised), which leaves L-BFGS no
     # curvature along theta and lets its norm drift; a small radial term pins the norm without
     # moving the minimum. The cost is divided by its initial value so that L-BFGS's internal
-    # thresholds see numbers of order one whatever the units of the targets.
+    # thresholds see numbers of order one whatever the units of the targets. Both derive from
+    # the first guess, also when resuming.
     squared_norm0 = float(theta.detach().pow(2).sum())
     with torch.no_grad():
         cost_scale = float(evaluate(theta)[0])
+    stop_reason = "max_iterations"
+    converged = False
+    stalled = False
+    if resume is not None:
+        with torch.no_grad():
+            theta.copy_(resume.theta.to(W))
+        history = list(resume.history)
+        stalled = resume.stalled
+        if resume.optimiser:
+            optimiser.state[theta].update(resume.optimiser)
+        if resume.stop_reason is not None:
+            stop_reason, converged = resume.stop_reason, resume.stop_reason != "max_iterations"
+    last_good = theta.detach().clone()
+
+    def state_now(reason: str | None = None) -> FitState:
+        memory = optimiser.state.get(theta, {})
+        saved = {key: memory[key] for key in ("n_iter", "func_evals") if key in memory}
+        if "d" in memory:
+            saved |= {key: memory.get(key) for key in (*_LBFGS_TENSORS, *_LBFGS_LISTS)}
+        return FitState(
+            theta=theta.detach(),
+            history=list(history),
+            stalled=stalled,
+            optimiser=saved,
+            stop_reason=reason,
+        )
 
     def closure() -> Tensor:
         optimiser.zero_grad()
@@ -363,10 +475,8 @@ def fit_initial_states(
         objective.backward()  # type: ignore[no-untyped-call]
         return objective
 
-    stop_reason = "max_iterations"
-    converged = False
-    stalled = False
-    for iteration in range(1, config.max_iterations + 1):
+    finished = resume is not None and resume.stop_reason is not None
+    for iteration in range(len(history) + 1, 0 if finished else config.max_iterations + 1):
         before = theta.detach().clone()
         try:
             optimiser.step(closure)  # type: ignore[no-untyped-call]
@@ -390,27 +500,32 @@ def fit_initial_states(
         last_good = theta.detach().clone()
         previous = history[-1] if history else math.inf
         history.append(cost)
-        if checkpoint is not None:
-            checkpoint(iteration, last_good)
-        if callback is not None:
-            callback(iteration, cost)
         if cost < config.cost_tolerance:
             stop_reason, converged = "cost_tolerance", True
-            break
-        if torch.equal(before, last_good):
+        elif torch.equal(before, last_good):
             # The line search found no descent along L-BFGS's direction: restart from the
             # gradient once; a second failure in a row means the fit has stalled.
             if stalled:
                 # No descent direction even from the gradient: a (local) minimum.
                 stop_reason, converged = "stalled", True
-                break
-            stalled = True
-            optimiser.state.clear()
-            continue
-        stalled = False
-        if math.isfinite(previous) and abs(previous - cost) <= config.relative_tolerance * previous:
-            stop_reason, converged = "relative_tolerance", True
+            else:
+                stalled = True
+                optimiser.state.clear()
+        else:
+            stalled = False
+            if (
+                math.isfinite(previous)
+                and abs(previous - cost) <= config.relative_tolerance * previous
+            ):
+                stop_reason, converged = "relative_tolerance", True
+        if checkpoint is not None and not converged:
+            checkpoint(state_now())
+        if callback is not None:
+            callback(iteration, cost)
+        if converged:
             break
+    if checkpoint is not None and not finished:
+        checkpoint(state_now(stop_reason))
 
     with torch.no_grad():
         total, motor, x_star, C, states = evaluate(theta)

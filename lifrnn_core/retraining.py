@@ -21,16 +21,24 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from lifrnn_core.dynamics import GainName, background_input, gain_function, simulate
 from lifrnn_core.errors import DivergenceError, InvalidNetworkError
-from lifrnn_core.fitting import FitConfig, admissible_readout, fit_initial_states, r_squared
+from lifrnn_core.fitting import (
+    FitConfig,
+    FitState,
+    admissible_readout,
+    fit_initial_states,
+    r_squared,
+)
 
 __all__ = [
     "FittedNetwork",
+    "FullNetworkState",
     "RetrainConfig",
     "RetrainResult",
     "project_dale",
@@ -132,6 +140,53 @@ class RetrainResult:
     history: list[float] = field(default_factory=list)
 
 
+@dataclass
+class FullNetworkState:
+    """Everything :func:`retrain_full_network` needs to go on exactly where it stopped.
+
+    Attributes:
+        W: (n, n) current weights (constraints enforced).
+        displacement: (movements, n) current ``x* - x_sp`` before normalisation.
+        history: loss after each step so far (its length is the step count).
+        adam: Adam's moments per parameter (``W.exp_avg``, ``W.exp_avg_sq``,
+            ``displacement.exp_avg``, ``displacement.exp_avg_sq``) and ``step``.
+        done: True once the run has stopped; resuming then only evaluates the result.
+    """
+
+    W: Tensor
+    displacement: Tensor
+    history: list[float] = field(default_factory=list)
+    adam: dict[str, Tensor] = field(default_factory=dict)
+    done: bool = False
+
+    def to_tensors(self) -> tuple[dict[str, Tensor], dict[str, str]]:
+        """The state as named tensors and string metadata (for safetensors)."""
+        tensors = {
+            "W": self.W.detach().clone(),
+            "displacement": self.displacement.detach().clone(),
+            "history": torch.tensor(self.history, dtype=torch.float64),
+            **{f"adam.{key}": value.detach().clone() for key, value in self.adam.items()},
+        }
+        return tensors, {"done": "true" if self.done else "false"}
+
+    @classmethod
+    def from_tensors(
+        cls, tensors: dict[str, Any], metadata: dict[str, str], like: Tensor
+    ) -> FullNetworkState:
+        """Rebuild a state saved by :meth:`to_tensors`; tensors take ``like``'s dtype/device."""
+
+        def load(name: str) -> Tensor:
+            return torch.as_tensor(tensors[name]).to(like.device)
+
+        return cls(
+            W=load("W").to(like.dtype),
+            displacement=load("displacement").to(like.dtype),
+            history=[float(v) for v in torch.as_tensor(tensors["history"]).tolist()],
+            adam={key[5:]: load(key) for key in tensors if key.startswith("adam.")},
+            done=metadata.get("done") == "true",
+        )
+
+
 def project_dale(W: Tensor, n_excitatory: int, mask: Tensor | None = None) -> Tensor:
     """Nearest matrix (Frobenius) obeying Dale's law on columns, no autapses, and ``mask``.
 
@@ -175,6 +230,8 @@ def retrain_initial_states(
     config: RetrainConfig,
     generator: torch.Generator,
     callback: RetrainCallback | None = None,
+    resume: FitState | None = None,
+    checkpoint: Callable[[FitState], None] | None = None,
 ) -> RetrainResult:
     """Learn new movements with W and C frozen: fit only their initial states.
 
@@ -182,6 +239,7 @@ def retrain_initial_states(
         network: the fitted network.
         new_targets: (new movements, time, outputs) targets of the novel reaches.
         old_targets: (old movements, time, outputs) targets the network was fitted on.
+        resume, checkpoint: as for :func:`~lifrnn_core.fitting.fit_initial_states`.
     """
     fit = fit_initial_states(
         network.W,
@@ -193,6 +251,8 @@ def retrain_initial_states(
         generator=generator,
         callback=callback,
         readout=network.C,
+        resume=resume,
+        checkpoint=checkpoint,
     )
     _, outputs_old = _readout_of(network, network.x_star, config, old_targets.shape[1] - 1)
     retrained = FittedNetwork(
@@ -226,6 +286,8 @@ def retrain_full_network(
     new_x_star: Tensor,
     callback: RetrainCallback | None = None,
     inspect: Callable[[Tensor], None] | None = None,
+    resume: FullNetworkState | None = None,
+    checkpoint: Callable[[FullNetworkState], None] | None = None,
 ) -> RetrainResult:
     """Learn new movements by reorganising W, C and all initial states together.
 
@@ -237,6 +299,10 @@ def retrain_full_network(
             of :func:`retrain_initial_states`).
         callback: called after every step with (iteration, loss); may raise.
         inspect: called with W (n, n) after every step, once its constraints are enforced.
+        resume: a state saved by ``checkpoint``: training goes on from it exactly as if it
+            had never stopped.
+        checkpoint: called with the :class:`FullNetworkState` after every step and once more
+            when training stops.
 
     Raises:
         InvalidNetworkError: when W breaks the stability bound before training starts.
@@ -269,6 +335,35 @@ def retrain_full_network(
     displacement = (torch.cat([network.x_star, new_x_star.to(W0)]) - x_sp).clone()
     displacement.requires_grad_(True)
     optimiser = torch.optim.Adam([W, displacement], lr=config.learning_rate)
+    history: list[float] = []
+    if resume is not None:
+        with torch.no_grad():
+            W.copy_(resume.W.to(W0))
+            displacement.copy_(resume.displacement.to(W0))
+        history = list(resume.history)
+        if resume.adam:
+            for name, parameter in (("W", W), ("displacement", displacement)):
+                optimiser.state[parameter] = {
+                    "step": resume.adam["step"].clone().to(torch.float32).cpu(),
+                    "exp_avg": resume.adam[f"{name}.exp_avg"].to(W0),
+                    "exp_avg_sq": resume.adam[f"{name}.exp_avg_sq"].to(W0),
+                }
+
+    def state_now(done: bool) -> FullNetworkState:
+        adam: dict[str, Tensor] = {}
+        for name, parameter in (("W", W), ("displacement", displacement)):
+            memory = optimiser.state.get(parameter, {})
+            if memory:
+                adam["step"] = memory["step"]
+                adam[f"{name}.exp_avg"] = memory["exp_avg"]
+                adam[f"{name}.exp_avg_sq"] = memory["exp_avg_sq"]
+        return FullNetworkState(
+            W=W.detach(),
+            displacement=displacement.detach(),
+            history=list(history),
+            adam=adam,
+            done=done,
+        )
 
     def forward(W: Tensor, displacement: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
         scale = math.sqrt(radius2) / torch.linalg.norm(displacement)
@@ -294,9 +389,9 @@ def retrain_full_network(
         loss = motor + C.pow(2).sum() / (2 * n_e) + config.stability_penalty * penalty
         return loss, x_star, C, outputs, h
 
-    history: list[float] = []
-    iteration = 0
-    for iteration in range(1, config.max_iterations + 1):
+    iteration = len(history)
+    finished = resume is not None and resume.done
+    for iteration in range(len(history) + 1, 0 if finished else config.max_iterations + 1):
         optimiser.zero_grad()
         loss, *_ = forward(W, displacement)
         if not bool(torch.isfinite(loss)):
@@ -317,12 +412,17 @@ def retrain_full_network(
         history.append(float(loss.detach()))
         if inspect is not None:
             inspect(W.detach())
+        stop = len(history) > 1 and abs(history[-2] - history[-1]) <= (
+            config.relative_tolerance * history[-2]
+        )
+        if checkpoint is not None and not stop:
+            checkpoint(state_now(done=False))
         if callback is not None:
             callback(iteration, history[-1])
-        if len(history) > 1 and abs(history[-2] - history[-1]) <= (
-            config.relative_tolerance * history[-2]
-        ):
+        if stop:
             break
+    if checkpoint is not None and not finished:
+        checkpoint(state_now(done=True))
 
     with torch.no_grad():
         _, x_star, C, outputs, h = forward(W, displacement)
@@ -336,6 +436,7 @@ def retrain_full_network(
         n_excitatory=n_e,
     )
     outputs_old, outputs_new = outputs[:n_old], outputs[n_old:]
+    iteration = len(history)
     logger.info("full-network retraining: %d steps, loss %.3g", iteration, history[-1])
     return RetrainResult(
         mode="full_network",

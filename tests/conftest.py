@@ -11,8 +11,12 @@ import tempfile
 
 _HOME = tempfile.mkdtemp(prefix="lifrnn-test-home-")
 os.environ["LIFRNN_HOME"] = _HOME
-os.environ.pop("LIFRNN_DATABASE_URL", None)
-os.environ.pop("LIFRNN_ARTIFACT_DIR", None)
+for _name in [
+    n
+    for n in os.environ
+    if n.startswith("LIFRNN_") and n != "LIFRNN_HOME" and not n.startswith("LIFRNN_TEST_")
+]:
+    os.environ.pop(_name)
 
 
 def pytest_unconfigure(config: object) -> None:

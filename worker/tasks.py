@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 from functools import cache
+from typing import Any
 
-from lifrnn.executor import execute_job, worker_name
+from celery.signals import worker_ready
+
+from lifrnn.executor import collect_leftovers, execute_job, worker_name
 from lifrnn.settings import Settings
 from lifrnn.store import Store
 from worker.celery_app import celery_app
@@ -22,6 +25,18 @@ logger = logging.getLogger(__name__)
 def _store() -> Store:
     """One store (engine, connection pool) per worker process."""
     return Store(Settings())
+
+
+@worker_ready.connect
+def _clean_up_after_dead_jobs(**_: Any) -> None:
+    """A worker starting (again) removes what jobs that died on this machine left behind."""
+    store = Store(Settings())  # not the cached one: this runs before the pool forks
+    try:
+        collect_leftovers(store)
+    except Exception:
+        logger.exception("could not remove the leftovers of dead jobs")
+    finally:
+        store.dispose()
 
 
 @celery_app.task(name="lifrnn.execute", acks_late=True)

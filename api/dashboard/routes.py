@@ -13,6 +13,7 @@ refused when its ``Origin`` is another site.
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 import logging
 import math
@@ -52,15 +53,17 @@ logging.getLogger("httpx").addFilter(_QuietInternalRequests())
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
-EXAMPLES_DIR = HERE.parent.parent / "examples"
-"""Example specs offered by the submit form (the repository's ``examples/*.json``)."""
+EXAMPLES = importlib.resources.files("lifrnn.examples")
+"""Example specs offered by the submit form (``lifrnn/examples/*.json``, shipped in the package)."""
+STARTS_FROM = {"fit": "fit", "prepare": "prepare", "retrain": "retrain"}
+"""``/ui/submit?network=ID&kind=K``: the example each kind of job on a network starts from."""
 
 TOKEN_COOKIE = "lifrnn_token"
 CSRF_COOKIE = "lifrnn_csrf"
 COOKIE_PATH = "/ui"
 PAGE_SIZE = 50
 MAX_COMPARE = 8
-ACTIVE_STATUSES = ("queued", "running", "cancelling")
+ACTIVE_STATUSES = ("waiting", "queued", "running", "cancelling")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
     "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
@@ -421,7 +424,15 @@ async def queue(
         "load": load,
         "everyone": everyone,
         "filters": {"status": status_ or "", "kind": kind or "", "scope": scope or ""},
-        "statuses": ("queued", "running", "cancelling", "succeeded", "failed", "cancelled"),
+        "statuses": (
+            "waiting",
+            "queued",
+            "running",
+            "cancelling",
+            "succeeded",
+            "failed",
+            "cancelled",
+        ),
         "kinds": ("soc", "fit", "prepare", "retrain"),
         "active": any(job["status"] in ACTIVE_STATUSES for job in page["items"]),
         "page_size": PAGE_SIZE,
@@ -639,10 +650,37 @@ async def compare(
 
 
 def example_specs() -> dict[str, str]:
-    """The example specs by file stem, as JSON text (empty when the folder is not there)."""
-    if not EXAMPLES_DIR.is_dir():
-        return {}
-    return {path.stem: path.read_text() for path in sorted(EXAMPLES_DIR.glob("*.json"))}
+    """The example specs by file stem, as JSON text."""
+    found = {
+        entry.name.removesuffix(".json"): entry.read_text()
+        for entry in EXAMPLES.iterdir()
+        if entry.name.endswith(".json")
+    }
+    return dict(sorted(found.items()))
+
+
+async def with_network(
+    request: Request, visitor: Visitor, text: str, network_id: str | None
+) -> str:
+    """An example's text with its ``network`` naming ``network_id``, else your newest network
+    that fits it (fitted for prepare and retrain); examples name local files, which only
+    ``lifrnn run`` reads."""
+    try:
+        spec = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(spec, dict) or not isinstance(spec.get("network"), str):
+        return text
+    if network_id is None:
+        kinds = ("fit", "retrain") if spec.get("kind") in ("prepare", "retrain") else (None,)
+        for kind in kinds:
+            params = {"limit": 1, **({"kind": kind} if kind else {})}
+            page = await api_json(request, visitor, "/networks", **params)
+            if page["items"]:
+                network_id = page["items"][0]["id"]
+                break
+    spec["network"] = network_id or "<the id of one of your networks: see Networks>"
+    return json.dumps(spec, indent=2)
 
 
 def submit_form(
@@ -672,11 +710,12 @@ async def submit_page(
     example: str | None = None,
     from_job: Annotated[str | None, Query(alias="from")] = None,
     network: str | None = None,
+    kind: Annotated[str, Query(pattern="^(fit|prepare|retrain)$")] = "fit",
 ) -> Response:
-    """The submit form, filled from an example, an earlier job's spec, or to fit a network.
+    """The submit form, filled from an example, an earlier job's spec, or to build on a network.
 
-    ``?network=ID`` starts from the fit example with that network's stored file as its
-    ``network``, so the new job records the network as its lineage parent.
+    ``?network=ID&kind=fit|prepare|retrain`` starts from that kind's example with the network's
+    id as its ``network``, so the new job records the network as its lineage parent.
     """
     examples = example_specs()
     if from_job:
@@ -685,16 +724,16 @@ async def submit_page(
         chosen = ""
     elif network:
         parent = await api_json(request, visitor, f"/networks/{network}")
+        chosen = STARTS_FROM[kind]
         try:
-            spec = json.loads(examples.get("fit", "{}"))
+            spec = json.loads(examples.get(chosen, "{}"))
         except ValueError:
             spec = {}
-        spec = {"kind": "fit", **spec, "network": parent["path"]}
-        text = json.dumps(spec, indent=2)
-        chosen = "fit"
+        text = json.dumps({"kind": kind, **spec, "network": parent["id"]}, indent=2)
     else:
         chosen = example if example in examples else ("soc" if "soc" in examples else "")
         text = examples.get(chosen, '{\n  "kind": "soc"\n}\n')
+        text = await with_network(request, visitor, text, None)
     return submit_form(request, visitor, example=chosen, spec_text=text)
 
 

@@ -1,21 +1,53 @@
-"""``/artifacts/{id}``: download a job's file with its media type."""
+"""``/artifacts/{id}``: download a job's file with its media type, from the object store."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
-from fastapi.responses import FileResponse
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Response, status
+from fastapi.responses import FileResponse, StreamingResponse
 
 from api.deps import CurrentUser, SessionDep, StoreDep
 from api.routes.jobs import is_uuid_text
 from api.schemas import Problem
-from lifrnn.store import Artifact
+from lifrnn.store import Artifact, Store
+from lifrnn.store.objects import ObjectNotFoundError
 
 router = APIRouter(prefix="/artifacts", tags=["artifacts"])
 
 
+def content_response(store: Store, artifact: Artifact) -> Response:
+    """The stored bytes of ``artifact``: a file response (file backend) or a stream (S3)."""
+    key = store.artifacts.key(artifact.blob_key)
+    headers = {
+        "X-Content-SHA256": artifact.sha256,
+        "Content-Disposition": f"attachment; filename*=utf-8''{quote(artifact.name)}",
+    }
+    local = store.objects.local_path(key)
+    if local is not None:
+        if not local.is_file():
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"file {artifact.id}: its bytes are missing"
+            )
+        return FileResponse(local, media_type=artifact.media_type, headers=headers)
+    chunks = store.objects.iter_chunks(key)
+    try:
+        first = next(chunks, b"")
+    except ObjectNotFoundError:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, f"file {artifact.id}: its bytes are missing"
+        ) from None
+
+    def stream() -> object:
+        yield first
+        yield from chunks
+
+    headers["Content-Length"] = str(artifact.size)
+    return StreamingResponse(stream(), media_type=artifact.media_type, headers=headers)  # type: ignore[arg-type]
+
+
 @router.get(
     "/{artifact_id}",
-    response_class=FileResponse,
     responses={
         200: {
             "content": {"application/octet-stream": {}, "image/png": {}, "application/json": {}},
@@ -24,19 +56,9 @@ router = APIRouter(prefix="/artifacts", tags=["artifacts"])
         404: {"model": Problem, "description": "no such artifact (or not yours)"},
     },
 )
-def download(
-    artifact_id: str, session: SessionDep, store: StoreDep, user: CurrentUser
-) -> FileResponse:
+def download(artifact_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
     """The artifact's bytes (safetensors: application/octet-stream, PNG, JSON)."""
     artifact = session.get(Artifact, artifact_id) if is_uuid_text(artifact_id) else None
     if artifact is None or (artifact.owner_id != user.id and not user.is_admin):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no artifact {artifact_id}")
-    path = store.artifacts.path(artifact.blob_key)
-    if not path.is_file():
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"artifact {artifact_id}: file is missing")
-    return FileResponse(
-        path,
-        media_type=artifact.media_type,
-        filename=artifact.name,
-        headers={"X-Content-SHA256": artifact.sha256},
-    )
+    return content_response(store, artifact)

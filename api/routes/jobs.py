@@ -7,7 +7,6 @@ import json
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
@@ -18,8 +17,10 @@ from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep, SpecBody, StoreDep
 from api.schemas import ArtifactOut, EventOut, JobDetail, JobList, JobOut, Problem
-from lifrnn.store import Artifact, Job, Network, Store, User
+from lifrnn.store import Artifact, Job, Network, User
+from lifrnn.store.inputs import InputError, resolve_inputs
 from lifrnn.store.jobs import (
+    DependentsError,
     IdempotencyConflictError,
     JobQuery,
     MetricFilterError,
@@ -32,6 +33,7 @@ from lifrnn.store.jobs import (
     submit_job,
 )
 from lifrnn.store.status import TERMINAL, Status, TransitionError
+from lifrnn.store.uploads import byte_quota, used_bytes
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -85,43 +87,6 @@ def job_detail(session: Session, job: Job) -> JobDetail:
     return detail
 
 
-def _spec_parent_network(
-    session: Session, store: Store, user: User, spec: dict[str, Any]
-) -> str | None:
-    """The user's network whose stored file the spec names as a path (its lineage parent)."""
-    root = store.artifacts.root.resolve()
-    candidates: list[str] = []
-
-    def walk(value: Any) -> None:
-        if isinstance(value, str) and len(value) < 4096:
-            candidates.append(value)
-        elif isinstance(value, dict):
-            for item in value.values():
-                walk(item)
-        elif isinstance(value, list):
-            for item in value:
-                walk(item)
-
-    walk(spec)
-    for text in candidates:
-        try:
-            path = Path(text).resolve()
-        except (OSError, ValueError):
-            continue
-        if path.parent.parent != root:
-            continue
-        network_id = session.scalar(
-            select(Network.id)
-            .join(Artifact, Artifact.id == Network.artifact_id)
-            .where(Artifact.sha256 == path.name[:64], Network.owner_id == user.id)
-            .order_by(Network.created_at.desc())
-            .limit(1)
-        )
-        if network_id is not None:
-            return network_id
-    return None
-
-
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -134,8 +99,12 @@ def _spec_parent_network(
         409: {"model": Problem, "description": "Idempotency-Key reused with another spec"},
         413: {"model": Problem, "description": "body larger than LIFRNN_MAX_BODY_BYTES"},
         415: {"model": Problem, "description": "body is not application/json"},
-        422: {"model": Problem, "description": "invalid spec; the detail names the field"},
-        429: {"model": Problem, "description": "too many queued jobs (quota)"},
+        422: {
+            "model": Problem,
+            "description": "invalid spec, or an input id that is not yours; the detail names "
+            "the field",
+        },
+        429: {"model": Problem, "description": "too many queued jobs, or bytes (quota)"},
     },
     openapi_extra={
         "requestBody": {
@@ -161,8 +130,25 @@ def submit(
         ),
     ] = None,
 ) -> JobDetail:
-    """Queue a job; the body is a job spec (``kind`` selects its schema)."""
-    spec_json = spec.model_dump(mode="json")
+    """Queue a job; the body is a job spec (``kind`` selects its schema).
+
+    Stored inputs are named by id and must be yours: a file (``POST /files``) or an artifact of
+    one of your jobs, a network, or ``{"job": id}`` (the job then waits for that one).
+    """
+    try:
+        inputs = resolve_inputs(session, user, spec)
+    except InputError as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid spec: {error}"
+        ) from None
+    limit = byte_quota(user, store.settings.default_max_bytes)
+    used = used_bytes(session, user.id)
+    if used >= limit:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"byte quota exceeded: {used} bytes stored, the limit is {limit}; delete files or "
+            "jobs you no longer need",
+        )
     try:
         job, created = submit_job(
             session,
@@ -170,7 +156,7 @@ def submit(
             spec,
             default_max_queued=store.settings.default_max_queued,
             idempotency_key=idempotency_key,
-            parent_network_id=_spec_parent_network(session, store, user, spec_json),
+            inputs=inputs,
         )
     except QuotaExceededError as error:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(error)) from None
@@ -253,7 +239,13 @@ def cancel(job_id: str, session: SessionDep, user: CurrentUser) -> JobOut:
 @router.delete(
     "/{job_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={**NOT_FOUND, 409: {"model": Problem, "description": "the job is running"}},
+    responses={
+        **NOT_FOUND,
+        409: {
+            "model": Problem,
+            "description": "the job is running, or other jobs read what it made (named)",
+        },
+    },
 )
 def delete(job_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
     """Delete a job with its history, artifacts and networks (cancel a running job first)."""
@@ -264,6 +256,8 @@ def delete(job_id: str, session: SessionDep, store: StoreDep, user: CurrentUser)
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"job {job_id} is {job.status}: cancel it first"
         ) from None
+    except DependentsError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -8,10 +8,10 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, SessionDep, StoreDep
+from api.deps import CurrentUser, SessionDep
 from api.routes.jobs import KIND_PATTERN, is_uuid_text
 from api.schemas import NetworkDetail, NetworkList, NetworkOut, Problem
-from lifrnn.store import Artifact, Network, Store, User
+from lifrnn.store import Network, User
 from lifrnn.store.jobs import (
     MetricFilterError,
     metric_condition,
@@ -22,12 +22,10 @@ from lifrnn.store.jobs import (
 router = APIRouter(prefix="/networks", tags=["networks"])
 
 
-def network_out(session: Session, store: Store, network: Network) -> NetworkOut:
-    """The wire form of a network, with its download URL and local path."""
-    artifact = session.get(Artifact, network.artifact_id)
-    path = str(store.artifacts.path(artifact.blob_key)) if artifact is not None else None
+def network_out(network: Network) -> NetworkOut:
+    """The wire form of a network, with its download URL."""
     return NetworkOut.model_validate(network).model_copy(
-        update={"url": f"/artifacts/{network.artifact_id}", "path": path}
+        update={"url": f"/artifacts/{network.artifact_id}"}
     )
 
 
@@ -42,7 +40,6 @@ def owned_network(session: Session, user: User, network_id: str) -> Network:
 @router.get("", response_model=NetworkList)
 def list_(
     session: SessionDep,
-    store: StoreDep,
     user: CurrentUser,
     kind: Annotated[str | None, Query(pattern=KIND_PATTERN)] = None,
     n: Annotated[int | None, Query(ge=1, le=1_000_000)] = None,
@@ -79,7 +76,7 @@ def list_(
         .offset(offset)
     )
     return NetworkList(
-        items=[network_out(session, store, row) for row in rows],
+        items=[network_out(row) for row in rows],
         total=total,
         limit=limit,
         offset=offset,
@@ -91,9 +88,9 @@ def list_(
     response_model=NetworkDetail,
     responses={404: {"model": Problem, "description": "no such network (or not yours)"}},
 )
-def read(network_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> NetworkDetail:
+def read(network_id: str, session: SessionDep, user: CurrentUser) -> NetworkDetail:
     """One network with its lineage (ancestors, parent first)."""
     network = owned_network(session, user, network_id)
-    detail = NetworkDetail(**network_out(session, store, network).model_dump())
-    detail.lineage = [network_out(session, store, a) for a in network_lineage(session, network)]
+    detail = NetworkDetail(**network_out(network).model_dump())
+    detail.lineage = [network_out(a) for a in network_lineage(session, network)]
     return detail

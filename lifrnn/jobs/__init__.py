@@ -1,7 +1,8 @@
 """Job runners by kind, and :func:`run_job`, the one entry point that executes any spec.
 
-Every executor (``lifrnn run``, and later the service's workers) calls :func:`run_job`, so a
-job runs the same code wherever it runs.
+Every executor (``lifrnn run``, the in-process workers, the Celery workers, all through
+:func:`lifrnn.executor.execute_job`) calls :func:`run_job`, so a job runs the same code wherever
+it runs.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ def run_job(spec: SpecBase, context: JobContext) -> JobResult:
         {
             "spec": spec.model_dump(mode="json"),
             "spec_sha256": spec_sha256(spec),
+            "inputs": context.provenance,
             "lifrnn_version": __version__,
         },
     )

@@ -1,13 +1,16 @@
 """What every job runner shares: the context it runs in and the result it returns.
 
-A runner is ``run(spec, context) -> JobResult``. It reports progress and checks for cancellation
-through the context, writes artifacts into ``context.out_dir``, and turns expected failures
-(invalid input, no convergence, divergence) into a failed result with a readable reason.
+A runner is ``run(spec, context) -> JobResult``. It reads its stored inputs from
+``context.inputs`` (local copies, by spec field), reports progress and checks for cancellation
+through the context, saves checkpoints to ``context.checkpoints`` (an object store every worker
+reaches), writes artifacts into ``context.out_dir``, and turns expected failures (invalid input,
+no convergence, divergence) into a failed result with a readable reason.
 """
 
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +20,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from pydantic import BaseModel, Field
 
-from lifrnn.files import atomic_write, read_safetensors, write_safetensors
+from lifrnn.files import atomic_write, read_safetensors_bytes, safetensors_bytes
+from lifrnn.store.objects import ObjectNotFoundError, ObjectStore, delete_prefix
+from lifrnn_core.errors import InvalidNetworkError
+
+FIGURE_METADATA = {"Software": "lifrnn (matplotlib Agg)"}
+"""PNG text chunks of every figure: fixed, so identical figures are identical files."""
 
 JobStatus = Literal["succeeded", "failed", "cancelled"]
 
@@ -44,44 +52,112 @@ def _never_cancelled() -> bool:
     return False
 
 
+class Checkpoints:
+    """One job's checkpoints: safetensors objects under ``prefix`` in an object store.
+
+    They outlive the process running the job, and live where every worker reaches them, so a
+    job run again after its worker died resumes instead of starting over, on any machine.
+    ``min_seconds``: a checkpoint is written at most this often (``force`` writes anyway).
+    """
+
+    def __init__(self, objects: ObjectStore, prefix: str, min_seconds: float = 0.0) -> None:
+        self.objects = objects
+        self.prefix = prefix if prefix.endswith("/") else prefix + "/"
+        self.min_seconds = min_seconds
+        self._last: dict[str, float] = {}
+
+    def _key(self, name: str) -> str:
+        return f"{self.prefix}{name}.safetensors"
+
+    def save(
+        self,
+        name: str,
+        tensors: Mapping[str, Any],
+        step: int,
+        metadata: Mapping[str, Any] | None = None,
+        force: bool = False,
+    ) -> bool:
+        """Save ``tensors`` (numpy or torch) as checkpoint ``name`` at ``step``; True if written."""
+        now = time.monotonic()
+        if not force and now - self._last.get(name, -float("inf")) < self.min_seconds:
+            return False
+        payload = safetensors_bytes(tensors, {**(metadata or {}), "step": str(step)})
+        self.objects.put_bytes(self._key(name), payload)
+        self._last[name] = now
+        return True
+
+    def load(self, name: str) -> tuple[dict[str, np.ndarray], int, dict[str, str]] | None:
+        """Tensors, step and metadata of checkpoint ``name``, or None when there is none."""
+        try:
+            payload = self.objects.get_bytes(self._key(name))
+        except ObjectNotFoundError:
+            return None
+        tensors, metadata = read_safetensors_bytes(payload)
+        return tensors, int(metadata.pop("step")), metadata
+
+    def clear(self) -> int:
+        """Remove every checkpoint of the job (it is over); returns how many."""
+        return delete_prefix(self.objects, self.prefix)
+
+
 @dataclass
 class JobContext:
-    """Where a job writes, whom it tells about progress, and how it learns it should stop.
+    """Where a job reads and writes, whom it tells about progress, how it learns to stop.
 
     Attributes:
         out_dir: folder for the job's artifacts.
         progress: called with (fraction in [0, 1], message).
         cancel_requested: polled between optimisation steps; True stops the job.
-        checkpoint_dir: a folder that outlives the process running the job (None: no
-            checkpoints). Long runners save their state there every few steps and, when a job
-            is run again after its worker died, resume from it instead of starting over.
+        inputs: local copies of the spec's stored inputs, by dotted spec field (``network``,
+            ``initial_weights``, ``movements.targets_file``); the executor fetches them.
+        checkpoints: where long runners save their state every few steps (None: nowhere).
+        provenance: what each stored input was (id, name, SHA-256), recorded in ``spec.json``.
+        milestones: where reports marked ``milestone`` go (default: ``progress``): they are
+            kept in the job's history even when progress reports are thinned out.
     """
 
     out_dir: Path
     progress: Callable[[float, str], None] = _no_progress
     cancel_requested: Callable[[], bool] = _never_cancelled
-    checkpoint_dir: Path | None = None
+    inputs: dict[str, Path] = field(default_factory=dict)
+    checkpoints: Checkpoints | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    milestones: Callable[[float, str], None] | None = None
     artifacts: dict[str, str] = field(default_factory=dict)
 
-    def save_checkpoint(self, name: str, tensors: Mapping[str, Any], step: int) -> None:
-        """Save ``tensors`` (numpy arrays or torch tensors) as checkpoint ``name`` at ``step``."""
-        if self.checkpoint_dir is None:
-            return
-        write_safetensors(self.checkpoint_dir / f"{name}.safetensors", tensors, {"step": str(step)})
+    def input_path(self, name: str) -> Path:
+        """The local copy of input ``name`` (a dotted spec field)."""
+        try:
+            return self.inputs[name]
+        except KeyError:
+            raise InvalidNetworkError(f"{name}: the stored input was not provided") from None
+
+    def save_checkpoint(
+        self,
+        name: str,
+        tensors: Mapping[str, Any],
+        step: int,
+        metadata: Mapping[str, Any] | None = None,
+        force: bool = False,
+    ) -> None:
+        """Save ``tensors`` as checkpoint ``name`` at ``step`` (see :class:`Checkpoints`)."""
+        if self.checkpoints is not None:
+            self.checkpoints.save(name, tensors, step, metadata, force)
 
     def load_checkpoint(self, name: str) -> tuple[dict[str, np.ndarray], int] | None:
         """The tensors and step of checkpoint ``name``, or None when there is none."""
-        if self.checkpoint_dir is None:
+        if self.checkpoints is None:
             return None
-        path = self.checkpoint_dir / f"{name}.safetensors"
-        if not path.is_file():
-            return None
-        tensors, metadata = read_safetensors(path)
-        return tensors, int(metadata["step"])
+        found = self.checkpoints.load(name)
+        return None if found is None else (found[0], found[1])
 
-    def report(self, fraction: float, message: str = "") -> None:
-        """Report progress (clamped to [0, 1]) and stop if cancellation was requested."""
-        self.progress(min(max(fraction, 0.0), 1.0), message)
+    def report(self, fraction: float, message: str = "", *, milestone: bool = False) -> None:
+        """Report progress (clamped to [0, 1]) and stop if cancellation was requested.
+
+        ``milestone``: a report that must stay in the history (a resumed run says so).
+        """
+        sink = self.milestones if milestone and self.milestones is not None else self.progress
+        sink(min(max(fraction, 0.0), 1.0), message)
         self.check_cancelled()
 
     def check_cancelled(self) -> None:
@@ -99,7 +175,7 @@ class JobContext:
     def save_figure(self, name: str, figure: Figure) -> Path:
         """Render ``figure`` to PNG as artifact ``name`` (atomic write)."""
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=110)
+        figure.savefig(buffer, format="png", dpi=110, metadata=FIGURE_METADATA)
         path = self.artifact_path(name)
         atomic_write(path, buffer.getvalue())
         return path

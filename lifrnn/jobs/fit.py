@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,7 +20,7 @@ from lifrnn_core.arm import hand_torques_for_reaches
 from lifrnn_core.dynamics import background_input, spontaneous_state
 from lifrnn_core.errors import DivergenceError, InvalidNetworkError, NotConvergedError
 from lifrnn_core.figures import fit_figure
-from lifrnn_core.fitting import FitConfig, fit_initial_states
+from lifrnn_core.fitting import FitConfig, FitState, fit_initial_states
 from lifrnn_core.trajectories import reach_trajectories
 
 logger = logging.getLogger(__name__)
@@ -34,8 +36,11 @@ def _network(
 ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
     """W, n_excitatory and (for a saved fit) its spontaneous state."""
     if isinstance(spec.network, SOCSpec):
+        initial = (
+            context.input_path("network.initial_weights") if spec.network.initial_weights else None
+        )
         result = build_from_spec(
-            spec.network, lambda f, m: context.report(_BUILD_SHARE * f, m), context
+            spec.network, lambda f, m: context.report(_BUILD_SHARE * f, m), context, initial
         )
         if not result.converged:
             raise NotConvergedError(
@@ -44,7 +49,7 @@ def _network(
             )
         W = torch.from_numpy(result.weights)
         return W.to(device, dtype), result.parameters.n_excitatory, None
-    saved = load_network(spec.network)
+    saved = load_network(context.input_path("network"))
     x_sp = saved.tensors.get("x_sp")
     W = torch.from_numpy(saved.W).to(device, dtype)
     if x_sp is not None:
@@ -53,12 +58,21 @@ def _network(
 
 
 def targets_for(
-    movements: MovementSpec, dt: float, dtype: torch.dtype, device: torch.device
+    movements: MovementSpec,
+    dt: float,
+    dtype: torch.dtype,
+    device: torch.device,
+    targets_file: Path | None = None,
 ) -> torch.Tensor:
-    """Target readout (movements, time, outputs) for ``movements`` sampled every ``dt``."""
-    n_time = round(movements.duration / dt) + 1
+    """Target readout (movements, time, outputs) for ``movements`` sampled every ``dt``.
+
+    ``targets_file``: the local copy of ``movements.targets_file`` when the spec names one.
+    """
+    n_time = movements.steps(dt)
     if movements.targets_file is not None:
-        targets = torch.from_numpy(load_matrix(movements.targets_file, name="targets"))
+        if targets_file is None:
+            raise InvalidNetworkError("movements.targets_file: the stored file was not provided")
+        targets = torch.from_numpy(load_matrix(targets_file, name="targets"))
         expected = (len(movements.directions_deg), n_time)
         if targets.dim() != 3 or tuple(targets.shape[:2]) != expected:
             raise InvalidNetworkError(
@@ -82,6 +96,26 @@ def targets_for(
     return reaches.velocity.to(device, dtype)
 
 
+def load_fit_state(context: JobContext, name: str, like: torch.Tensor) -> FitState | None:
+    """The fit state saved as checkpoint ``name``, or None."""
+    if context.checkpoints is None:
+        return None
+    saved = context.checkpoints.load(name)
+    return None if saved is None else FitState.from_tensors(saved[0], saved[2], like)
+
+
+def fit_state_saver(context: JobContext, name: str) -> Callable[[FitState], None]:
+    """A ``checkpoint`` callback of :func:`fit_initial_states` saving to checkpoint ``name``."""
+
+    def save(state: FitState) -> None:
+        tensors, metadata = state.to_tensors()
+        context.save_checkpoint(
+            name, tensors, len(state.history), metadata, force=state.stop_reason is not None
+        )
+
+    return save
+
+
 def run_fit(spec: FitSpec, context: JobContext) -> JobResult:
     """Fit ``x*`` and ``C``; write ``network.safetensors``, ``targets.safetensors``, ``fit.png``.
 
@@ -98,7 +132,10 @@ def run_fit(spec: FitSpec, context: JobContext) -> JobResult:
     if x_sp is None:
         x_sp = spontaneous_state(n, generator, dtype=dtype, device=device)
     h = background_input(W, x_sp, spec.gain)
-    targets = targets_for(spec.movements, spec.dt, dtype, device)
+    targets_file = (
+        context.input_path("movements.targets_file") if spec.movements.targets_file else None
+    )
+    targets = targets_for(spec.movements, spec.dt, dtype, device, targets_file)
     config = FitConfig(
         tau=spec.tau,
         dt=spec.dt,
@@ -133,13 +170,14 @@ def run_fit(spec: FitSpec, context: JobContext) -> JobResult:
         "lifrnn_version": __version__,
     }
     context.report(base, "fitting initial states and readout")
-    saved = context.load_checkpoint(CHECKPOINT)
-    theta0 = torch.from_numpy(saved[0]["theta"]) if saved is not None else None
-    if saved is not None:
-        context.report(base, f"resuming the fit from its checkpoint at iteration {saved[1]}")
-
-    def save(iteration: int, theta: torch.Tensor) -> None:
-        context.save_checkpoint(CHECKPOINT, {"theta": theta}, iteration)
+    resume = load_fit_state(context, CHECKPOINT, W)
+    if resume is not None:
+        context.report(
+            base,
+            f"resuming the fit from its checkpoint at iteration {len(resume.history)}",
+            milestone=True,
+        )
+    save = fit_state_saver(context, CHECKPOINT)
 
     try:
         result = fit_initial_states(
@@ -151,7 +189,7 @@ def run_fit(spec: FitSpec, context: JobContext) -> JobResult:
             config=config,
             generator=generator,
             callback=on_iteration,
-            theta0=theta0,
+            resume=resume,
             checkpoint=save,
         )
     except DivergenceError as error:
@@ -173,7 +211,14 @@ def run_fit(spec: FitSpec, context: JobContext) -> JobResult:
     seconds = time.perf_counter() - start
     write_safetensors(
         context.artifact_path("network.safetensors"),
-        {"W": W, "h": h, "x_sp": x_sp, "C": result.C, "x_star": result.x_star},
+        {
+            "W": W,
+            "h": h,
+            "x_sp": x_sp,
+            "C": result.C,
+            "x_star": result.x_star,
+            "targets": targets,
+        },
         metadata,
     )
     write_safetensors(

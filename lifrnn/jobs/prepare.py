@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from lifrnn import __version__
-from lifrnn.files import read_safetensors, write_safetensors
+from lifrnn.files import write_safetensors
 from lifrnn.jobs.base import JobContext, JobResult
 from lifrnn.jobs.fit import targets_for
 from lifrnn.networks import SavedNetwork, load_network
@@ -38,31 +38,36 @@ _FEEDBACK_SHARE = 0.15
 """Fraction of the progress bar given to the Riccati equation and the loop fit."""
 
 
-def _fitted_network(path: str) -> SavedNetwork:
+def _fitted_network(path: Path) -> SavedNetwork:
     """Load a fit job's network and check it holds everything preparation needs."""
     saved = load_network(path)
     missing = [name for name in _FITTED if name not in saved.tensors]
     missing += [f"metadata '{key}'" for key in _METADATA if key not in saved.metadata]
     if missing:
         raise InvalidNetworkError(
-            f"{path} is not a fitted network (missing {', '.join(missing)}): preparation needs "
-            "the initial states x* and readout C of a 'fit' job's network.safetensors"
+            f"network: not a fitted network (missing {', '.join(missing)}): preparation needs "
+            "the initial states x* and readout C of a fit or retrain job's network"
         )
     return saved
 
 
-def _targets(saved: SavedNetwork, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """The fit's targets: its ``targets.safetensors`` beside the network, else rebuilt."""
-    beside = Path(saved.path).with_name("targets.safetensors")
-    if beside.is_file():
-        tensors, _ = read_safetensors(beside)
-        if "targets" in tensors:
-            return torch.from_numpy(tensors["targets"]).to(device, dtype)
-    movements = MovementSpec(
-        directions_deg=list(saved.meta("directions_deg")),
-        duration=float(saved.meta("duration")),
-        target=saved.metadata.get("target", "hand_velocity"),  # type: ignore[arg-type]
-    )
+def fitted_targets(saved: SavedNetwork, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The targets a fitted network was fitted to, (movements, time, outputs).
+
+    Networks carry them (tensor ``targets``: the fit's exact targets, a targets file's
+    included); older ones are rebuilt from the whole movement spec in their metadata.
+    """
+    if "targets" in saved.tensors:
+        return torch.from_numpy(saved.tensors["targets"]).to(device, dtype)
+    if "movements" not in saved.metadata:
+        raise InvalidNetworkError("network: it records neither its targets nor its movements")
+    movements = MovementSpec.model_validate(saved.meta("movements"))
+    if movements.targets_file is not None:
+        raise InvalidNetworkError(
+            "network: fitted to a targets file it does not carry (made by an older lifrnn); "
+            "fit it again"
+        )
+    movements = movements.model_copy(update={"directions_deg": saved.meta("directions_deg")})
     return targets_for(movements, float(saved.meta("dt")), dtype, device)
 
 
@@ -82,11 +87,11 @@ def run_prepare(spec: PrepareSpec, context: JobContext) -> JobResult:
         raise InvalidNetworkError("device 'cuda' requested but torch sees no CUDA device")
     device, dtype = torch.device(spec.device), torch.float64
     start = time.perf_counter()
-    saved = _fitted_network(spec.network)
+    saved = _fitted_network(context.input_path("network"))
     tau, dt = float(saved.meta("tau")), float(saved.meta("dt"))
     gain = saved.metadata["gain"]
     if gain not in ("relu", "tanh_shifted"):
-        raise InvalidNetworkError(f"{spec.network}: unknown gain {gain!r} in its metadata")
+        raise InvalidNetworkError(f"network: unknown gain {gain!r} in its metadata")
     n_excitatory = saved.n_excitatory
     directions = [float(d) for d in saved.meta("directions_deg")]
     tensors = {name: torch.from_numpy(saved.tensors[name]).to(device, dtype) for name in _FITTED}
@@ -94,7 +99,7 @@ def run_prepare(spec: PrepareSpec, context: JobContext) -> JobResult:
     n = W.shape[0]
     if x_star.dim() != 2 or x_star.shape[1] != n or C.shape[1] != n_excitatory:
         raise InvalidNetworkError(
-            f"{spec.network}: x* must be (movements, {n}) and C (outputs, {n_excitatory}); got "
+            f"network: x* must be (movements, {n}) and C (outputs, {n_excitatory}); got "
             f"{tuple(x_star.shape)} and {tuple(C.shape)}"
         )
     timing = TrialTiming(
@@ -106,7 +111,7 @@ def run_prepare(spec: PrepareSpec, context: JobContext) -> JobResult:
     )
     for period in ("spontaneous", "preparation", "delay", "movement"):
         timing.steps(period)  # raises, naming the period, unless a whole number of steps
-    targets = _targets(saved, dtype, device)
+    targets = fitted_targets(saved, dtype, device)
     if targets.shape[0] != x_star.shape[0]:
         raise InvalidNetworkError(
             f"{targets.shape[0]} targets for {x_star.shape[0]} fitted initial states"
@@ -231,7 +236,7 @@ def run_prepare(spec: PrepareSpec, context: JobContext) -> JobResult:
 
     metadata = {
         "kind": "prepare",
-        "network": str(spec.network),
+        "network": spec.model_dump(mode="json")["network"],
         "controllers": controllers,
         "tau": str(tau),
         "dt": str(dt),

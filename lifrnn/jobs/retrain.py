@@ -6,7 +6,6 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,7 +14,8 @@ import torch
 from lifrnn import __version__
 from lifrnn.files import write_safetensors
 from lifrnn.jobs.base import JobContext, JobResult
-from lifrnn.jobs.fit import targets_for
+from lifrnn.jobs.fit import fit_state_saver, load_fit_state, targets_for
+from lifrnn.jobs.prepare import fitted_targets
 from lifrnn.networks import SavedNetwork, load_network
 from lifrnn.specs import MovementSpec, RetrainSpec, spec_sha256
 from lifrnn_core.control import preparatory_feedback
@@ -23,6 +23,7 @@ from lifrnn_core.errors import InvalidNetworkError
 from lifrnn_core.figures import retrain_figure, sequence_figure
 from lifrnn_core.retraining import (
     FittedNetwork,
+    FullNetworkState,
     RetrainConfig,
     RetrainResult,
     retrain_full_network,
@@ -36,12 +37,16 @@ logger = logging.getLogger(__name__)
 _FITTED_TENSORS = ("W", "h", "x_sp", "C", "x_star")
 
 
+CHECKPOINT_INITIAL = "retrain_initial_states"
+CHECKPOINT_FULL = "retrain_full_network"
+
+
 def _fitted(saved: SavedNetwork, device: torch.device) -> FittedNetwork:
     missing = [name for name in _FITTED_TENSORS if name not in saved.tensors]
     if missing or "movements" not in saved.metadata:
         raise InvalidNetworkError(
-            f"{saved.path} is not a fitted network (missing {missing or ['movements metadata']}); "
-            "retrain needs the network.safetensors of a fit job"
+            f"network: not a fitted network (missing {missing or ['movements metadata']}); "
+            "retrain needs the network of a fit or retrain job"
         )
     tensors = {name: torch.from_numpy(saved.tensors[name]).to(device) for name in _FITTED_TENSORS}
     return FittedNetwork(n_excitatory=saved.n_excitatory, **tensors)
@@ -77,8 +82,10 @@ def _save_network(
     result: RetrainResult,
     base_metadata: dict[str, Any],
     directions: list[float],
+    targets: torch.Tensor,
 ) -> None:
     network = result.network
+    movements = {**base_metadata["movements"], "directions_deg": directions}
     write_safetensors(
         context.artifact_path(name),
         {
@@ -87,8 +94,14 @@ def _save_network(
             "x_sp": network.x_sp,
             "C": network.C,
             "x_star": network.x_star,
+            "targets": targets,
         },
-        {**base_metadata, "retrain_mode": result.mode, "directions_deg": directions},
+        {
+            **base_metadata,
+            "movements": movements,
+            "retrain_mode": result.mode,
+            "directions_deg": directions,
+        },
     )
 
 
@@ -102,17 +115,25 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
     if spec.device == "cuda" and not torch.cuda.is_available():
         raise InvalidNetworkError("device 'cuda' requested but torch sees no CUDA device")
     device = torch.device(spec.device)
-    saved = load_network(spec.network)
+    path = context.input_path("network")
+    saved = load_network(path)
     network = _fitted(saved, device)
-    movements = MovementSpec.model_validate(saved.meta("movements"))
+    trained = [float(d) for d in saved.meta("directions_deg")]
+    movements = MovementSpec.model_validate(
+        {**saved.meta("movements"), "directions_deg": trained, "targets_file": None}
+    )
     dt, tau = float(saved.meta("dt")), float(saved.meta("tau"))
-    trained = [float(d) for d in movements.directions_deg]
     new_directions = _new_directions(spec, trained)
     if not new_directions:
         raise InvalidNetworkError("no new direction to learn: every direction is trained")
     new_movements = movements.model_copy(update={"directions_deg": new_directions})
-    old_targets = targets_for(movements, dt, torch.float64, device)
+    old_targets = fitted_targets(saved, torch.float64, device)
     new_targets = targets_for(new_movements, dt, torch.float64, device)
+    if old_targets.shape[2] != new_targets.shape[2]:
+        raise InvalidNetworkError(
+            f"network: fitted to {old_targets.shape[2]} outputs from a targets file; new reaches "
+            f"have {new_targets.shape[2]} (hand velocity or joint torques)"
+        )
     abscissa = float(torch.linalg.eigvals(network.W).real.max())
     bound = spec.stability_bound if spec.stability_bound is not None else min(abscissa + 0.05, 0.99)
     config = RetrainConfig(
@@ -127,11 +148,12 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
         keep_sparsity=spec.keep_sparsity,
         learning_rate=spec.learning_rate,
     )
-    parent_sha256 = hashlib.sha256(Path(spec.network).read_bytes()).hexdigest()
+    parent_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     base_metadata: dict[str, Any] = {
         **saved.metadata,
+        "movements": saved.meta("movements"),
         "kind": "retrain",
-        "parent_network": str(spec.network),
+        "parent_network": spec.model_dump(mode="json")["network"],
         "parent_sha256": parent_sha256,
         "stability_bound": str(bound),
         "seed": str(spec.seed),
@@ -156,6 +178,13 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
 
     results: dict[str, RetrainResult] = {}
     start = time.perf_counter()
+    resume_initial = load_fit_state(context, CHECKPOINT_INITIAL, network.W)
+    if resume_initial is not None:
+        context.report(
+            0.0,
+            f"resuming initial_states from its checkpoint at step {len(resume_initial.history)}",
+            milestone=True,
+        )
     initial = retrain_initial_states(
         network,
         new_targets,
@@ -163,12 +192,21 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
         config=config,
         generator=generator,
         callback=progress(0.0, "initial_states") if spec.mode != "full_network" else None,
+        resume=resume_initial,
+        checkpoint=fit_state_saver(context, CHECKPOINT_INITIAL),
     )
     if spec.mode != "full_network":
         results["initial_states"] = initial
         metrics["initial_states"] = _mode_metrics(initial, time.perf_counter() - start)
     if spec.mode != "initial_states":
         start = time.perf_counter()
+        resume_full = _load_full_state(context, network.W)
+        if resume_full is not None:
+            context.report(
+                1.0 - share,
+                f"resuming full_network from its checkpoint at step {len(resume_full.history)}",
+                milestone=True,
+            )
         full = retrain_full_network(
             network,
             new_targets,
@@ -176,6 +214,8 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
             config=config,
             new_x_star=initial.network.x_star[len(trained) :],
             callback=progress(1.0 - share, "full_network"),
+            resume=resume_full,
+            checkpoint=lambda state: _save_full_state(context, state),
         )
         results["full_network"] = full
         metrics["full_network"] = _mode_metrics(full, time.perf_counter() - start)
@@ -189,7 +229,8 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
         context.report(0.97, "executing the sequence")
         sequence = _sequence(spec, main.network, movements, directions, dt, tau, saved)
         metrics["sequence"] = sequence.metrics
-    _save_network(context, "network.safetensors", main, base_metadata, directions)
+    all_targets = torch.cat([old_targets, new_targets])
+    _save_network(context, "network.safetensors", main, base_metadata, directions, all_targets)
     if len(results) == 2:
         _save_network(
             context,
@@ -197,6 +238,7 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
             results["initial_states"],
             base_metadata,
             directions,
+            all_targets,
         )
     write_safetensors(
         context.artifact_path("targets.safetensors"),
@@ -249,6 +291,18 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
     return JobResult(
         kind="retrain", status="succeeded", metrics=metrics, artifacts=dict(context.artifacts)
     )
+
+
+def _load_full_state(context: JobContext, like: torch.Tensor) -> FullNetworkState | None:
+    if context.checkpoints is None:
+        return None
+    saved = context.checkpoints.load(CHECKPOINT_FULL)
+    return None if saved is None else FullNetworkState.from_tensors(saved[0], saved[2], like)
+
+
+def _save_full_state(context: JobContext, state: FullNetworkState) -> None:
+    tensors, metadata = state.to_tensors()
+    context.save_checkpoint(CHECKPOINT_FULL, tensors, len(state.history), metadata, state.done)
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -33,17 +34,23 @@ CHECKPOINT_EVERY = 100
 
 
 def build_from_spec(
-    spec: SOCSpec, report: Callable[[float, str], None], context: JobContext | None = None
+    spec: SOCSpec,
+    report: Callable[[float, str], None],
+    context: JobContext | None = None,
+    initial_file: Path | None = None,
 ) -> SOCResult:
     """Build the SOC network ``spec`` describes, reporting progress as a fraction in [0, 1].
 
+    ``initial_file``: the local copy of the spec's ``initial_weights`` file, if it names one.
     With a ``context`` that keeps checkpoints, W and the abscissa history are saved every
     :data:`CHECKPOINT_EVERY` iterations, and a run that finds a checkpoint resumes from it.
     """
     params = spec.parameters()
     if spec.device == "cuda" and not torch.cuda.is_available():
         raise InvalidNetworkError("device 'cuda' requested but torch sees no CUDA device")
-    initial = load_matrix(spec.initial_weights) if spec.initial_weights else None
+    if spec.initial_weights and initial_file is None:
+        raise InvalidNetworkError("initial_weights: the stored file was not provided")
+    initial = load_matrix(initial_file) if initial_file is not None else None
     if initial is not None and initial.shape != (spec.n, spec.n):
         raise InvalidNetworkError(
             f"initial_weights has shape {initial.shape}, the spec says n={spec.n}"
@@ -96,7 +103,8 @@ def run_soc(spec: SOCSpec, context: JobContext) -> JobResult:
     """
     params = spec.parameters()
     start = time.perf_counter()
-    result = build_from_spec(spec, context.report, context)
+    initial = context.input_path("initial_weights") if spec.initial_weights else None
+    result = build_from_spec(spec, context.report, context, initial)
     seconds = time.perf_counter() - start
     W = result.weights
     final_abscissa = float(result.eigenvalues_final.real.max())  # recomputed from the final W

@@ -16,41 +16,70 @@ from typing import Annotated, Any
 
 from pydantic import Field, TypeAdapter
 
-from lifrnn.specs.base import Device, SpecBase, StrictModel
+from lifrnn.specs.base import (
+    LOCAL_FILES,
+    Device,
+    FileId,
+    InputFacts,
+    JobOutput,
+    ReferenceKind,
+    SpecBase,
+    StrictModel,
+    is_id,
+)
 from lifrnn.specs.fit import FitSpec, MovementSpec
 from lifrnn.specs.prepare import PrepareSpec
 from lifrnn.specs.retrain import RetrainSpec
 from lifrnn.specs.soc import SOCSpec
 
 __all__ = [
+    "SPEC_MODELS",
     "Device",
+    "FileId",
     "FitSpec",
+    "InputFacts",
+    "JobOutput",
     "JobSpec",
     "MovementSpec",
     "PrepareSpec",
+    "ReferenceKind",
     "RetrainSpec",
     "SOCSpec",
     "SpecBase",
     "StrictModel",
     "describe_validation_error",
+    "is_id",
     "parse_spec",
     "spec_sha256",
 ]
 
-_UNION_TAGS = {"inline", "path", "soc", "fit", "prepare", "retrain"}
+_UNION_TAGS = {"inline", "stored", "job_output", "soc", "fit", "prepare", "retrain"}
 """Tags of tagged unions; left out of error locations, which name fields only."""
 
 JobSpec = Annotated[SOCSpec | FitSpec | PrepareSpec | RetrainSpec, Field(discriminator="kind")]
 """Any job spec; the ``kind`` field selects the model."""
 
+SPEC_MODELS: dict[str, type[SpecBase]] = {
+    "soc": SOCSpec,
+    "fit": FitSpec,
+    "prepare": PrepareSpec,
+    "retrain": RetrainSpec,
+}
+"""The spec model of each kind."""
+
 _JOB_SPEC_ADAPTER: TypeAdapter[Any] = TypeAdapter(JobSpec)
 
 
-def parse_spec(data: dict[str, Any] | str | bytes) -> SpecBase:
-    """Validate a spec given as a dict or JSON text; raises ``pydantic.ValidationError``."""
+def parse_spec(data: dict[str, Any] | str | bytes, *, local_files: bool = False) -> SpecBase:
+    """Validate a spec given as a dict or JSON text; raises ``pydantic.ValidationError``.
+
+    ``local_files``: reference fields may hold local paths instead of ids (``lifrnn run`` and
+    the client, which store those files and put their ids in before anything runs).
+    """
+    context = {LOCAL_FILES: True} if local_files else None
     if isinstance(data, str | bytes):
-        return _JOB_SPEC_ADAPTER.validate_json(data)  # type: ignore[no-any-return]
-    return _JOB_SPEC_ADAPTER.validate_python(data)  # type: ignore[no-any-return]
+        return _JOB_SPEC_ADAPTER.validate_json(data, context=context)  # type: ignore[no-any-return]
+    return _JOB_SPEC_ADAPTER.validate_python(data, context=context)  # type: ignore[no-any-return]
 
 
 def spec_sha256(spec: SpecBase) -> str:
@@ -65,5 +94,6 @@ def describe_validation_error(error: Any) -> str:
     for problem in error.errors():
         location = [str(part) for part in problem["loc"] if str(part) not in _UNION_TAGS]
         where = ".".join(location) or "spec"
-        lines.append(f"{where}: {problem['msg']}")
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        lines.append(f"{where}: {message}")
     return "; ".join(lines)

@@ -1,12 +1,60 @@
-"""What every job spec shares: strict models (unknown fields are errors) and common types."""
+"""What every job spec shares: strict models (unknown fields are errors), common types, and the
+references to stored inputs (files and networks, by id).
+
+A spec never names a path on the server: a file input is the id of a file the user uploaded
+(``POST /files``) or of an artifact of one of their jobs (:data:`FileId`); a network is the id of
+one of their networks, or ``{"job": "<id>"}``, the network a job makes (:class:`JobOutput`).
+Ownership and what the file holds are checked when the job is submitted
+(:mod:`lifrnn.store.inputs`). ``lifrnn run`` on one's own machine still takes local paths: it
+validates with :data:`LOCAL_FILES` in the context, stores those files, and runs the spec with
+their ids.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 Device = Literal["cpu", "cuda"]
+ReferenceKind = Literal["file", "network"]
+
+LOCAL_FILES = "local_files"
+"""Validation-context flag: reference fields may hold local paths (``lifrnn run``, the client)."""
+
+_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def is_id(value: object) -> bool:
+    """True for the text of a lifrnn id (a lower-case UUID)."""
+    return isinstance(value, str) and bool(_ID.match(value))
+
+
+def _stored_reference(value: str, info: ValidationInfo) -> str:
+    if is_id(value.lower()):
+        return value.lower()
+    if info.context and info.context.get(LOCAL_FILES):
+        return value  # a local path; stored and replaced by its id before the job runs
+    shown = value if len(value) <= 80 else value[:77] + "..."
+    raise ValueError(
+        f"expected an id (e.g. 3f2b8c1e-...), got {shown!r}: specs name stored files and "
+        "networks by id, never by path; upload a file with POST /files (`lifrnn upload`, "
+        "`client.upload`), or use a network's or an artifact's id"
+    )
+
+
+StoredId = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator(_stored_reference)]
+"""The id of a stored file or network of the user's (a local path in :data:`LOCAL_FILES` mode)."""
+
+FileId = Annotated[
+    StoredId,
+    Field(
+        description="id of a file you uploaded (POST /files) or of an artifact of one of your jobs"
+    ),
+]
+"""A file input: an uploaded file's or an artifact's id."""
 
 
 class StrictModel(BaseModel):
@@ -15,10 +63,67 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class JobOutput(StrictModel):
+    """``{"job": "<id>"}``: the network that job makes, once it has succeeded.
+
+    The job may still be queued or running: the job naming it waits (status ``waiting``).
+    """
+
+    job: Annotated[
+        str,
+        Field(max_length=100, description="id of one of your soc/fit/retrain jobs"),
+        AfterValidator(lambda value: _job_id(value)),
+    ]
+
+
+def _job_id(value: str) -> str:
+    if not is_id(value.lower()):
+        raise ValueError(f"expected a job id, got {value!r}")
+    return value.lower()
+
+
+@dataclass(frozen=True)
+class InputFacts:
+    """What the store knows of a referenced input, for a spec's own checks at submit.
+
+    Attributes:
+        name: how to name it in a message (``file 'W.npy'``, ``network 3f2b...``).
+        header: tensor names, dtypes and shapes (``{"tensors": ..., "metadata": ...}``), when
+            the file is stored already.
+        network_kind: kind of the job that makes the network (``soc``, ``fit``, ``retrain``), or
+            None for a file.
+        n: number of units of the network, when known.
+        fitted: whether the network carries initial states and a readout (None: unknown).
+    """
+
+    name: str
+    header: dict[str, Any] | None = None
+    network_kind: str | None = None
+    n: int | None = None
+    fitted: bool | None = None
+
+
 class SpecBase(StrictModel):
     """Common base of every job spec; ``kind`` names the job."""
 
     kind: str
+
+    references: ClassVar[dict[str, ReferenceKind]] = {}
+    """Dotted field paths that name stored inputs, and what each must be."""
+
+    def reference_values(self) -> dict[str, Any]:
+        """Each reference field that is set: dotted path -> its value (an id or a JobOutput)."""
+        found = {}
+        for path in self.references:
+            value: Any = self
+            for part in path.split("."):
+                value = getattr(value, part, None) if isinstance(value, BaseModel) else None
+            if isinstance(value, str | JobOutput):
+                found[path] = value
+        return found
+
+    def check_inputs(self, inputs: dict[str, InputFacts]) -> None:
+        """Raise ``ValueError("field: reason")`` when an input cannot serve this spec."""
 
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]

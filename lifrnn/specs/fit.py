@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator
 
-from lifrnn.specs.base import Device, FiniteFloat, SpecBase, StrictModel
+from lifrnn.headers import tensor_shape
+from lifrnn.specs.base import (
+    Device,
+    FileId,
+    FiniteFloat,
+    InputFacts,
+    JobOutput,
+    ReferenceKind,
+    SpecBase,
+    StoredId,
+    StrictModel,
+)
 from lifrnn.specs.soc import SOCSpec
 
 
@@ -28,23 +39,65 @@ class MovementSpec(StrictModel):
     target: Literal["hand_velocity", "joint_torque"] = Field(
         "hand_velocity", description="what the readout must produce"
     )
-    targets_file: str | None = Field(
+    targets_file: FileId | None = Field(
         None,
-        min_length=1,
-        description="optional .safetensors (tensor 'targets') or .npy of shape "
-        "(movements, time, outputs) replacing the synthetic targets",
+        description="optional id of a file (.safetensors with tensor 'targets', or .npy) of "
+        "shape (movements, time, outputs) replacing the synthetic targets",
     )
+
+    def steps(self, dt: float) -> int:
+        """Time samples of one movement at step ``dt`` (the first included)."""
+        return round(self.duration / dt) + 1
+
+
+def _reference_tag(value: Any) -> str:
+    return "job_output" if isinstance(value, dict | JobOutput) else "stored"
 
 
 def _network_tag(value: Any) -> str:
-    return "path" if isinstance(value, str) else "inline"
+    if isinstance(value, SOCSpec) or (isinstance(value, dict) and "job" not in value):
+        return "inline"
+    return _reference_tag(value)
 
+
+NetworkReference = Annotated[
+    Annotated[StoredId, Tag("stored")] | Annotated[JobOutput, Tag("job_output")],
+    Discriminator(_reference_tag),
+    Field(
+        description='id of one of your networks (or of a file holding one), or {"job": id}: '
+        "the network that job makes (the job waits for it)"
+    ),
+]
+"""A stored network by id, or the network a job makes."""
 
 NetworkSource = Annotated[
-    Annotated[SOCSpec, Tag("inline")] | Annotated[str, Field(min_length=1), Tag("path")],
+    Annotated[SOCSpec, Tag("inline")]
+    | Annotated[StoredId, Tag("stored")]
+    | Annotated[JobOutput, Tag("job_output")],
     Discriminator(_network_tag),
 ]
-"""An inline SOC spec (built within the job) or the path of a saved network."""
+"""An inline SOC spec (built within the job), a stored network by id, or a job's network."""
+
+
+def check_network(facts: InputFacts | None, field: str, *, fitted: bool) -> None:
+    """Raise ``ValueError("field: ...")`` unless ``facts`` describe a usable network."""
+    if facts is None:
+        return
+    if facts.network_kind is None and facts.header is not None:
+        shape = tensor_shape(facts.header, "W")
+        metadata = facts.header.get("metadata", {})
+        if shape is None or len(shape) != 2 or shape[0] != shape[1]:
+            raise ValueError(f"{field}: {facts.name} holds no square weight matrix 'W'")
+        if "n_excitatory" not in metadata:
+            raise ValueError(
+                f"{field}: {facts.name} is not a lifrnn network (no 'n_excitatory' metadata)"
+            )
+    if fitted and facts.fitted is False:
+        kind = f"an {facts.network_kind} network" if facts.network_kind else "not a fitted network"
+        raise ValueError(
+            f"{field}: {facts.name} is {kind}; this job needs a fitted one (made by a fit or "
+            "retrain job: initial states x* and a readout C)"
+        )
 
 
 def _default_fit_network() -> SOCSpec:
@@ -54,14 +107,14 @@ def _default_fit_network() -> SOCSpec:
 class FitSpec(SpecBase):
     """Fit optimal initial states x* and a readout C for a set of reaches (SCIENCE.md §5).
 
-    ``network`` is an inline SOC spec (built first, in the same job) or the path of a
-    ``network.safetensors`` written by an ``soc`` or ``fit`` job.
+    ``network`` is an inline SOC spec (built first, in the same job), the id of a stored network
+    (an ``soc``, ``fit`` or ``retrain`` job's), or ``{"job": id}``.
     """
 
     kind: Literal["fit"] = "fit"
     network: NetworkSource = Field(
         default_factory=_default_fit_network,
-        description="inline SOC spec, or path of an SOC/fit network.safetensors",
+        description='inline SOC spec, the id of one of your networks, or {"job": id}',
     )
     movements: MovementSpec = Field(default_factory=MovementSpec)
     tau: float = Field(0.15, gt=0, le=10.0, description="time constant, seconds")
@@ -78,6 +131,35 @@ class FitSpec(SpecBase):
     seed: int = Field(0, ge=0, lt=2**63)
     device: Device = "cpu"
     dtype: Literal["float64", "float32"] = "float64"
+
+    references: ClassVar[dict[str, ReferenceKind]] = {
+        "network": "network",
+        "network.initial_weights": "file",
+        "movements.targets_file": "file",
+    }
+
+    def check_inputs(self, inputs: dict[str, InputFacts]) -> None:
+        """The network must be one; targets must be (movements, time, outputs) of this fit."""
+        if isinstance(self.network, SOCSpec):
+            self.network.check_inputs(inputs, prefix="network.")
+        else:
+            check_network(inputs.get("network"), "network", fitted=False)
+        facts = inputs.get("movements.targets_file")
+        if facts is None:
+            return
+        shape = tensor_shape(facts.header, "targets")
+        if facts.header is not None and shape is None:
+            raise ValueError(f"movements.targets_file: {facts.name} holds no tensor 'targets'")
+        expected = [
+            len(self.movements.directions_deg),
+            self.movements.steps(self.dt),
+            len(self.output_weights),
+        ]
+        if shape is not None and shape != expected:
+            raise ValueError(
+                f"movements.targets_file: {facts.name} holds shape {tuple(shape)}; this fit "
+                f"needs (movements, time, outputs) = {tuple(expected)}"
+            )
 
     @field_validator("dt")
     @classmethod

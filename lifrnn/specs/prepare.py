@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from lifrnn.specs.base import Device, SpecBase
+from lifrnn.specs.base import Device, InputFacts, ReferenceKind, SpecBase
+from lifrnn.specs.fit import NetworkReference, check_network
 
 ControllerField = Literal["feedforward", "lqr", "min_energy", "thalamic_loop"]
 _ALL_CONTROLLERS: list[ControllerField] = ["feedforward", "lqr", "min_energy", "thalamic_loop"]
@@ -23,9 +24,7 @@ class PrepareSpec(SpecBase):
     """
 
     kind: Literal["prepare"] = "prepare"
-    network: str = Field(
-        ..., min_length=1, description="path of a fit job's network.safetensors (x* and C)"
-    )
+    network: NetworkReference
     controllers: list[ControllerField] = Field(
         default_factory=lambda: list(_ALL_CONTROLLERS),
         min_length=1,
@@ -53,6 +52,12 @@ class PrepareSpec(SpecBase):
     tau_relay: float = Field(0.01, gt=0, le=1, description="relay time constant, seconds")
     seed: int = Field(0, ge=0, lt=2**63, description="seed of the thalamic weights Y")
     device: Device = "cpu"
+
+    references: ClassVar[dict[str, ReferenceKind]] = {"network": "network"}
+
+    def check_inputs(self, inputs: dict[str, InputFacts]) -> None:
+        """The network must be a fitted one (x* and C)."""
+        check_network(inputs.get("network"), "network", fitted=True)
 
     @field_validator("controllers")
     @classmethod

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from lifrnn.specs.base import Device, FiniteFloat, SpecBase
+from lifrnn.specs.base import Device, FiniteFloat, InputFacts, ReferenceKind, SpecBase
+from lifrnn.specs.fit import NetworkReference, check_network
 
 
 class RetrainSpec(SpecBase):
@@ -17,7 +18,7 @@ class RetrainSpec(SpecBase):
     """
 
     kind: Literal["retrain"] = "retrain"
-    network: str = Field(min_length=1, description="path of a fit job's network.safetensors")
+    network: NetworkReference
     mode: Literal["initial_states", "full_network", "both"] = "both"
     directions_deg: list[FiniteFloat] | None = Field(
         None,
@@ -41,3 +42,9 @@ class RetrainSpec(SpecBase):
     max_iterations: int = Field(200, ge=1, le=100_000)
     seed: int = Field(0, ge=0, lt=2**63)
     device: Device = "cpu"
+
+    references: ClassVar[dict[str, ReferenceKind]] = {"network": "network"}
+
+    def check_inputs(self, inputs: dict[str, InputFacts]) -> None:
+        """The network must be a fitted one (x* and C)."""
+        check_network(inputs.get("network"), "network", fitted=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from lifrnn.specs.base import Device, SpecBase
+from lifrnn.headers import tensor_shape
+from lifrnn.specs.base import Device, FileId, InputFacts, ReferenceKind, SpecBase
 from lifrnn_core.soc import SOCParameters
 
 
@@ -37,12 +38,13 @@ class SOCSpec(SpecBase):
     max_iterations: int = Field(5000, ge=1, le=1_000_000)
     seed: int = Field(0, ge=0, lt=2**63, description="seed of the random initial network")
     device: Device = Field("cpu", description="'cuda' uses the sign-function solver on the GPU")
-    initial_weights: str | None = Field(
+    initial_weights: FileId | None = Field(
         None,
-        min_length=1,
-        description="start from this W (.safetensors with tensor 'W', or .npy) instead of a "
-        "random network; its inhibitory weights are optimised",
+        description="id of a file holding the W to start from (.safetensors with tensor 'W', "
+        "or .npy) instead of a random network; its inhibitory weights are optimised",
     )
+
+    references: ClassVar[dict[str, ReferenceKind]] = {"initial_weights": "file"}
 
     @field_validator("fraction_excitatory", "p", "rate", "target_abscissa")
     @classmethod
@@ -68,6 +70,20 @@ class SOCSpec(SpecBase):
                     f"{n - n_excitatory} inhibitory units; both must be at least 1"
                 )
         return value
+
+    def check_inputs(self, inputs: dict[str, InputFacts], prefix: str = "") -> None:
+        """``initial_weights`` must hold an (n, n) matrix ``W``."""
+        facts = inputs.get(f"{prefix}initial_weights")
+        if facts is None:
+            return
+        shape = tensor_shape(facts.header, "W")
+        if facts.header is not None and shape is None:
+            raise ValueError(f"{prefix}initial_weights: {facts.name} holds no tensor 'W'")
+        if shape is not None and shape != [self.n, self.n]:
+            raise ValueError(
+                f"{prefix}initial_weights: {facts.name} holds a {tuple(shape)} W; the spec says "
+                f"n={self.n}"
+            )
 
     @property
     def n_excitatory(self) -> int:

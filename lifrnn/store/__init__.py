@@ -1,7 +1,7 @@
 """The job store: tables, status machine, job operations and the content-addressed artifacts.
 
 :class:`Store` bundles what the API, the in-process workers and ``lifrnn run`` share: the
-database engine and sessions, and the artifact folder.
+database engine and sessions, and the object store of uploads, artifacts and checkpoints.
 """
 
 from __future__ import annotations
@@ -9,13 +9,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cached_property
 
 from sqlalchemy.orm import Session
 
 from lifrnn.settings import Settings
 from lifrnn.store.cas import ArtifactStore
 from lifrnn.store.db import make_engine, make_sessionmaker, migrate
-from lifrnn.store.models import ApiToken, Artifact, Base, Job, JobEvent, Network, User
+from lifrnn.store.models import ApiToken, Artifact, Base, Job, JobEvent, JobInput, Network, User
+from lifrnn.store.objects import ObjectStore, open_object_store
 from lifrnn.store.status import STATUSES, TERMINAL, TRANSITIONS, Status, TransitionError
 
 __all__ = [
@@ -28,7 +30,9 @@ __all__ = [
     "Base",
     "Job",
     "JobEvent",
+    "JobInput",
     "Network",
+    "ObjectStore",
     "Status",
     "Store",
     "TransitionError",
@@ -39,13 +43,22 @@ logger = logging.getLogger(__name__)
 
 
 class Store:
-    """Database and artifact folder of one lifrnn installation."""
+    """Database and object store of one lifrnn installation."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
         self.sessions = make_sessionmaker(self.engine)
-        self.artifacts = ArtifactStore(settings.artifacts)
+
+    @cached_property
+    def objects(self) -> ObjectStore:
+        """The object store (``LIFRNN_ARTIFACT_URL``), opened at first use."""
+        return open_object_store(self.settings.artifact_url, self.settings.s3_endpoint_url)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        """Content-addressed blobs in the object store."""
+        return ArtifactStore(self.objects)
 
     def migrate(self) -> None:
         """Apply the Alembic migrations (the embedded default does so at start-up)."""

@@ -2,7 +2,8 @@
 
 SQLite runs in WAL mode with a busy timeout and foreign keys on, so that the API's threads and
 the worker threads can share one file. Tables come from the Alembic migrations in
-``migrations/`` (:func:`migrate`), never from ``create_all``.
+``lifrnn/store/migrations/`` (:func:`migrate`; shipped inside the package, so an installed lifrnn
+migrates too), never from ``create_all``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
-"""The Alembic script folder (repository root)."""
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+"""The Alembic script folder (package data of ``lifrnn.store``)."""
 
 
 def make_engine(url: str, pool_size: int = 20) -> Engine:
@@ -55,7 +56,7 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 def alembic_config(url: str) -> Any:
-    """An Alembic configuration for ``url`` with the repository's migrations."""
+    """An Alembic configuration for ``url`` with lifrnn's migrations."""
     from alembic.config import Config
 
     config = Config()

@@ -2,7 +2,10 @@
 
 Every status change goes through :func:`transition`, a guarded ``UPDATE ... WHERE status IN
 (allowed sources)`` that also writes a ``job_events`` row; two workers (or a worker and a
-cancel request) racing for one job cannot both win. Callers own the transaction (commit).
+cancel request) racing for one job cannot both win. A job that reaches a final status settles
+the jobs waiting for its network in the same transaction (:func:`settle_dependents`): queued
+with that network when it succeeded, failed naming it otherwise. Callers own the transaction
+(commit).
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from sqlalchemy.orm import Session, aliased
 from lifrnn import __version__
 from lifrnn.specs import SpecBase, spec_sha256
 from lifrnn.store.cas import ArtifactStore
-from lifrnn.store.models import Artifact, Job, JobEvent, Network, User, utcnow
-from lifrnn.store.status import ACTIVE, TERMINAL, TransitionError, sources_of
+from lifrnn.store.inputs import ResolvedInputs, input_dependents, network_of_job
+from lifrnn.store.models import Artifact, Job, JobEvent, JobInput, Network, User, utcnow
+from lifrnn.store.status import ACTIVE, PENDING, TERMINAL, TransitionError, sources_of
 
 
 class QuotaExceededError(Exception):
@@ -31,6 +35,18 @@ class QuotaExceededError(Exception):
 
 class IdempotencyConflictError(Exception):
     """An ``Idempotency-Key`` was reused with a different spec."""
+
+
+class DependentsError(Exception):
+    """Other jobs still read what this one made (its network or files); delete them first."""
+
+    def __init__(self, job_id: str, dependents: list[str]) -> None:
+        shown = ", ".join(dependents[:10]) + (" and more" if len(dependents) > 10 else "")
+        super().__init__(
+            f"job {job_id} made the network or files that other jobs read or wait for: "
+            f"{shown}; delete those first"
+        )
+        self.dependents = dependents
 
 
 class MetricFilterError(ValueError):
@@ -66,7 +82,83 @@ def transition(
     if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
         return False
     session.add(JobEvent(job_id=job_id, at=now, type="status", status=target, message=note))
+    if target in TERMINAL:
+        settle_dependents(session, job_id, target)
     return True
+
+
+def settle_dependents(session: Session, job_id: str, status: str) -> list[str]:
+    """Move the jobs waiting for job ``job_id``'s network on, now that it is ``status``.
+
+    Succeeded: each waiting job reads the network it made and is queued. Failed or cancelled
+    (or succeeded without a network): each fails naming its parent, which settles its own
+    dependents in turn. Returns the ids moved.
+    """
+    waiting = session.scalars(
+        select(Job.id).where(Job.parent_job_id == job_id, Job.status == "waiting")
+    ).all()
+    if not waiting:
+        return []
+    network = network_of_job(session, job_id) if status == "succeeded" else None
+    moved = []
+    for child in waiting:
+        if network is not None:
+            session.execute(
+                update(JobInput)
+                .where(JobInput.job_id == child, JobInput.source_job_id == job_id)
+                .values(artifact_id=network.artifact_id, network_id=network.id)
+                .execution_options(synchronize_session=False)
+            )
+            done = transition(
+                session,
+                child,
+                "queued",
+                note=f"parent job {job_id} succeeded",
+                expect={"waiting"},
+                parent_network_id=network.id,
+            )
+        else:
+            reason = (
+                f"parent job {job_id} made no network"
+                if status == "succeeded"
+                else f"parent job {job_id} {'was cancelled' if status == 'cancelled' else status}"
+            )
+            done = _fail_waiting(session, child, reason)
+        if done:
+            moved.append(child)
+    return moved
+
+
+def _fail_waiting(session: Session, job_id: str, reason: str) -> bool:
+    """waiting -> failed with ``reason`` (its parent will never give it a network)."""
+    return transition(
+        session,
+        job_id,
+        "failed",
+        note=reason,
+        expect={"waiting"},
+        finished_at=utcnow(),
+        error=reason,
+    )
+
+
+def release_waiting(session: Session) -> list[str]:
+    """Settle waiting jobs whose parent is already final or gone (a safety net). Commits."""
+    parent = aliased(Job)
+    rows = session.execute(
+        select(Job.id, Job.parent_job_id, parent.status)
+        .outerjoin(parent, parent.id == Job.parent_job_id)
+        .where(Job.status == "waiting")
+    ).all()
+    moved: list[str] = []
+    for job_id, parent_id, parent_status in rows:
+        if parent_status is None:
+            if _fail_waiting(session, job_id, f"parent job {parent_id} no longer exists"):
+                moved.append(job_id)
+        elif parent_status in TERMINAL and parent_id is not None:
+            moved += settle_dependents(session, parent_id, parent_status)
+    session.commit()
+    return moved
 
 
 def finite_json(value: Any) -> Any:
@@ -81,12 +173,12 @@ def finite_json(value: Any) -> Any:
 
 
 def queued_count(session: Session, owner_id: int) -> int:
-    """Number of the user's queued jobs."""
+    """Number of the user's jobs that have not started (queued or waiting)."""
     return (
         session.scalar(
             select(func.count())
             .select_from(Job)
-            .where(Job.owner_id == owner_id, Job.status == "queued")
+            .where(Job.owner_id == owner_id, Job.status.in_(sorted(PENDING)))
         )
         or 0
     )
@@ -99,17 +191,21 @@ def submit_job(
     *,
     default_max_queued: int,
     idempotency_key: str | None = None,
-    parent_network_id: str | None = None,
+    inputs: ResolvedInputs | None = None,
     worker: str | None = None,
 ) -> tuple[Job, bool]:
     """Queue ``spec`` for ``owner``; returns (job, created). Commits.
 
-    With ``worker`` the job is recorded as already claimed by it (``lifrnn run`` runs its job
-    itself, so no pool may take it); the history still shows queued, then running. A repeated
+    ``inputs``: its stored inputs (:func:`lifrnn.store.inputs.resolve_inputs`), recorded with
+    it; a job whose parent job has not succeeded yet is ``waiting`` instead of queued. With
+    ``worker`` the job is recorded as already claimed by it (``lifrnn run`` runs its job itself,
+    so no pool may take it); the history still shows queued, then running. A repeated
     ``idempotency_key`` returns the job it created (created False); raises
     :class:`IdempotencyConflictError` if that job's spec differs, :class:`QuotaExceededError`
     when the user's queue is full.
     """
+    inputs = inputs or ResolvedInputs()
+    waits = inputs.parent_job_id is not None
     spec_json = spec.model_dump(mode="json")
     digest = spec_sha256(spec)
     if idempotency_key is not None:
@@ -117,21 +213,24 @@ def submit_job(
         if existing is not None:
             return _same_spec(existing, digest), False
     limit = owner.max_queued if owner.max_queued is not None else default_max_queued
-    waiting = queued_count(session, owner.id)
-    if waiting >= limit:
+    pending = queued_count(session, owner.id)
+    if pending >= limit:
         raise QuotaExceededError(
-            f"quota exceeded: {waiting} queued jobs, at most {limit} may wait; "
+            f"quota exceeded: {pending} queued or waiting jobs, at most {limit} may wait; "
             "wait for some to start or cancel them"
         )
+    if waits and worker is not None:
+        raise ValueError("a job run at once cannot wait for a parent job")
     job = Job(
         owner_id=owner.id,
         kind=spec.kind,
         spec=spec_json,
         spec_sha256=digest,
-        status="queued",
+        status="waiting" if waits else "queued",
         code_version=__version__,
         idempotency_key=idempotency_key,
-        parent_network_id=parent_network_id,
+        parent_job_id=inputs.parent_job_id,
+        parent_network_id=inputs.parent_network_id,
         queued_at=utcnow(),
     )
     session.add(job)
@@ -143,7 +242,15 @@ def submit_job(
         if existing is None:
             raise
         return _same_spec(existing, digest), False
-    session.add(JobEvent(job_id=job.id, at=job.queued_at, type="status", status="queued"))
+    note = f"waiting for job {inputs.parent_job_id}" if waits else ""
+    session.add(
+        JobEvent(job_id=job.id, at=job.queued_at, type="status", status=job.status, message=note)
+    )
+    for job_input in inputs.inputs:
+        job_input.job_id = job.id
+        session.add(job_input)
+    if inputs.parent_job_id is not None:
+        _settle_if_parent_final(session, job.id, inputs.parent_job_id)
     if worker is not None:
         now = utcnow()
         job.status, job.worker, job.attempts = "running", worker, 1
@@ -159,6 +266,22 @@ def submit_job(
         )
     session.commit()
     return job, True
+
+
+def _settle_if_parent_final(session: Session, job_id: str, parent_id: str) -> None:
+    """The parent may have finished since the spec was checked: settle the new job now.
+
+    Runs after the new row is written, in its transaction: on PostgreSQL the parent row is
+    locked (its final update has committed, or has not begun); on SQLite this transaction
+    already holds the database's one write lock. Either way the parent's own settling sees
+    this job or this check sees the parent's final status.
+    """
+    status = session.scalar(select(Job.status).where(Job.id == parent_id).with_for_update())
+    if status is None:
+        _fail_waiting(session, job_id, f"parent job {parent_id} no longer exists")
+    elif status in TERMINAL:
+        session.flush()
+        settle_dependents(session, parent_id, status)  # type: ignore[arg-type]
 
 
 def _by_idempotency_key(session: Session, owner_id: int, key: str | None) -> Job | None:
@@ -322,13 +445,13 @@ def request_cancel(session: Session, job: Job) -> Job:
             return job
         if job.status in TERMINAL:
             raise TransitionError(job.status, "cancelled")
-        if job.status == "queued":
+        if job.status in PENDING:
             moved = transition(
                 session,
                 job.id,
                 "cancelled",
                 note="cancelled before it started",
-                expect={"queued"},
+                expect=PENDING,
                 finished_at=utcnow(),
                 error="cancelled on request",
             )
@@ -347,16 +470,24 @@ def delete_job(session: Session, job: Job, store: ArtifactStore) -> int:
     """Delete a job that no worker holds, with its events, artifacts and networks. Commits.
 
     Blobs no other artifact refers to are removed from ``store``; returns how many. Raises
-    :class:`TransitionError` for a running job (cancel it first).
+    :class:`TransitionError` for a running job (cancel it first) and :class:`DependentsError`
+    while other jobs read its network or files or wait for it (no silent lineage cut).
     """
+    dependents = input_dependents(session, job)
+    if dependents:
+        raise DependentsError(job.id, dependents)
     own = session.scalars(select(Artifact).where(Artifact.job_id == job.id)).all()
     blobs = {artifact.blob_key for artifact in own}
     digests = {artifact.sha256 for artifact in own}
-    removed = session.execute(
-        delete(Job)
-        .where(Job.id == job.id, Job.status.not_in(sorted(ACTIVE)))
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
+    try:
+        removed = session.execute(
+            delete(Job)
+            .where(Job.id == job.id, Job.status.not_in(sorted(ACTIVE)))
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+    except IntegrityError:  # a dependent was submitted meanwhile: the foreign keys refuse
+        session.rollback()
+        raise DependentsError(job.id, input_dependents(session, job)) from None
     if not removed:
         session.rollback()
         raise TransitionError(job.status, "deleted")

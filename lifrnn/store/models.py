@@ -1,7 +1,8 @@
 """Tables of the job store (SQLAlchemy 2, typed ``Mapped``); created by Alembic migrations.
 
 ``users`` and their hashed ``api_tokens``; ``jobs`` with their ``job_events`` (every status change
-and progress report, with its time); ``artifacts`` (files of a job, kept by SHA-256 in the
+and progress report, with its time) and ``job_inputs`` (the stored files and networks a job reads,
+by id); ``artifacts`` (files a job produced or a user uploaded, kept by SHA-256 in the
 content-addressed store); ``networks`` (trained networks as queryable objects, with lineage).
 """
 
@@ -88,6 +89,7 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16), default="user")
     max_queued: Mapped[int | None] = mapped_column(Integer, default=None)
     max_running: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property
@@ -118,6 +120,7 @@ class Job(Base):
         Index("ix_jobs_owner_status_queued", "owner_id", "status", "queued_at", "id"),
         Index("ix_jobs_owner_queued", "owner_id", "queued_at", "id"),
         Index("ix_jobs_status_queued", "status", "queued_at"),
+        Index("ix_jobs_parent_job_id", "parent_job_id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
@@ -137,6 +140,8 @@ class Job(Base):
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     worker: Mapped[str | None] = mapped_column(String(128), default=None)
     code_version: Mapped[str] = mapped_column(String(32), default="")
+    # The job whose network this one waits for (a spec's ``{"job": id}``); deleting it while
+    # this job exists is refused (409), the foreign key is the last guard.
     parent_job_id: Mapped[str | None] = mapped_column(
         ForeignKey("jobs.id", ondelete="SET NULL"), default=None
     )
@@ -161,24 +166,65 @@ class JobEvent(Base):
 
 
 class Artifact(Base):
-    """A file a job produced; its bytes live in the content-addressed store under ``sha256``."""
+    """A stored file: produced by a job (``job_id``) or uploaded by its owner (no job).
+
+    Its bytes live in the content-addressed store under ``sha256``; ``format`` and ``header``
+    (tensor names, dtypes and shapes, and a safetensors file's metadata) are read once, when it
+    is stored, so that specs naming it are checked without reading its bytes again.
+    """
 
     __tablename__ = "artifacts"
     __table_args__ = (UniqueConstraint("job_id", "name", name="uq_artifacts_job_name"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), index=True, default=None
+    )
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(255))
     media_type: Mapped[str] = mapped_column(String(100))
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64), index=True)
+    format: Mapped[str] = mapped_column(String(16), default="")
+    header: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property
     def blob_key(self) -> str:
         """Key of the blob holding the bytes in the content-addressed store."""
         return blob_key(self.sha256, self.name)
+
+    @property
+    def uploaded(self) -> bool:
+        """True for a file a user uploaded (no job made it)."""
+        return self.job_id is None
+
+
+class JobInput(Base):
+    """A stored input of a job, named by the spec field that refers to it (``network``,
+    ``movements.targets_file``): a file (``artifact_id``), with the network it holds when it is
+    one (``network_id``), or the network a parent job will make (``source_job_id``, its file
+    filled in when the parent succeeds).
+
+    The foreign keys refuse to delete what a job reads; the API answers such a deletion with 409
+    naming the jobs before it gets that far.
+    """
+
+    __tablename__ = "job_inputs"
+    __table_args__ = (UniqueConstraint("job_id", "field", name="uq_job_inputs_job_field"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    field: Mapped[str] = mapped_column(String(200))
+    artifact_id: Mapped[str | None] = mapped_column(
+        ForeignKey("artifacts.id"), index=True, default=None
+    )
+    network_id: Mapped[str | None] = mapped_column(
+        ForeignKey("networks.id"), index=True, default=None
+    )
+    source_job_id: Mapped[str | None] = mapped_column(
+        ForeignKey("jobs.id"), index=True, default=None
+    )
 
 
 class Network(Base):

@@ -2,17 +2,20 @@
 
 ``queued -> running -> succeeded | failed | cancelled``; a running job asked to stop is
 ``cancelling`` until its runner notices. A running job whose worker died (stale heartbeat) goes
-back to ``queued``; a queued job can be cancelled before it starts.
+back to ``queued``; a queued job can be cancelled before it starts. A job whose spec names the
+network of a job that has not succeeded yet (``{"job": id}``) is ``waiting``: queued when that
+parent succeeds, failed when it fails or is cancelled.
 """
 
 from __future__ import annotations
 
 from typing import Literal, get_args
 
-Status = Literal["queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
+Status = Literal["waiting", "queued", "running", "cancelling", "succeeded", "failed", "cancelled"]
 STATUSES: tuple[str, ...] = get_args(Status)
 
 TRANSITIONS: dict[str, frozenset[str]] = {
+    "waiting": frozenset({"queued", "failed", "cancelled"}),
     "queued": frozenset({"running", "cancelled"}),
     "running": frozenset({"succeeded", "failed", "cancelled", "cancelling", "queued"}),
     "cancelling": frozenset({"succeeded", "failed", "cancelled"}),
@@ -25,6 +28,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 TERMINAL: frozenset[str] = frozenset(s for s, nexts in TRANSITIONS.items() if not nexts)
 ACTIVE: frozenset[str] = frozenset({"running", "cancelling"})
 """Statuses of a job a worker holds."""
+PENDING: frozenset[str] = frozenset({"waiting", "queued"})
+"""Statuses of a job that has not started yet (both count against ``max_queued``)."""
 
 
 class TransitionError(Exception):

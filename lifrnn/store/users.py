@@ -42,6 +42,7 @@ def create_user(
     admin: bool = False,
     max_queued: int | None = None,
     max_running: int | None = None,
+    max_bytes: int | None = None,
 ) -> tuple[User, str]:
     """Create user ``name`` with a first token; returns (user, token). Caller commits."""
     if session.scalar(select(User).where(User.name == name)) is not None:
@@ -51,6 +52,7 @@ def create_user(
         role="admin" if admin else "user",
         max_queued=max_queued,
         max_running=max_running,
+        max_bytes=max_bytes,
     )
     session.add(user)
     session.flush()

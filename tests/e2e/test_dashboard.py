@@ -233,6 +233,36 @@ def test_the_networks_page_lists_the_trained_network(
     assert "n=40" in tree
 
 
+def test_a_chain_is_built_from_the_networks_page_by_id(
+    alice: Any, dashboard: Any, finished_job: str
+) -> None:
+    """'fit from it' fills the form with the network's id (not a server path); the fit it makes
+    is then offered 'prepare it', whose job runs on the fitted network."""
+    api = dashboard.api("alice")
+    [network_id] = api.get(f"/jobs/{finished_job}").json()["network_ids"]
+    alice.goto(f"{dashboard.url}/ui/networks")
+    alice.click(f"a[href='/ui/submit?network={network_id}&kind=fit']")
+    spec = json.loads(alice.locator("#spec").input_value())
+    assert spec["kind"] == "fit" and spec["network"] == network_id
+    spec |= {"movements": {"directions_deg": [0, 180], "duration": 0.1}, "dt": 0.002}
+    spec |= {"cost_tolerance": 0.5}  # a coarse fit of a hennequin network: quick
+    alice.fill("#spec", json.dumps(spec))
+    alice.click("#submit")
+    alice.wait_for_url(re.compile(rf"/ui/jobs/{UUID}$"))
+    fit_job = alice.url.rsplit("/", 1)[1]
+    wait_until(api, fit_job, "succeeded", timeout=120)
+    [fitted] = api.get(f"/jobs/{fit_job}").json()["network_ids"]
+    alice.goto(f"{dashboard.url}/ui/networks")
+    alice.click(f"a[href='/ui/submit?network={fitted}&kind=prepare']")
+    spec = json.loads(alice.locator("#spec").input_value())
+    assert spec["kind"] == "prepare" and spec["network"] == fitted
+    spec |= {"controllers": ["lqr"], "spontaneous": 0.1, "preparation": 0.1, "delay": 0.0}
+    alice.fill("#spec", json.dumps(spec))
+    alice.click("#submit")
+    alice.wait_for_url(re.compile(rf"/ui/jobs/{UUID}$"))
+    wait_until(api, alice.url.rsplit("/", 1)[1], "succeeded", timeout=120)
+
+
 def test_reading_works_with_javascript_disabled(
     browser: Any, dashboard: Any, finished_job: str, output_dir: Path
 ) -> None:

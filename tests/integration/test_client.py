@@ -112,7 +112,7 @@ def test_a_submitted_job_is_waited_for_and_reports_its_metrics(alice: Client):
 
 def test_a_job_passed_as_network_is_the_parent_of_the_next(alice: Client, built, fitted):
     [parent_id] = built.network_ids
-    assert fitted.spec["network"] == alice.network(parent_id).network_path()
+    assert fitted.spec["network"] == {"job": built.id}
     [child_id] = fitted.network_ids
     child = alice.network(child_id)
     assert child.parent_network_id == parent_id
@@ -182,10 +182,50 @@ def test_a_cancelled_job_raises_job_cancelled(alice: Client):
 
 
 def test_a_failed_job_raises_job_failed_with_the_reason(alice: Client):
-    job = alice.submit(prepare(network="/nonexistent/network.safetensors"))
-    with pytest.raises(JobFailed, match="no such network file") as raised:
+    job = alice.submit(soc(n=40, radius=4, max_iterations=2))
+    with pytest.raises(JobFailed, match="did not converge") as raised:
         job.wait(timeout=60, progress=False)
-    assert "/nonexistent/network.safetensors" in raised.value.reason
+    assert "max_iterations" in raised.value.reason
+
+
+def test_a_chain_is_submitted_at_once_and_runs_in_order(alice: Client):
+    network = alice.submit(soc(method="kao2021", n=40, seed=0))
+    reaches = alice.submit(fit(network=network, directions_deg=[0, 180], duration=0.2, dt=0.002))
+    trial = alice.submit(
+        prepare(network=reaches, controllers=["lqr"], spontaneous=0.1, preparation=0.2, delay=0.1)
+    )
+    assert reaches.status == "waiting" and trial.status == "waiting"  # nothing blocked here
+    assert trial.wait(timeout=180, progress=False).status == "succeeded"
+    assert reaches.refresh().status == "succeeded"
+    [fitted_network] = reaches.network_ids
+    assert trial.data["parent_network_id"] == fitted_network
+    assert alice.network(fitted_network).parent_network_id == network.refresh().network_ids[0]
+
+
+def test_local_files_and_arrays_are_uploaded_and_named_by_id(alice: Client, tmp_path: Path):
+    import numpy as np
+
+    from lifrnn_core.soc import SOCParameters, initial_weights
+
+    params = SOCParameters.for_method("hennequin2014", n=40, radius=4.0)
+    W = initial_weights(params, np.random.default_rng(0))
+    np.save(tmp_path / "W.npy", W)
+    from_path = alice.submit(soc(n=40, radius=4, initial_weights=tmp_path / "W.npy"))
+    from_array = alice.submit(soc(n=40, radius=4, initial_weights=W))
+    for job in (from_path, from_array):
+        assert job.wait(timeout=120, progress=False).status == "succeeded"
+        stored = alice.file(job.spec["initial_weights"])
+        assert stored.shape == [40, 40] and stored.format == "npy"
+        assert np.array_equal(job.network().W.numpy()[:, :20], W[:, :20])
+    uploaded = alice.upload(tmp_path / "W.npy")
+    assert uploaded.sha256 == alice.file(from_path.spec["initial_weights"]).sha256
+    assert uploaded.id in [f.id for f in alice.files(limit=1000)]
+    assert (
+        uploaded.download(tmp_path / "back.npy").read_bytes() == (tmp_path / "W.npy").read_bytes()
+    )
+    uploaded.delete()
+    with pytest.raises(NotFound):
+        alice.file(uploaded.id)
 
 
 def test_a_repeated_idempotency_key_returns_the_same_job(alice: Client):

@@ -1,10 +1,8 @@
 """README's "Using the service from Python and the shell" runs as written, against a live server.
 
 The fenced ``bash`` and ``python`` blocks under that heading are extracted and run in a scratch
-folder (with the repository's ``examples/``): the bash blocks by ``bash -euo pipefail`` with
-``lifrnn`` meaning ``python -m lifrnn``, the python blocks as one script, both with
-``LIFRNN_URL`` and ``LIFRNN_TOKEN`` set. Until the section is merged into README.md it is read
-from docs/client.md.
+folder: the bash blocks by ``bash -euo pipefail`` with ``lifrnn`` meaning ``python -m lifrnn``,
+the python blocks as one script, both with ``LIFRNN_URL`` and ``LIFRNN_TOKEN`` set.
 """
 
 from __future__ import annotations
@@ -26,14 +24,12 @@ BLOCK = re.compile(r"^```(bash|python)[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTA
 
 
 def usage_section() -> str:
-    """The section's text: from README.md, else from docs/client.md (before the merge)."""
-    for source in (ROOT / "README.md", ROOT / "docs" / "client.md"):
-        text = source.read_text()
-        if HEADING in text:
-            section = text.split(HEADING, 1)[1]
-            following = re.search(r"^#{1,2} ", section, re.MULTILINE)
-            return section[: following.start()] if following else section
-    raise AssertionError(f"neither README.md nor docs/client.md has {HEADING!r}")
+    """The section's text in README.md."""
+    text = (ROOT / "README.md").read_text()
+    assert HEADING in text, f"README.md has no {HEADING!r}"
+    section = text.split(HEADING, 1)[1]
+    following = re.search(r"^#{1,2} ", section, re.MULTILINE)
+    return section[: following.start()] if following else section
 
 
 def blocks(language: str) -> list[str]:
@@ -45,7 +41,6 @@ def blocks(language: str) -> list[str]:
 def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     service = shared_client_service(request)
     work = tmp_path_factory.mktemp("readme-work")
-    (work / "examples").symlink_to(ROOT / "examples")
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("LIFRNN_")},
         "LIFRNN_URL": service.url,
@@ -60,7 +55,8 @@ def live(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 def test_the_section_shows_both_python_and_shell():
     assert blocks("python") and blocks("bash")
     shell = "\n".join(blocks("bash"))
-    for command in ("submit", "jobs", "status", "logs", "cancel", "download", "networks", "demo"):
+    commands = ("submit", "upload", "files", "jobs", "status", "logs", "cancel", "download")
+    for command in (*commands, "networks", "demo"):
         assert re.search(rf"\blifrnn {command}\b", shell), f"lifrnn {command} is not shown"
 
 
@@ -80,6 +76,7 @@ def test_the_python_blocks_run(live):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "{'n': 'Input should be greater than or equal to 10'}" in done.stdout
     assert (work / "figures" / "fit.png").is_file()
+    assert "waiting" in done.stdout or "queued" in done.stdout  # the chain did not block
 
 
 def test_the_shell_blocks_run(live):

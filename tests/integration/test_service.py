@@ -232,7 +232,8 @@ def test_a_network_built_from_a_stored_one_records_its_lineage(service):
         )
         [parent_id] = parent_job["network_ids"]
         parent = alice.get(f"/networks/{parent_id}").json()
-        child_spec = {**SMALL, "seed": 12, "initial_weights": parent["path"]}
+        assert "path" not in parent  # no endpoint names a place on the server
+        child_spec = {**SMALL, "seed": 12, "initial_weights": parent["artifact_id"]}
         child_job = alice.post("/jobs", json=child_spec).json()
         assert child_job["parent_network_id"] == parent_id
         child_job = wait_for(alice, child_job["id"], FINAL)
@@ -241,10 +242,10 @@ def test_a_network_built_from_a_stored_one_records_its_lineage(service):
         child = alice.get(f"/networks/{child_id}").json()
         assert child["parent_network_id"] == parent_id
         assert [n["id"] for n in child["lineage"]] == [parent_id]
-    with service.client("bob") as bob:  # bob naming alice's file gets no lineage to her network
-        job = bob.post("/jobs", json=child_spec).json()
-        assert job["parent_network_id"] is None
-        bob.post(f"/jobs/{job['id']}/cancel")
+    with service.client("bob") as bob:  # bob cannot name alice's file at all
+        refused = bob.post("/jobs", json=child_spec)
+        assert refused.status_code == 422
+        assert refused.json()["detail"].startswith("invalid spec: initial_weights: no file")
 
 
 def test_a_clean_shutdown_puts_running_jobs_back_in_the_queue(service):

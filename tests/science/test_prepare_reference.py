@@ -1,6 +1,6 @@
 """Acceptance of optimal preparation on the two-reach N=200 fit (SCIENCE.md §6, issue 4).
 
-Runs the real ``fit`` job (examples/fit.json: kao2021 network, reaches at 0 and 180 degrees),
+Runs the real ``fit`` job (lifrnn/examples/fit.json: kao2021 network, reaches at 0 and 180 degrees),
 then ``prepare`` jobs on its ``network.safetensors``. Measured on this fit (seed 0), trial
 0.4 / 0.6 / 0.6 delay / 0.6 s:
 
@@ -46,10 +46,18 @@ def fitted(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def prepared(fitted, tmp_path_factory):
-    spec = parse_spec({"kind": "prepare", "network": str(fitted)})
-    result = run_job(spec, JobContext(out_dir=tmp_path_factory.mktemp("prepare")))
+    result = prepare_on(fitted, {}, tmp_path_factory.mktemp("prepare"))
     assert result.status == "succeeded", result.error
     return result
+
+
+STORED = "00000000-0000-4000-8000-0000000000a1"
+"""The id the specs name; the runner reads the file given as that input."""
+
+
+def prepare_on(network, fields, out):
+    spec = parse_spec({"kind": "prepare", "network": STORED, **fields})
+    return run_job(spec, JobContext(out_dir=out, inputs={"network": network}))
 
 
 def controller(result, name):
@@ -78,10 +86,7 @@ def test_lqr_prepares_what_the_readout_sees_and_produces_the_reaches(prepared):
 
 
 def test_lqr_with_a_state_weight_reaches_x_star(fitted, tmp_path):
-    spec = parse_spec(
-        {"kind": "prepare", "network": str(fitted), "controllers": ["lqr"], "state_weight": 0.1}
-    )
-    result = run_job(spec, JobContext(out_dir=tmp_path))
+    result = prepare_on(fitted, {"controllers": ["lqr"], "state_weight": 0.1}, tmp_path)
     assert result.status == "succeeded", result.error
     entry = controller(result, "lqr")
     assert max(entry["distance_at_go"]) < 0.05

@@ -23,14 +23,14 @@ def test_both_modes_on_four_new_directions(two_reach_fit, tmp_path):
     spec = parse_spec(
         {
             "kind": "retrain",
-            "network": two_reach_fit,
+            "network": "00000000-0000-4000-8000-0000000000a2",
             "directions_deg": [20, 60, 100, 140],
             "max_iterations": 60,
             "sequence": [0, 60],
             "interval": 0.2,
         }
     )
-    result = run_job(spec, JobContext(out_dir=tmp_path))
+    result = run_job(spec, JobContext(out_dir=tmp_path, inputs={"network": Path(two_reach_fit)}))
     assert result.status == "succeeded", result.error
     initial, full = result.metrics["initial_states"], result.metrics["full_network"]
     for mode in (initial, full):

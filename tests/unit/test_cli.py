@@ -113,8 +113,33 @@ def test_users_network_breaking_dale_is_a_clear_failure(tmp_path):
 def test_missing_initial_weights_file_is_a_clear_failure(tmp_path):
     spec = write_spec(tmp_path, initial_weights=str(tmp_path / "nope.safetensors"))
     done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
-    assert done.returncode == 1
-    assert "no such file" in last_json_line(done.stdout)["error"]
+    assert done.returncode == 2
+    assert "initial_weights: no such file" in last_json_line(done.stdout)["error"]
+
+
+def test_initial_weights_of_the_wrong_size_are_refused_before_any_work(tmp_path):
+    np.save(tmp_path / "big.npy", np.zeros((50, 50)))
+    spec = write_spec(tmp_path, initial_weights=str(tmp_path / "big.npy"))
+    done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
+    assert done.returncode == 2
+    error = last_json_line(done.stdout)["error"]
+    assert "initial_weights: file 'big.npy'" in error and "(50, 50) W; the spec says n=40" in error
+    assert not (tmp_path / "o" / "spec.json").exists()
+
+
+def test_the_recorded_spec_names_ids_not_local_paths(tmp_path):
+    from lifrnn_core.soc import SOCParameters, initial_weights
+
+    params = SOCParameters.for_method("hennequin2014", n=40, radius=4.0)
+    np.save(tmp_path / "mine.npy", initial_weights(params, np.random.default_rng(0)))
+    spec = write_spec(tmp_path, initial_weights=str(tmp_path / "mine.npy"))
+    done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
+    assert done.returncode == 0, done.stderr
+    recorded = json.loads((tmp_path / "o" / "spec.json").read_text())
+    file_id = recorded["spec"]["initial_weights"]
+    assert str(tmp_path) not in json.dumps(recorded["spec"])
+    assert recorded["inputs"]["initial_weights"]["file"] == file_id
+    assert recorded["inputs"]["initial_weights"]["name"] == "mine.npy"
 
 
 def test_pickled_npy_is_refused(tmp_path):
@@ -162,8 +187,8 @@ def test_fit_job_from_a_saved_soc_network(tmp_path):
         ({"movements": {"directions_rad": [0.0]}}, "movements.directions_rad: Extra inputs"),
         ({"movements": {"directions_deg": [0, "north"]}}, "movements.directions_deg.1"),
         ({"movements": {"directions_deg": []}}, "movements.directions_deg: List should have"),
-        ({"dt": 0.007}, "dt: Value error, movements.duration"),
-        ({"dt": 1e-310}, "dt: Value error, movements.duration"),
+        ({"dt": 0.007}, "dt: movements.duration"),
+        ({"dt": 1e-310}, "dt: movements.duration"),
         ({"network": {"kind": "soc", "p": 2}}, "network.p"),
         ({"gain": "sigmoid"}, "gain:"),
     ],
@@ -179,7 +204,11 @@ def test_supplied_targets_with_nan_or_wrong_shape_fail_clearly(tmp_path):
     nan_targets[1, 50, 0] = np.nan
     np.save(tmp_path / "nan.npy", nan_targets)
     np.save(tmp_path / "short.npy", np.zeros((2, 50, 2)))
-    for name, message in (("nan.npy", "NaN"), ("short.npy", "expected (movements, time")):
+    cases = (
+        ("nan.npy", 1, "NaN"),  # seen when the job reads the values
+        ("short.npy", 2, "holds shape (2, 50, 2); this fit needs (movements, time, outputs)"),
+    )
+    for name, code, message in cases:
         movements = {
             "directions_deg": [0, 180],
             "duration": 0.2,
@@ -187,7 +216,7 @@ def test_supplied_targets_with_nan_or_wrong_shape_fail_clearly(tmp_path):
         }
         spec = write_fit_spec(tmp_path, movements=movements)
         done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
-        assert done.returncode == 1
+        assert done.returncode == code
         assert message in last_json_line(done.stdout)["error"]
 
 
@@ -195,5 +224,6 @@ def test_saved_network_that_is_not_a_network_fails_clearly(tmp_path):
     (tmp_path / "x.safetensors").write_bytes(b"not a safetensors file")
     spec = write_fit_spec(tmp_path, network=str(tmp_path / "x.safetensors"))
     done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
-    assert done.returncode == 1
-    assert last_json_line(done.stdout)["status"] == "failed"
+    assert done.returncode == 2
+    result = last_json_line(done.stdout)
+    assert result["status"] == "failed" and result["error"].startswith("invalid spec: network:")

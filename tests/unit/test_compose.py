@@ -16,13 +16,14 @@ def compose() -> dict:
 
 def test_services_and_their_order():
     services = compose()["services"]
-    assert set(services) == {"api", "worker", "redis", "postgres", "migrate"}
+    assert set(services) == {"api", "worker", "redis", "postgres", "migrate", "s3"}
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     for name in ("api", "worker"):
         depends = services[name]["depends_on"]
         assert depends["migrate"]["condition"] == "service_completed_successfully"
         assert depends["redis"]["condition"] == "service_healthy"
-    for name in ("api", "redis", "postgres"):
+        assert depends["s3"]["condition"] == "service_healthy"
+    for name in ("api", "redis", "postgres", "s3"):
         assert "test" in services[name]["healthcheck"]
 
 
@@ -36,13 +37,17 @@ def test_worker_reserves_a_gpu_and_services_share_settings():
         assert env["LIFRNN_BROKER_URL"].startswith("redis://")
 
 
-def test_volumes_for_database_and_artifacts():
+def test_api_and_workers_share_no_folder_only_the_object_store():
     document = compose()
-    assert {"pgdata", "artifacts"} <= set(document["volumes"])
+    assert {"pgdata", "objects"} <= set(document["volumes"])
     services = document["services"]
     assert any(v.startswith("pgdata:") for v in services["postgres"]["volumes"])
+    assert any(v.startswith("objects:") for v in services["s3"]["volumes"])
     for name in ("api", "worker"):
-        assert any(v.startswith("artifacts:") for v in services[name]["volumes"])
+        assert "volumes" not in services[name], f"{name} mounts a folder"
+        env = services[name]["environment"]
+        assert env["LIFRNN_ARTIFACT_URL"].startswith("s3://")
+        assert env["LIFRNN_S3_ENDPOINT_URL"] == "http://s3:8333"
 
 
 def test_every_lifrnn_command_in_compose_exists():

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from lifrnn.files import read_safetensors, write_safetensors
 from lifrnn.jobs import JobContext, run_job
-from lifrnn.specs import PrepareSpec, parse_spec
+from lifrnn.specs import PrepareSpec, describe_validation_error, parse_spec
 
 
 def lifrnn(*args: str) -> subprocess.CompletedProcess[str]:
@@ -55,12 +55,29 @@ def write_spec(tmp_path: Path, network: Path | str, **fields) -> Path:
     return path
 
 
+NETWORK_ID = "0f0e0d0c-0000-4000-8000-000000000001"
+
+
+def run_with(spec_file: Path, network: Path, out: Path):
+    """Run a prepare spec in-process with ``network`` as its stored network."""
+    data = json.loads(spec_file.read_text())
+    spec = parse_spec({**data, "network": NETWORK_ID})
+    return run_job(spec, JobContext(out_dir=out, inputs={"network": network}))
+
+
 def test_defaults_follow_the_issue():
-    spec = PrepareSpec(network="n.safetensors")
+    spec = PrepareSpec(network=NETWORK_ID)
     assert spec.controllers == ["feedforward", "lqr", "min_energy", "thalamic_loop"]
     assert (spec.spontaneous, spec.preparation, spec.delay) == (0.4, 0.6, 0.6)
     assert spec.r2 == 0.1 and spec.state_weight == 0.0 and spec.movement is None
-    assert parse_spec({"kind": "prepare", "network": "n.safetensors"}) == spec
+    assert parse_spec({"kind": "prepare", "network": NETWORK_ID}) == spec
+
+
+def test_a_path_is_not_a_network_reference():
+    with pytest.raises(ValidationError) as caught:
+        parse_spec({"kind": "prepare", "network": "runs/fit/network.safetensors"})
+    assert describe_validation_error(caught.value).startswith("network: expected an id")
+    assert "never by path" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -79,7 +96,7 @@ def test_defaults_follow_the_issue():
 )
 def test_bad_fields_are_named(fields, message):
     with pytest.raises(ValidationError, match=message):
-        PrepareSpec(network="n.safetensors", **fields)
+        PrepareSpec(network=NETWORK_ID, **fields)
 
 
 def test_prepare_job_compares_every_controller(tmp_path, fitted):
@@ -123,10 +140,8 @@ def test_prepare_job_compares_every_controller(tmp_path, fitted):
 
 
 def test_one_controller_alone(tmp_path, fitted):
-    spec = parse_spec(
-        json.loads(write_spec(tmp_path, fitted, controllers=["min_energy"]).read_text())
-    )
-    result = run_job(spec, JobContext(out_dir=tmp_path / "o"))
+    spec_file = write_spec(tmp_path, fitted, controllers=["min_energy"])
+    result = run_with(spec_file, fitted, tmp_path / "o")
     assert result.status == "succeeded", result.error
     assert list(result.metrics["controllers"]) == ["min_energy"]
     assert "riccati_residual" not in result.metrics
@@ -152,20 +167,23 @@ def test_a_network_without_x_star_is_a_clear_failure(tmp_path):
     write_safetensors(network, {"W": np.zeros((40, 40))}, {"n_excitatory": "32"})
     spec = write_spec(tmp_path, network)
     done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
-    assert done.returncode == 1
+    assert done.returncode == 2  # judged from the file's header, before anything runs
     error = last_json_line(done.stdout)["error"]
-    assert "is not a fitted network" in error and "x_star" in error
+    assert "not a fitted network" in error and "x* and a readout C" in error
+    result = run_with(spec, network, tmp_path / "o")  # and by the runner, should one get by
+    assert result.status == "failed"
+    assert "not a fitted network" in (result.error or "") and "x_star" in (result.error or "")
 
 
 def test_a_missing_network_is_a_clear_failure(tmp_path):
     spec = write_spec(tmp_path, tmp_path / "nope.safetensors")
     done = lifrnn("run", str(spec), "--out", str(tmp_path / "o"), "--json")
-    assert done.returncode == 1
-    assert "no such network file" in last_json_line(done.stdout)["error"]
+    assert done.returncode == 2
+    assert "network: no such file" in last_json_line(done.stdout)["error"]
 
 
 def test_periods_must_be_whole_steps_of_the_networks_dt(tmp_path, fitted):
-    spec = parse_spec(json.loads(write_spec(tmp_path, fitted, preparation=0.201).read_text()))
-    result = run_job(spec, JobContext(out_dir=tmp_path / "o"))
+    spec_file = write_spec(tmp_path, fitted, preparation=0.201)
+    result = run_with(spec_file, fitted, tmp_path / "o")
     assert result.status == "failed"
     assert "preparation (0.201 s)" in (result.error or "")

@@ -112,11 +112,16 @@ def test_initial_states_mode_freezes_w_and_c(fitted):
     assert float((network.C @ new_state[: network.n_excitatory]).abs().max()) < 1e-10
 
 
+NETWORK_ID = "0f0e0d0c-0000-4000-8000-000000000002"
+
+
+def run_retrain(network: Path, out: Path, **fields):
+    spec = parse_spec({"kind": "retrain", "network": NETWORK_ID, **fields})
+    return run_job(spec, JobContext(out_dir=out, inputs={"network": network}))
+
+
 def test_retrain_job_records_lineage_and_both_modes(fitted, tmp_path):
-    spec = parse_spec(
-        {"kind": "retrain", "network": str(fitted), "directions_deg": [90], "max_iterations": 5}
-    )
-    result = run_job(spec, JobContext(out_dir=tmp_path))
+    result = run_retrain(fitted, tmp_path, directions_deg=[90], max_iterations=5)
     assert result.status == "succeeded", result.error
     assert set(result.metrics) >= {"initial_states", "full_network", "comparison"}
     for mode in ("initial_states", "full_network"):
@@ -132,7 +137,8 @@ def test_retrain_job_records_lineage_and_both_modes(fitted, tmp_path):
     from lifrnn.files import read_safetensors
 
     tensors, metadata = read_safetensors(Path(result.artifacts["network.safetensors"]))
-    assert metadata["parent_network"] == str(fitted)
+    assert metadata["parent_network"] == NETWORK_ID
+    assert tensors["targets"].shape == (3, 101, 2)  # trained then new: prepare reads them
     assert len(metadata["parent_sha256"]) == 64
     assert json.loads(metadata["directions_deg"]) == [0.0, 180.0, 90.0]
     assert tensors["x_star"].shape == (3, 50)
@@ -147,16 +153,14 @@ def test_retrain_job_records_lineage_and_both_modes(fitted, tmp_path):
     ],
 )
 def test_bad_retrain_input_fails_clearly(fitted, tmp_path, fields, message):
-    spec = parse_spec({"kind": "retrain", "network": str(fitted), "max_iterations": 2, **fields})
-    result = run_job(spec, JobContext(out_dir=tmp_path))
+    result = run_retrain(fitted, tmp_path, max_iterations=2, **fields)
     assert result.status == "failed"
     assert message in (result.error or "")
 
 
 def test_retrain_needs_a_fitted_network(tmp_path):
     soc = run_job(parse_spec({"kind": "soc", "n": 30, "radius": 3}), JobContext(out_dir=tmp_path))
-    spec = parse_spec({"kind": "retrain", "network": soc.artifacts["network.safetensors"]})
-    result = run_job(spec, JobContext(out_dir=tmp_path / "r"))
+    result = run_retrain(Path(soc.artifacts["network.safetensors"]), tmp_path / "r")
     assert result.status == "failed"
     assert "not a fitted network" in (result.error or "")
 
@@ -193,15 +197,6 @@ def test_sequence_runs_each_reach_from_the_prepared_state(fitted):
 
 
 def test_sequence_of_unknown_direction_fails_clearly(fitted, tmp_path):
-    spec = parse_spec(
-        {
-            "kind": "retrain",
-            "network": str(fitted),
-            "directions_deg": [90],
-            "max_iterations": 2,
-            "sequence": [0, 45],
-        }
-    )
-    result = run_job(spec, JobContext(out_dir=tmp_path))
+    result = run_retrain(fitted, tmp_path, directions_deg=[90], max_iterations=2, sequence=[0, 45])
     assert result.status == "failed"
     assert "sequence direction 45" in (result.error or "")

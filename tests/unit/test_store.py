@@ -29,6 +29,7 @@ from lifrnn.store.jobs import (
     transition,
 )
 from lifrnn.store.models import utcnow
+from lifrnn.store.objects import FileObjectStore
 from lifrnn.store.status import TERMINAL, TRANSITIONS, TransitionError, can_transition
 from lifrnn.store.users import create_user, ensure_local_user, hash_token, user_for_token
 
@@ -131,7 +132,7 @@ def test_fresh_heartbeat_is_left_alone(session, alice):
 def test_quota_and_running_limit(session, alice):
     for _ in range(3):
         submit_job(session, alice, SPEC, default_max_queued=10)
-    with pytest.raises(QuotaExceededError, match="3 queued jobs"):
+    with pytest.raises(QuotaExceededError, match="3 queued or waiting jobs"):
         submit_job(session, alice, SPEC, default_max_queued=10)
     first = next_queued_job_id(session, default_max_running=1)
     assert first is not None and claim_job(session, first, "w1")
@@ -189,14 +190,14 @@ def test_metric_filters_parse_and_select(session):
 
 
 def test_cas_deduplicates_and_writes_atomically(tmp_path):
-    cas = ArtifactStore(tmp_path / "cas")
+    cas = ArtifactStore(FileObjectStore(tmp_path / "cas"))
     first = tmp_path / "a.bin"
     first.write_bytes(b"weights")
     sha, size = cas.put_file(first, "network.safetensors")
     again, _ = cas.put_bytes(b"weights", "other.safetensors")
     assert again == sha and size == 7
     key = blob_key(sha, "network.safetensors")
-    assert cas.path(key) == tmp_path / "cas" / sha[:2] / f"{sha}.safetensors"
+    assert (tmp_path / "cas" / sha[:2] / f"{sha}.safetensors").read_bytes() == b"weights"
     assert list(cas.blobs()) == [key]
     assert not [p for p in (tmp_path / "cas").rglob(".*")]  # no temporary files left
     assert cas.collect({key}) == 0

@@ -4,7 +4,8 @@ Figure 1: a kao2021 network fitted to two reaches (0° and 180°). Figure 2: the
 retrained on novel reaches (new initial states vs. a reorganised network) and a sequence.
 Start a service first (``lifrnn serve``); the client finds it through ``LIFRNN_URL`` and
 ``LIFRNN_TOKEN`` or the local token file. ``LIFRNN_EXAMPLE_QUICK=1`` runs small, fast settings.
-Run as a script too: ``python examples/notebook_seed_figures.py`` (figures go to ``seed-figures/``).
+Run as a script too: ``python lifrnn/examples/notebook_seed_figures.py`` (figures go to
+``seed-figures/``). The chain is submitted at once: each job waits for its parent on the server.
 """
 
 # %% Connect and choose the settings
@@ -23,10 +24,10 @@ client = Client()
 print(client, client.health())
 
 # %% Build the network and fit two reaches (figure 1)
-network = client.submit(soc(method="kao2021", n=40 if QUICK else 200, seed=0)).wait()
+network = client.submit(soc(method="kao2021", n=40 if QUICK else 200, seed=0))
 short = {"duration": 0.2, "dt": 0.002} if QUICK else {}
-reaches = client.submit(fit(network=network, directions_deg=[0, 180], **short)).wait()
-print("R² per reach:", reaches.metrics["r2"])
+reaches = client.submit(fit(network=network, directions_deg=[0, 180], **short))
+print("R² per reach:", reaches.wait().metrics["r2"])
 
 # %% Retrain on novel reaches and a sequence (figure 2)
 novel = retrain(

@@ -1,0 +1,221 @@
+"""``/files``: upload tensor files (``.safetensors``, ``.npy``), list, read, download, delete.
+
+An upload's body is the file itself (``Content-Type: application/octet-stream``, its name in
+``?name=W.npy``). Its header is judged as soon as it has arrived (format, dtypes, shapes, declared
+size), so a file over the limits is refused before the rest is read and nothing is kept. Files are
+referred to by id in specs (``initial_weights``, ``movements.targets_file``, ``network``); the
+artifacts of your jobs are files too and answer ``GET /files/{id}`` alike.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from api.deps import CurrentUser, SessionDep, StoreDep
+from api.routes.artifacts import content_response
+from api.routes.jobs import is_uuid_text
+from api.schemas import FileList, FileOut, Problem
+from lifrnn.headers import HeaderError, TooLargeError
+from lifrnn.store import Artifact, Job, JobInput, Store, User
+from lifrnn.store.inputs import jobs_reading
+from lifrnn.store.status import ACTIVE, PENDING, TERMINAL
+from lifrnn.store.uploads import (
+    ByteQuotaExceededError,
+    UploadReceiver,
+    byte_quota,
+    store_upload,
+    used_bytes,
+)
+
+router = APIRouter(prefix="/files", tags=["files"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "no such file (or not yours)"}
+}
+
+
+def file_out(artifact: Artifact) -> FileOut:
+    """The wire form of a stored file."""
+    tensors = (artifact.header or {}).get("tensors", {})
+    only = next(iter(tensors.values()))["shape"] if len(tensors) == 1 else None
+    return FileOut.model_validate(artifact).model_copy(
+        update={"tensors": tensors, "shape": only, "url": f"/files/{artifact.id}/content"}
+    )
+
+
+def owned_file(session: Any, user: User, file_id: str) -> Artifact:
+    """File ``file_id`` (an upload or an artifact) if it is ``user``'s, else 404."""
+    artifact = session.get(Artifact, file_id) if is_uuid_text(file_id) else None
+    if artifact is None or artifact.owner_id != user.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no file {file_id}")
+    return artifact
+
+
+def _check_room(store: Store, user: User, declared: int) -> None:
+    with store.session() as session:
+        used = used_bytes(session, user.id)
+    limit = byte_quota(user, store.settings.default_max_bytes)
+    if used + declared > limit:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"byte quota exceeded: {used} bytes stored, {declared} more would pass the limit of "
+            f"{limit}; delete files or jobs you no longer need",
+        )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=FileOut,
+    responses={
+        413: {"model": Problem, "description": "larger than LIFRNN_MAX_UPLOAD_BYTES or limits"},
+        415: {"model": Problem, "description": "body is not application/octet-stream"},
+        422: {"model": Problem, "description": "not a valid .safetensors or .npy file"},
+        429: {"model": Problem, "description": "over your byte quota"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def upload(
+    request: Request,
+    store: StoreDep,
+    user: CurrentUser,
+    name: Annotated[
+        str,
+        Query(min_length=1, max_length=255, description="file name: *.safetensors or *.npy"),
+    ],
+) -> FileOut:
+    """Upload a ``.safetensors`` or ``.npy`` file (never pickle); refer to it by its id."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/octet-stream":
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"send the file's bytes as application/octet-stream, not {media or 'no type'!r}",
+        )
+    settings = store.settings
+    try:
+        declared = max(0, int(request.headers.get("content-length") or 0))
+    except ValueError:
+        declared = 0  # chunked, or nonsense: the receiver counts what really arrives
+    await run_in_threadpool(_check_room, store, user, declared)
+    try:
+        receiver = UploadReceiver(name, settings.max_upload_bytes, settings.scratch / "uploads")
+        async for chunk in request.stream():
+            receiver.feed(chunk)
+        received = receiver.finish()
+    except TooLargeError as error:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"file: {error}") from None
+    except HeaderError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"file: {error}") from None
+
+    def keep() -> FileOut:
+        with store.session() as session:
+            owner = session.get(User, user.id)
+            assert owner is not None
+            artifact = store_upload(
+                session, store.artifacts, owner, received, settings.default_max_bytes
+            )
+            return file_out(artifact)
+
+    try:
+        stored = await run_in_threadpool(keep)
+    except ByteQuotaExceededError as error:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(error)) from None
+    return stored
+
+
+@router.get("", response_model=FileList)
+def list_(
+    session: SessionDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> FileList:
+    """Your uploaded files, newest first, and the bytes you store in all (quota)."""
+    conditions = [Artifact.owner_id == user.id, Artifact.job_id.is_(None)]
+    total = session.scalar(select(func.count()).select_from(Artifact).where(*conditions)) or 0
+    rows = session.scalars(
+        select(Artifact)
+        .where(*conditions)
+        .order_by(Artifact.created_at.desc(), Artifact.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return FileList(
+        items=[file_out(row) for row in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+        used_bytes=used_bytes(session, user.id),
+    )
+
+
+@router.get("/{file_id}", response_model=FileOut, responses=NOT_FOUND)
+def read(file_id: str, session: SessionDep, user: CurrentUser) -> FileOut:
+    """One file's metadata: name, size, SHA-256, format, tensor shapes (an artifact's too)."""
+    return file_out(owned_file(session, user, file_id))
+
+
+@router.get(
+    "/{file_id}/content",
+    responses={**NOT_FOUND, 200: {"content": {"application/octet-stream": {}}}},
+)
+def content(file_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
+    """The file's bytes."""
+    return content_response(store, owned_file(session, user, file_id))
+
+
+@router.delete(
+    "/{file_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        **NOT_FOUND,
+        409: {"model": Problem, "description": "a job uses it, or it is a job's artifact"},
+    },
+)
+def delete(file_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
+    """Delete an uploaded file (409 while a waiting, queued or running job reads it)."""
+    artifact = owned_file(session, user, file_id)
+    if artifact.job_id is not None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"file {file_id} is an artifact of job {artifact.job_id}: delete the job instead",
+        )
+    users = jobs_reading(session, artifact.id, ACTIVE | PENDING)
+    if users:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"file {file_id} is read by jobs that have not finished: {', '.join(users)}; "
+            "cancel them or wait",
+        )
+    blob, digest = artifact.blob_key, artifact.sha256
+    # finished jobs keep their record of it in spec.json (name, SHA-256), not the link
+    finished = select(Job.id).where(Job.status.in_(sorted(TERMINAL)))
+    session.execute(
+        update(JobInput)
+        .where(JobInput.artifact_id == artifact.id, JobInput.job_id.in_(finished))
+        .values(artifact_id=None)
+        .execution_options(synchronize_session=False)
+    )
+    session.delete(artifact)
+    try:
+        session.commit()
+    except IntegrityError:  # a job naming it was submitted meanwhile
+        session.rollback()
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"file {file_id} is read by a job submitted just now"
+        ) from None
+    others = session.scalars(select(Artifact).where(Artifact.sha256 == digest))
+    store.artifacts.collect({other.blob_key for other in others}, candidates=[blob])
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

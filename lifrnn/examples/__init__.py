@@ -1,0 +1,3 @@
+"""Example job specs (``*.json``) and a notebook; shipped inside the package, so an installed
+lifrnn offers them too (the dashboard's submit form, ``lifrnn run``).
+"""

@@ -1,0 +1,246 @@
+"""Uploaded files: received in chunks, judged by their header first, stored by content.
+
+:class:`UploadReceiver` takes the bytes of a ``.safetensors`` or ``.npy`` file as they arrive.
+As soon as the header is complete it is checked (format, dtypes, shapes within the limits of
+:mod:`lifrnn.headers`, the declared size within ``max_bytes``) and the upload is refused before
+the rest is read; the body goes to a temporary file, hashed on the way. :func:`store_upload` then
+puts it into the content-addressed store and records it as an artifact without a job. The same
+path serves ``POST /files`` and ``lifrnn run``'s local files, so both are judged alike.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from lifrnn.headers import FileHeader, HeaderError, TooLargeError, format_of, header_length
+from lifrnn.headers import read_header as parse_header
+from lifrnn.store.cas import ArtifactStore, file_sha256
+from lifrnn.store.models import Artifact, Network, User
+
+MEDIA_TYPE = "application/octet-stream"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
+
+
+class ByteQuotaExceededError(Exception):
+    """Storing this would take the user over their byte quota (429)."""
+
+
+@dataclass(frozen=True)
+class ReceivedFile:
+    """A complete upload in a temporary file: where, its digest, size and header."""
+
+    path: Path
+    name: str
+    sha256: str
+    size: int
+    header: FileHeader
+
+
+def clean_name(name: str) -> str:
+    """A file name safe to show and to keep: its last path part, odd characters replaced.
+
+    Raises :class:`HeaderError` unless it ends in ``.safetensors`` or ``.npy``.
+    """
+    base = _UNSAFE.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip("._")[:200]
+    if format_of(base) is None:
+        raise HeaderError(
+            f"file name {name!r}: lifrnn stores .safetensors and .npy files only (never pickle)"
+        )
+    return base
+
+
+class UploadReceiver:
+    """Receives one upload's bytes in order (:meth:`feed`), then :meth:`finish`.
+
+    Raises :class:`HeaderError` (422) or :class:`TooLargeError` (413) as soon as what arrived
+    shows the file is refused; the temporary file is then removed.
+    """
+
+    def __init__(self, name: str, max_bytes: int, folder: Path | None = None) -> None:
+        self.name = clean_name(name)
+        self.format = format_of(self.name) or ""
+        self.max_bytes = max_bytes
+        self.header: FileHeader | None = None
+        self._prefix = b""
+        self._digest = hashlib.sha256()
+        self._size = 0
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".upload-", dir=folder)
+        self.path = Path(temporary)
+        self._stream = os.fdopen(handle, "wb")
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next bytes."""
+        if not chunk:
+            return
+        try:
+            self._size += len(chunk)
+            if self._size > self.max_bytes:
+                raise TooLargeError(f"upload larger than {self.max_bytes} bytes")
+            if self.header is None:
+                self._prefix += chunk
+                needed = header_length(self.format, self._prefix)
+                if needed is not None and len(self._prefix) >= needed:
+                    self.header = parse_header(self.format, self._prefix[:needed])
+                    if self.header.size > self.max_bytes:
+                        raise TooLargeError(
+                            f"{self.name} declares {self.header.size} bytes; uploads may have "
+                            f"at most {self.max_bytes} (LIFRNN_MAX_UPLOAD_BYTES)"
+                        )
+                    self._prefix = b""
+            if self.header is not None and self._size > self.header.size:
+                raise HeaderError(
+                    f"{self.name} is longer than its header declares ({self.header.size} bytes)"
+                )
+            self._digest.update(chunk)
+            self._stream.write(chunk)
+        except BaseException:
+            self.discard()
+            raise
+
+    def finish(self) -> ReceivedFile:
+        """The complete file; raises :class:`HeaderError` when it is shorter than declared."""
+        try:
+            if self.header is None:
+                raise HeaderError(f"{self.name} ends before its header does ({self._size} bytes)")
+            if self._size != self.header.size:
+                raise HeaderError(
+                    f"{self.name} has {self._size} bytes; its header declares {self.header.size}"
+                )
+            self._stream.close()
+        except BaseException:
+            self.discard()
+            raise
+        return ReceivedFile(self.path, self.name, self._digest.hexdigest(), self._size, self.header)
+
+    def discard(self) -> None:
+        """Remove the temporary file."""
+        self._stream.close()
+        self.path.unlink(missing_ok=True)
+
+
+def receive_file(path: Path, max_bytes: int, folder: Path | None = None) -> ReceivedFile:
+    """Read a local file through :class:`UploadReceiver` (the same checks as an upload)."""
+    receiver = UploadReceiver(path.name, max_bytes, folder)
+    with path.open("rb") as stream:
+        while chunk := stream.read(1 << 20):
+            receiver.feed(chunk)
+    return receiver.finish()
+
+
+def receive_chunks(
+    chunks: Iterable[bytes], name: str, max_bytes: int, folder: Path | None = None
+) -> ReceivedFile:
+    """Receive an upload from an iterable of byte chunks."""
+    receiver = UploadReceiver(name, max_bytes, folder)
+    for chunk in chunks:
+        receiver.feed(chunk)
+    return receiver.finish()
+
+
+def used_bytes(session: Session, owner_id: int) -> int:
+    """Bytes of the user's files and artifacts (each counted where it is named)."""
+    total = session.scalar(select(func.sum(Artifact.size)).where(Artifact.owner_id == owner_id))
+    return int(total or 0)
+
+
+def byte_quota(owner: User, default_max_bytes: int) -> int:
+    """The user's byte quota: their own, else the deployment's default."""
+    return owner.max_bytes if owner.max_bytes is not None else default_max_bytes
+
+
+def check_byte_quota(session: Session, owner: User, default_max_bytes: int, adding: int) -> None:
+    """Raise :class:`ByteQuotaExceededError` unless ``adding`` more bytes fit the user's quota."""
+    limit = byte_quota(owner, default_max_bytes)
+    used = used_bytes(session, owner.id)
+    if used + adding > limit:
+        raise ByteQuotaExceededError(
+            f"byte quota exceeded: {used} bytes stored, {adding} more would pass the limit of "
+            f"{limit}; delete files or jobs you no longer need"
+        )
+
+
+def store_upload(
+    session: Session,
+    artifacts: ArtifactStore,
+    owner: User,
+    received: ReceivedFile,
+    default_max_bytes: int,
+) -> Artifact:
+    """Store a received file for ``owner`` as an uploaded file (an artifact without a job).
+
+    Checks the byte quota, puts the bytes into the content-addressed store (once per content)
+    and commits the row. The temporary file is removed either way.
+    """
+    try:
+        check_byte_quota(session, owner, default_max_bytes, received.size)
+        sha256, size = artifacts.put_file(received.path, received.name, sha256=received.sha256)
+    finally:
+        received.path.unlink(missing_ok=True)
+    artifact = Artifact(
+        job_id=None,
+        owner_id=owner.id,
+        name=received.name,
+        media_type=MEDIA_TYPE,
+        size=size,
+        sha256=sha256,
+        format=received.header.format,
+        header=received.header.as_json(),
+    )
+    session.add(artifact)
+    session.commit()
+    return artifact
+
+
+def keep_local_file(
+    session: Session,
+    artifacts: ArtifactStore,
+    owner: User,
+    path: Path,
+    *,
+    network: bool,
+    max_upload_bytes: int,
+    default_max_bytes: int,
+    folder: Path | None = None,
+) -> str:
+    """The id under which ``owner``'s store keeps the local file ``path`` (``lifrnn run``).
+
+    A network file the store made itself (same bytes) answers its network's id, so lineage is
+    kept; a file stored before answers that file's id; anything else is stored like an upload,
+    with the same checks.
+    """
+    digest = file_sha256(path)
+    if network:
+        known = session.scalar(
+            select(Network.id)
+            .join(Artifact, Artifact.id == Network.artifact_id)
+            .where(Network.owner_id == owner.id, Artifact.sha256 == digest)
+            .order_by(Network.created_at.desc())
+            .limit(1)
+        )
+        if known is not None:
+            return known
+    stored = session.scalar(
+        select(Artifact.id)
+        .where(
+            Artifact.owner_id == owner.id,
+            Artifact.sha256 == digest,
+            Artifact.format == (format_of(path.name) or ""),
+        )
+        .order_by(Artifact.created_at.desc())
+        .limit(1)
+    )
+    if stored is not None:
+        return stored
+    received = receive_file(path, max_upload_bytes, folder)
+    return store_upload(session, artifacts, owner, received, default_max_bytes).id
