@@ -13,7 +13,9 @@ dispatcher, a thread in the API process, makes both harmless:
 - worker loss: running jobs whose heartbeat is stale go back to the queue (up to
   ``max_attempts``, then failed with the reason) and are sent again;
 - cancellation: a job still ``cancelling`` ``cancel_grace_seconds`` after the request is
-  terminated (its task revoked with SIGKILL) and marked cancelled.
+  terminated (its task revoked with SIGKILL) and marked cancelled. The task's id is read from the
+  job's row (the worker records it when it claims the job), so an API restarted since, or
+  another API replica, terminates it just the same.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -53,7 +56,6 @@ class Dispatcher:
         self.send = send
         self.revoke = revoke
         self.sent: dict[str, float] = {}
-        self.task_ids: dict[str, list[str]] = {}
         self.stopping = threading.Event()
         self.wake = threading.Event()
         self.thread: threading.Thread | None = None
@@ -107,14 +109,14 @@ class Dispatcher:
                 .group_by(JobEvent.job_id)
                 .subquery()
             )
-            stuck = session.scalars(
-                select(Job.id)
+            stuck = session.execute(
+                select(Job.id, Job.task_id)
                 .join(requested, requested.c.job_id == Job.id)
                 .where(Job.status == "cancelling", requested.c.at < limit)
             ).all()
-            for job_id in stuck:
-                if self.revoke is not None and self.task_ids.get(job_id):
-                    self.revoke(self.task_ids[job_id])
+            for job_id, task_id in stuck:
+                if self.revoke is not None and task_id:
+                    self.revoke([task_id])
                 if transition(
                     session,
                     job_id,
@@ -161,10 +163,8 @@ class Dispatcher:
             cap = settings.default_max_running if cap is None else cap
             if running.get(owner, 0) + pending.get(owner, 0) >= cap:
                 continue
-            task_id = f"{job_id}.{len(self.task_ids.get(job_id, [])) + 1}"
-            self.send(job_id, queue_of(spec), task_id)
+            self.send(job_id, queue_of(spec), f"{job_id}.{uuid.uuid4().hex[:12]}")
             self.sent[job_id] = now
-            self.task_ids.setdefault(job_id, []).append(task_id)
             pending[owner] = pending.get(owner, 0) + 1
             count += 1
         return count

@@ -115,10 +115,13 @@ def execute_job(
     on_progress: Callable[[float, str], None] | None = None,
     shutdown: threading.Event | None = None,
     claimed: bool = False,
+    task_id: str | None = None,
 ) -> JobResult | None:
     """Claim the queued job ``job_id`` and run it to its final status; None if not claimed.
 
-    ``claimed``: the job is already running under ``worker`` (see ``submit_job(worker=...)``).
+    ``claimed``: the job is already running under ``worker`` (see ``submit_job(worker=...)``);
+    otherwise it is claimed only while its owner runs fewer jobs than their ``max_running``.
+    ``task_id``: the Celery task running it (recorded on the row).
 
     Its stored inputs are fetched into a scratch folder (removed afterwards); artifacts are
     written into ``out_dir`` (default that scratch folder), then ingested into the store.
@@ -126,7 +129,9 @@ def execute_job(
     worker, which resumes from the job's checkpoints in the object store.
     """
     with store.session() as session:
-        if not claimed and not claim_job(session, job_id, worker):
+        if not claimed and not claim_job(
+            session, job_id, worker, store.settings.default_max_running, task_id
+        ):
             return None
         job = session.get(Job, job_id)
         assert job is not None
@@ -279,6 +284,7 @@ def _finish(
                 expect={"running"},
                 where=ours,
                 worker=None,
+                task_id=None,
                 heartbeat_at=None,
                 progress=0.0,
                 message="",

@@ -11,6 +11,7 @@ import logging
 from functools import cache
 from typing import Any
 
+from celery import Task
 from celery.signals import worker_ready
 
 from lifrnn.executor import collect_leftovers, execute_job, worker_name
@@ -39,10 +40,11 @@ def _clean_up_after_dead_jobs(**_: Any) -> None:
         store.dispose()
 
 
-@celery_app.task(name="lifrnn.execute", acks_late=True)
-def execute(job_id: str) -> str:
-    """Run job ``job_id``; returns its final status, or ``"skipped"`` if it was not queued."""
-    result = execute_job(_store(), job_id, worker=worker_name("celery"))
+@celery_app.task(name="lifrnn.execute", acks_late=True, bind=True)
+def execute(self: Task, job_id: str) -> str:
+    """Run job ``job_id``; returns its final status, or ``"skipped"`` if it was not queued (or
+    its owner runs as many jobs as allowed: the dispatcher sends it again)."""
+    result = execute_job(_store(), job_id, worker=worker_name("celery"), task_id=self.request.id)
     if result is None:
         logger.info("job %s was not queued (already taken or finished): skipped", job_id)
         return "skipped"

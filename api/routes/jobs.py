@@ -33,7 +33,6 @@ from lifrnn.store.jobs import (
     submit_job,
 )
 from lifrnn.store.status import TERMINAL, Status, TransitionError
-from lifrnn.store.uploads import byte_quota, used_bytes
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
@@ -141,20 +140,13 @@ def submit(
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid spec: {error}"
         ) from None
-    limit = byte_quota(user, store.settings.default_max_bytes)
-    used = used_bytes(session, user.id)
-    if used >= limit:
-        raise HTTPException(
-            status.HTTP_429_TOO_MANY_REQUESTS,
-            f"byte quota exceeded: {used} bytes stored, the limit is {limit}; delete files or "
-            "jobs you no longer need",
-        )
     try:
         job, created = submit_job(
             session,
             user,
             spec,
             default_max_queued=store.settings.default_max_queued,
+            default_max_bytes=store.settings.default_max_bytes,
             idempotency_key=idempotency_key,
             inputs=inputs,
         )

@@ -58,9 +58,10 @@ FileId = Annotated[
 
 
 class StrictModel(BaseModel):
-    """Unknown fields are errors, not silently ignored (a typo must not change a computation)."""
+    """Unknown fields are errors, not silently ignored (a typo must not change a computation),
+    and every float must be finite: NaN and infinities are refused, naming the field."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class JobOutput(StrictModel):
@@ -124,7 +125,3 @@ class SpecBase(StrictModel):
 
     def check_inputs(self, inputs: dict[str, InputFacts]) -> None:
         """Raise ``ValueError("field: reason")`` when an input cannot serve this spec."""
-
-
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-"""A float that must not be NaN or infinite."""

@@ -10,7 +10,6 @@ from lifrnn.headers import tensor_shape
 from lifrnn.specs.base import (
     Device,
     FileId,
-    FiniteFloat,
     InputFacts,
     JobOutput,
     ReferenceKind,
@@ -24,7 +23,7 @@ from lifrnn.specs.soc import SOCSpec
 class MovementSpec(StrictModel):
     """The reaches to fit: straight reaches from the start position (SCIENCE.md §4)."""
 
-    directions_deg: list[FiniteFloat] = Field(
+    directions_deg: list[float] = Field(
         default_factory=lambda: [0.0, 180.0],
         min_length=1,
         max_length=64,
@@ -121,7 +120,7 @@ class FitSpec(SpecBase):
     dt: float = Field(1e-3, gt=0, le=0.05, description="Euler step and sampling, seconds")
     gain: Literal["relu", "tanh_shifted"] = "relu"
     state_radius: float = Field(0.2, gt=0, description="RMS of x* - x_sp per unit and movement")
-    output_weights: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] = Field(
+    output_weights: list[Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: [1.0, 3.0], min_length=1, max_length=16
     )
     n_modes: int | None = Field(None, ge=1, description="Gramian eigenvectors spanning x*")

@@ -30,11 +30,10 @@ class PrepareSpec(SpecBase):
         min_length=1,
         description="controllers to compare: feedforward, lqr, min_energy, thalamic_loop",
     )
-    r2: float = Field(0.1, gt=0, allow_inf_nan=False, description="LQR input cost")
+    r2: float = Field(0.1, gt=0, description="LQR input cost")
     state_weight: float = Field(
         0.0,
         ge=0,
-        allow_inf_nan=False,
         description="weight of ||x - x*||^2 added to Kao's Q (0: the paper's cost)",
     )
     spontaneous: float = Field(0.4, ge=0, le=60, description="spontaneous period, seconds")

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from lifrnn.specs.base import Device, FiniteFloat, InputFacts, ReferenceKind, SpecBase
+from lifrnn.specs.base import Device, InputFacts, ReferenceKind, SpecBase
 from lifrnn.specs.fit import NetworkReference, check_network
 
 
@@ -20,13 +20,13 @@ class RetrainSpec(SpecBase):
     kind: Literal["retrain"] = "retrain"
     network: NetworkReference
     mode: Literal["initial_states", "full_network", "both"] = "both"
-    directions_deg: list[FiniteFloat] | None = Field(
+    directions_deg: list[float] | None = Field(
         None,
         min_length=1,
         max_length=64,
         description="new reach directions (default: the seed's ten, 0-180, minus the trained)",
     )
-    sequence: list[FiniteFloat] | None = Field(
+    sequence: list[float] | None = Field(
         None,
         min_length=2,
         max_length=8,

@@ -190,6 +190,7 @@ def submit_job(
     spec: SpecBase,
     *,
     default_max_queued: int,
+    default_max_bytes: int | None = None,
     idempotency_key: str | None = None,
     inputs: ResolvedInputs | None = None,
     worker: str | None = None,
@@ -202,23 +203,38 @@ def submit_job(
     so no pool may take it); the history still shows queued, then running. A repeated
     ``idempotency_key`` returns the job it created (created False); raises
     :class:`IdempotencyConflictError` if that job's spec differs, :class:`QuotaExceededError`
-    when the user's queue is full.
+    when the user's queue is full or (with ``default_max_bytes``) their stored bytes reach their
+    byte quota. The quotas are checked under the user's lock (:func:`lock_user`).
     """
     inputs = inputs or ResolvedInputs()
     waits = inputs.parent_job_id is not None
     spec_json = spec.model_dump(mode="json")
     digest = spec_sha256(spec)
+    lock_user(session, owner.id)  # count and insert without another request in between
     if idempotency_key is not None:
         existing = _by_idempotency_key(session, owner.id, idempotency_key)
         if existing is not None:
+            session.commit()  # ends the lock's transaction
             return _same_spec(existing, digest), False
     limit = owner.max_queued if owner.max_queued is not None else default_max_queued
     pending = queued_count(session, owner.id)
     if pending >= limit:
+        session.rollback()
         raise QuotaExceededError(
             f"quota exceeded: {pending} queued or waiting jobs, at most {limit} may wait; "
             "wait for some to start or cancel them"
         )
+    if default_max_bytes is not None:
+        byte_limit = owner.max_bytes if owner.max_bytes is not None else default_max_bytes
+        used = session.scalar(
+            select(func.coalesce(func.sum(Artifact.size), 0)).where(Artifact.owner_id == owner.id)
+        )
+        if int(used or 0) >= byte_limit:
+            session.rollback()
+            raise QuotaExceededError(
+                f"byte quota exceeded: {used} bytes stored, the limit is {byte_limit}; delete "
+                "files or jobs you no longer need"
+            )
     if waits and worker is not None:
         raise ValueError("a job run at once cannot wait for a parent job")
     job = Job(
@@ -322,8 +338,56 @@ def next_queued_job_id(session: Session, default_max_running: int) -> str | None
     return session.scalar(statement)
 
 
-def claim_job(session: Session, job_id: str, worker: str) -> bool:
-    """queued -> running for ``worker`` (attempts + 1); False if someone else got it. Commits."""
+def lock_user(session: Session, user_id: int) -> None:
+    """Serialise the quota decisions of one user until the transaction ends.
+
+    A no-op update of the user's row: PostgreSQL locks the row (other users go on), SQLite
+    takes its one write lock. Counting and inserting after it cannot interleave with another
+    request of the same user, so a quota cannot be overrun by concurrent requests.
+    """
+    session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(max_queued=User.max_queued)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def running_count(session: Session, owner_id: int) -> int:
+    """Number of the user's jobs a worker holds (running or cancelling)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.owner_id == owner_id, Job.status.in_(sorted(ACTIVE)))
+        )
+        or 0
+    )
+
+
+def claim_job(
+    session: Session,
+    job_id: str,
+    worker: str,
+    default_max_running: int | None = None,
+    task_id: str | None = None,
+) -> bool:
+    """queued -> running for ``worker`` (attempts + 1); False if someone else got it. Commits.
+
+    With ``default_max_running`` the owner's running quota is checked again, under the user's
+    lock: a job whose owner already runs as many as allowed stays queued (False). ``task_id``:
+    the Celery task that runs it, recorded so that any API process can terminate it.
+    """
+    if default_max_running is not None:
+        owner_id = session.scalar(select(Job.owner_id).where(Job.id == job_id))
+        if owner_id is None:
+            return False
+        lock_user(session, owner_id)
+        own = session.scalar(select(User.max_running).where(User.id == owner_id))
+        limit = own if own is not None else default_max_running
+        if running_count(session, owner_id) >= limit:
+            session.rollback()
+            return False
     now = utcnow()
     claimed = transition(
         session,
@@ -338,6 +402,7 @@ def claim_job(session: Session, job_id: str, worker: str) -> bool:
         attempts=Job.attempts + 1,
         progress=0.0,
         message="",
+        task_id=task_id,
     )
     session.commit()
     return claimed
@@ -425,6 +490,7 @@ def requeue_stale(session: Session, stale_after_seconds: float, max_attempts: in
                 expect={"running"},
                 where=stale_guard,
                 worker=None,
+                task_id=None,
                 heartbeat_at=None,
                 progress=0.0,
                 message="",

@@ -139,6 +139,8 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text, default=None)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     worker: Mapped[str | None] = mapped_column(String(128), default=None)
+    # The Celery task running it: any API process can terminate it after a cancel's grace.
+    task_id: Mapped[str | None] = mapped_column(String(200), default=None)
     code_version: Mapped[str] = mapped_column(String(32), default="")
     # The job whose network this one waits for (a spec's ``{"job": id}``); deleting it while
     # this job exists is refused (409), the foreign key is the last guard.

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from lifrnn.headers import FileHeader, HeaderError, TooLargeError, format_of, header_length
 from lifrnn.headers import read_header as parse_header
-from lifrnn.store.cas import ArtifactStore, file_sha256
+from lifrnn.store.cas import ArtifactStore, blob_key, file_sha256
+from lifrnn.store.jobs import lock_user
 from lifrnn.store.models import Artifact, Network, User
 
 MEDIA_TYPE = "application/octet-stream"
@@ -179,14 +180,24 @@ def store_upload(
 ) -> Artifact:
     """Store a received file for ``owner`` as an uploaded file (an artifact without a job).
 
-    Checks the byte quota, puts the bytes into the content-addressed store (once per content)
-    and commits the row. The temporary file is removed either way.
+    The bytes go into the content-addressed store first (once per content); then, under the
+    user's lock, the byte quota is checked and the row committed, so concurrent uploads cannot
+    pass the quota together. Raises :class:`ByteQuotaExceededError` (the bytes are removed again
+    unless another file holds them). The temporary file is removed either way.
     """
     try:
-        check_byte_quota(session, owner, default_max_bytes, received.size)
         sha256, size = artifacts.put_file(received.path, received.name, sha256=received.sha256)
     finally:
         received.path.unlink(missing_ok=True)
+    lock_user(session, owner.id)
+    try:
+        check_byte_quota(session, owner, default_max_bytes, size)
+    except ByteQuotaExceededError:
+        session.rollback()
+        blob = blob_key(sha256, received.name)
+        holders = session.scalars(select(Artifact).where(Artifact.sha256 == sha256))
+        artifacts.collect({other.blob_key for other in holders}, candidates=[blob])
+        raise
     artifact = Artifact(
         job_id=None,
         owner_id=owner.id,

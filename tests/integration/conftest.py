@@ -270,8 +270,9 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
-    """A served store with users alice, bob (plain), carol (max_running 0, max_queued 2) and
-    dave (a byte quota of 100 kB); SQLite with files on disk, or PostgreSQL with S3."""
+    """A served store with users alice, bob (plain), carol (max_running 0, max_queued 2),
+    dave (a byte quota of 100 kB) and erin (max_running 0, max_queued 5); SQLite with files on
+    disk, or PostgreSQL with S3."""
     backend = request.param
     database_url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
     home = tmp_path_factory.mktemp(f"service-{backend}")
@@ -295,6 +296,7 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         _, tokens["bob"] = create_user(session, "bob")
         _, tokens["carol"] = create_user(session, "carol", max_running=0, max_queued=2)
         _, tokens["dave"] = create_user(session, "dave", max_bytes=100_000)
+        _, tokens["erin"] = create_user(session, "erin", max_running=0, max_queued=5)
         session.commit()
     store.dispose()
     server = Server(home, env)

@@ -107,10 +107,17 @@ def objects_backend() -> str:
 
 
 @pytest.fixture
+def cluster_settings() -> dict[str, object]:
+    """Settings a test changes for its cluster (parametrize it)."""
+    return {}
+
+
+@pytest.fixture
 def cluster(
     request: pytest.FixtureRequest,
     postgres_url: str,
     objects_backend: str,
+    cluster_settings: dict[str, object],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[dict]:
@@ -137,21 +144,19 @@ def cluster(
         }
     api_home = tmp_path / "api"
     api_home.mkdir()
-    env = server_env(
-        api_home,
-        database_url,
-        **objects,
-        checkpoint_seconds=0,
-        broker_url=f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}",
-        heartbeat_seconds=0.3,
-        stale_after_seconds=3,
-        poll_seconds=0.1,
-        redispatch_seconds=3,
-        cancel_grace_seconds=3,
-        progress_interval_seconds=0.1,
-        default_max_running=2,
-        default_max_queued=1000,
-    )
+    settings: dict[str, object] = {
+        "checkpoint_seconds": 0,
+        "broker_url": f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}",
+        "heartbeat_seconds": 0.3,
+        "stale_after_seconds": 3,
+        "poll_seconds": 0.1,
+        "redispatch_seconds": 3,
+        "cancel_grace_seconds": 3,
+        "progress_interval_seconds": 0.1,
+        "default_max_running": 2,
+        "default_max_queued": 1000,
+    }
+    env = server_env(api_home, database_url, **objects, **(settings | cluster_settings))
     done = cli(env, "users", "create", "alice")
     assert done.returncode == 0, done.stderr
     tokens = {"alice": done.stdout.strip().splitlines()[-1]}
@@ -264,6 +269,36 @@ def test_killed_worker_job_resumes_from_its_checkpoint(cluster):
             )
         )
         assert finals == 1
+
+
+# scipy's Schur form holds the GIL (~20 s at n = 2500): the heartbeat must tolerate that
+@pytest.mark.parametrize("cluster_settings", [{"stale_after_seconds": 120}])
+def test_a_stuck_job_is_terminated_by_an_api_started_after_it(cluster):
+    """The task to kill is read from the job's row: an API restarted since the job started (or
+    another replica) terminates it after the grace period, and its pool process is gone."""
+    cluster["start_worker"]()
+    server = cluster["server"]
+    client = server.client(cluster["tokens"]["alice"])
+    # n = 2500: the first Schur form and step take ~20 s, with no cancellation check in between
+    stuck = submit(client, {"kind": "soc", "n": 2500, "max_iterations": 2})
+    job = wait_for(client, stuck, {"running"}, timeout=60)
+    pid = int(job["worker"].split(":")[1])
+    server.kill()
+    server.start()
+    client = server.client(cluster["tokens"]["alice"])
+    cancelled = client.post(f"/jobs/{stuck}/cancel").json()
+    assert cancelled["status"] == "cancelling", [
+        (e["status"], e["message"]) for e in client.get(f"/jobs/{stuck}/events").json()
+    ]
+    job = wait_for(client, stuck, FINAL, timeout=30)
+    assert job["status"] == "cancelled"
+    history = [e["message"] for e in client.get(f"/jobs/{stuck}/events").json()]
+    assert any("did not stop within the 3 s grace period" in m for m in history), history
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists():  # SIGKILLed through Celery's revoke
+        assert time.monotonic() < deadline, f"the job's process {pid} still runs"
+        time.sleep(0.1)
+    assert wait_for(client, submit(client, TINY), FINAL, timeout=90)["status"] == "succeeded"
 
 
 def test_redis_restart_with_fifty_queued_jobs_loses_none(cluster):

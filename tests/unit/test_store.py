@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 
 from lifrnn.settings import Settings
 from lifrnn.specs import parse_spec
-from lifrnn.store import Artifact, ArtifactStore, Base, Job, JobEvent, Store
+from lifrnn.store import Artifact, ArtifactStore, Base, Job, JobEvent, Network, Store, User
 from lifrnn.store.cas import blob_key
 from lifrnn.store.jobs import (
     IdempotencyConflictError,
@@ -238,3 +238,34 @@ def test_running_job_cannot_be_deleted(store, session, alice):
     session.refresh(job)
     with pytest.raises(TransitionError):
         delete_job(session, job, store.artifacts)
+
+
+def test_claim_checks_the_running_quota_again(session, alice):
+    """Two workers may both see alice under her limit; the claim itself decides."""
+    session.execute(update(User).where(User.id == alice.id).values(max_running=1))
+    session.commit()
+    first, _ = submit_job(session, alice, SPEC, default_max_queued=10)
+    second, _ = submit_job(session, alice, SPEC, default_max_queued=10)
+    assert claim_job(session, first.id, "w1", default_max_running=5, task_id="t-1")
+    assert not claim_job(session, second.id, "w2", default_max_running=5)
+    assert session.get(Job, second.id).status == "queued"
+    assert session.get(Job, first.id).task_id == "t-1"
+    assert claim_job(session, second.id, "w2")  # without the check (lifrnn run), as before
+
+
+def test_a_result_whose_final_status_did_not_apply_leaves_nothing(store, monkeypatch):
+    """The race of issue 13: the job changed hands between the worker's check and its final
+    update; the artifacts and network rows of that attempt must not stay."""
+    from lifrnn import executor
+
+    with store.session() as session:
+        user, _ = create_user(session, "racer")
+        session.commit()
+        job, _ = submit_job(session, user, SPEC, default_max_queued=10)
+    monkeypatch.setattr(executor, "transition", lambda *args, **kwargs: False)
+    result = executor.execute_job(store, job.id, worker="w1")
+    assert result is not None and result.status == "succeeded"  # computed, but not recorded
+    with store.session() as session:
+        assert session.scalars(select(Artifact).where(Artifact.job_id == job.id)).all() == []
+        assert session.scalars(select(Network).where(Network.job_id == job.id)).all() == []
+        assert session.get(Job, job.id).status == "running"  # nothing of the lost attempt

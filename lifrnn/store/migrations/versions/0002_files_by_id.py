@@ -4,7 +4,8 @@
   the file holds (tensor names, dtypes, shapes) so specs are checked without reading it again.
 - ``job_inputs``: the stored files and networks each job reads, so that deleting one that a job
   still needs is refused and a waiting job finds its parent.
-- ``users.max_bytes``: the per-user byte quota; ``jobs.parent_job_id`` is indexed (dependents).
+- ``users.max_bytes``: the per-user byte quota; ``jobs.parent_job_id`` is indexed (dependents);
+  ``jobs.task_id``: the Celery task running a job, so any API process can terminate it.
 
 Revision ID: 0002
 Revises: 0001
@@ -31,6 +32,8 @@ def upgrade() -> None:
         batch.alter_column("format", server_default=None)
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("max_bytes", sa.BigInteger(), nullable=True))
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("task_id", sa.String(200), nullable=True))
     op.create_index(op.f("ix_jobs_parent_job_id"), "jobs", ["parent_job_id"])
     op.create_table(
         "job_inputs",
@@ -62,6 +65,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("job_inputs")
     op.drop_index(op.f("ix_jobs_parent_job_id"), table_name="jobs")
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("task_id")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("max_bytes")
     op.execute("DELETE FROM artifacts WHERE job_id IS NULL")

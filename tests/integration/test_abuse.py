@@ -1,0 +1,100 @@
+"""A careless or hostile lab member against a real server (SQLite and PostgreSQL): every
+attempt of issue 13 ends in a 4xx that says why, never a server error, a quota overrun or an
+accepted spec the service cannot afford."""
+
+from __future__ import annotations
+
+import json
+import math
+import types
+import typing
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from lifrnn.specs import SPEC_MODELS
+
+SMALL = {"kind": "soc", "n": 40, "radius": 4.0, "seed": 1}
+NETWORK = "00000000-0000-4000-8000-000000000000"
+"""Any id: a float field is judged before any reference."""
+MINIMAL = {
+    "soc": {"kind": "soc"},
+    "fit": {"kind": "fit"},
+    "prepare": {"kind": "prepare", "network": NETWORK},
+    "retrain": {"kind": "retrain", "network": NETWORK},
+}
+
+
+def members(annotation: Any) -> list[Any]:
+    """The types a field may hold: ``Annotated`` and unions unwrapped."""
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in members(arg)]
+    return [annotation]
+
+
+def float_fields(model: type[BaseModel], prefix: str = "") -> list[tuple[str, bool]]:
+    """Dotted paths of every float field of ``model`` (and its nested models); True for lists."""
+    found = []
+    for name, field in model.model_fields.items():
+        kinds = members(field.annotation)
+        if float in kinds:
+            found.append((f"{prefix}{name}", False))
+        if any(
+            typing.get_origin(k) is list and float in members(typing.get_args(k)[0]) for k in kinds
+        ):
+            found.append((f"{prefix}{name}", True))
+        for nested in kinds:
+            if isinstance(nested, type) and issubclass(nested, BaseModel):
+                found += float_fields(nested, f"{prefix}{name}.")
+    return found
+
+
+def with_value(spec: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    spec = {**spec}
+    target = spec
+    *parents, last = path.split(".")
+    for part in parents:
+        target[part] = dict(target.get(part) or ({"kind": "soc"} if part == "network" else {}))
+        target = target[part]
+    target[last] = value
+    return spec
+
+
+def test_every_float_field_refuses_nan_and_infinity(service):
+    cases = [
+        (kind, path, is_list)
+        for kind, model in SPEC_MODELS.items()
+        for path, is_list in float_fields(model)
+    ]
+    assert len(cases) >= 37  # every spec's floats, nested ones included
+    with service.client("alice") as alice:
+        for kind, path, is_list in cases:
+            for bad in (math.nan, math.inf, -math.inf):
+                spec = with_value(MINIMAL[kind], path, [bad] if is_list else bad)
+                answer = alice.post(  # NaN, Infinity, -Infinity as JSON tokens
+                    "/jobs", content=json.dumps(spec), headers={"content-type": "application/json"}
+                )
+                assert answer.status_code == 422, (kind, path, bad, answer.text)
+                detail = answer.json()["detail"]
+                assert f"{path}" in detail and "finite" in detail, (kind, path, detail)
+
+
+@pytest.mark.parametrize("round_", range(10))
+def test_twenty_concurrent_submissions_never_pass_max_queued(service, round_):
+    """erin may have 5 jobs waiting (and runs none): 20 at once, exactly 5 get in."""
+    with service.client("erin") as erin:
+
+        def submit(seed: int) -> int:
+            return erin.post("/jobs", json={**SMALL, "seed": seed}).status_code
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            codes = list(pool.map(submit, range(20)))
+        assert codes.count(201) == 5 and codes.count(429) == 15, codes
+        queued = erin.get("/jobs", params={"status": "queued", "limit": 100}).json()["items"]
+        assert len(queued) == 5
+        for job in queued:
+            assert erin.post(f"/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
