@@ -40,6 +40,9 @@ class JobOut(BaseModel):
     heartbeat_at: datetime | None
     attempts: int
     error: str | None
+    error_detail: str | None = Field(
+        None, description="traceback of a numerical failure or an internal error (owner only)"
+    )
     metrics: dict[str, Any] | None
     worker: str | None
     code_version: str

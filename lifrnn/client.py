@@ -84,6 +84,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_URL = "http://127.0.0.1:8000"
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 NETWORK_ARTIFACT = "network.safetensors"
+EVENT_PAGE = 1000
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -923,9 +924,17 @@ class Client:
         self._request("DELETE", f"/jobs/{job_id}")
 
     def events(self, job_id: str, after: int = 0) -> list[dict[str, Any]]:
-        """Job ``job_id``'s history (``id``, ``at``, ``type``, ``status``, ``progress``, ...)."""
-        events: list[dict[str, Any]] = self._get_json(f"/jobs/{job_id}/events", after=after)
-        return events
+        """Job ``job_id``'s history (``id``, ``at``, ``type``, ``status``, ``progress``, ...),
+        every page of it from event ``after`` on."""
+        events: list[dict[str, Any]] = []
+        while True:
+            page: list[dict[str, Any]] = self._get_json(
+                f"/jobs/{job_id}/events", after=after, limit=EVENT_PAGE
+            )
+            events += page
+            if len(page) < EVENT_PAGE:
+                return events
+            after = int(page[-1]["id"])
 
     def follow(self, job_id: str, poll: float = 0.5) -> Iterator[dict[str, Any]]:
         """Yield job ``job_id``'s events as they happen, until its final status."""

@@ -208,7 +208,10 @@ def _fetch_inputs(
 
 
 class _ProgressWriter:
-    """Progress sink: to the job row and its events, at most every progress interval."""
+    """Progress sink: to the job row at most every progress interval, and to its history (a
+    bounded one): every report of the first ``event_dense_seconds``, then one per
+    ``event_interval_seconds``, and always the first and the last (fraction 1) and milestones.
+    A one-hour job keeps under 500 progress events."""
 
     def __init__(
         self,
@@ -216,34 +219,50 @@ class _ProgressWriter:
         job_id: str,
         worker: str,
         forward: Callable[[float, str], None] | None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        settings = store.settings
         self.store = store
         self.job_id = job_id
         self.worker = worker
         self.forward = forward
-        self.interval = store.settings.progress_interval_seconds
+        self.clock = clock
+        self.interval = settings.progress_interval_seconds
+        self.dense = settings.event_dense_seconds
+        self.sparse = settings.event_interval_seconds
+        self.started = clock()
         self.last = float("-inf")
+        self.last_event = float("-inf")
 
     def __call__(self, fraction: float, message: str) -> None:
         if self.forward is not None:
             self.forward(fraction, message)
-        now = time.monotonic()
+        now = self.clock()
         if now - self.last < self.interval and fraction < 1.0:
             return
         self.last = now
-        self._write(fraction, message)
+        keep = (
+            fraction >= 1.0
+            or now - self.started < self.dense
+            or now - self.last_event >= self.sparse
+        )
+        self._write(fraction, message, keep)
 
     def milestone(self, fraction: float, message: str) -> None:
         """A report written whatever the interval (e.g. "resuming from the checkpoint")."""
         if self.forward is not None:
             self.forward(fraction, message)
-        self.last = time.monotonic()
-        self._write(fraction, message)
+        self.last = self.clock()
+        self._write(fraction, message, True)
 
-    def _write(self, fraction: float, message: str) -> None:
+    def _write(self, fraction: float, message: str, event: bool) -> None:
+        if event:
+            self.last_event = self.clock()
         try:
             with self.store.session() as session:
-                report_progress(session, self.job_id, self.worker, fraction, message[:2000])
+                report_progress(
+                    session, self.job_id, self.worker, fraction, message[:2000], event=event
+                )
         except Exception:  # progress is advisory; losing one report must not fail the job
             logger.exception("progress of job %s not recorded", self.job_id)
 
@@ -329,6 +348,7 @@ def _finish(
             where=ours,
             finished_at=utcnow(),
             error=result.error,
+            error_detail=result.error_detail,
             metrics=metrics,
             progress=1.0 if result.status == "succeeded" else Job.progress,
         )

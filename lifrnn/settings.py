@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     progress_interval_seconds: float = Field(
         0.5, ge=0, description="progress is written to the store at most this often"
     )
+    event_dense_seconds: float = Field(
+        60.0, ge=0, description="for this long a job's every progress report joins its history"
+    )
+    event_interval_seconds: float = Field(
+        10.0, gt=0, description="after that, one progress report per this many seconds does"
+    )
     max_attempts: int = Field(3, ge=1, description="a job re-queued this often is failed instead")
     max_body_bytes: int = Field(1_000_000, ge=1, description="larger request bodies answer 413")
     max_upload_bytes: int = Field(

@@ -10,6 +10,7 @@ export MPLBACKEND=Agg
 
 strict=false
 [ "${CI:-}" = "true" ] && strict=true
+[ "${LIFRNN_REQUIRE_SERVICES:-}" = "1" ] && strict=true
 
 started_or() {  # a service that did not start: a warning, or with CI=true the end of the run
   if $strict; then echo "CI=true: $1" >&2; exit 1; fi

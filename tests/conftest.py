@@ -14,7 +14,10 @@ os.environ["LIFRNN_HOME"] = _HOME
 for _name in [
     n
     for n in os.environ
-    if n.startswith("LIFRNN_") and n != "LIFRNN_HOME" and not n.startswith("LIFRNN_TEST_")
+    if n.startswith("LIFRNN_")
+    and n != "LIFRNN_HOME"
+    and not n.startswith("LIFRNN_TEST_")
+    and n != "LIFRNN_REQUIRE_SERVICES"
 ]:
     os.environ.pop(_name)
 

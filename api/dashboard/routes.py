@@ -454,7 +454,7 @@ async def job_page(
 ) -> Response:
     """A job: spec, live status, metrics, figures, downloads, networks with their lineage."""
     job = await api_json(request, visitor, f"/jobs/{job_id}")
-    events = await api_json(request, visitor, f"/jobs/{job_id}/events")
+    events = await api_json(request, visitor, f"/jobs/{job_id}/events", limit=200, last="true")
     networks = [
         await api_json(request, visitor, f"/networks/{network_id}")
         for network_id in job["network_ids"]

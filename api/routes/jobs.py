@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from datetime import UTC, datetime
@@ -34,6 +35,8 @@ from lifrnn.store.jobs import (
 )
 from lifrnn.store.status import TERMINAL, Status, TransitionError
 
+logger = logging.getLogger(__name__)
+
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -58,6 +61,11 @@ def owned_job(session: Session, user: User, job_id: str) -> Job:
     if job is None or (job.owner_id != user.id and not user.is_admin):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
     return job
+
+
+def on_behalf(user: User, job: Job) -> str:
+    """``"admin NAME"`` when an admin acts on another user's job, else empty."""
+    return f"admin {user.name}" if job.owner_id != user.id else ""
 
 
 def as_utc(moment: datetime | None, name: str) -> datetime | None:
@@ -222,7 +230,7 @@ def cancel(job_id: str, session: SessionDep, user: CurrentUser) -> JobOut:
     """Cancel a queued job, or ask a running one to stop (``cancelling``, then ``cancelled``)."""
     job = owned_job(session, user, job_id)
     try:
-        job = request_cancel(session, job)
+        job = request_cancel(session, job, by=on_behalf(user, job))
     except TransitionError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, f"cannot cancel: {error}") from None
     return JobOut.model_validate(job)
@@ -242,6 +250,7 @@ def cancel(job_id: str, session: SessionDep, user: CurrentUser) -> JobOut:
 def delete(job_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
     """Delete a job with its history, artifacts and networks (cancel a running job first)."""
     job = owned_job(session, user, job_id)
+    admin, owner = on_behalf(user, job), job.owner_id
     try:
         delete_job(session, job, store.artifacts)
     except TransitionError:
@@ -250,6 +259,8 @@ def delete(job_id: str, session: SessionDep, store: StoreDep, user: CurrentUser)
         ) from None
     except DependentsError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    if admin:  # the job's history went with it: the server log keeps who did it
+        logger.warning("job %s of user %d deleted by %s", job_id, owner, admin)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -259,10 +270,19 @@ def events(
     session: SessionDep,
     user: CurrentUser,
     after: Annotated[int, Query(ge=0, le=2**62, description="only events after this id")] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000, description="at most this many")] = 1000,
+    last: Annotated[
+        bool, Query(description="the newest `limit` events (still oldest first)")
+    ] = False,
 ) -> list[EventOut]:
-    """The job's history: every status change and progress report, with its time."""
+    """The job's history: status changes and progress reports, with their times, oldest first.
+
+    Pages of ``limit``: ask again with ``after`` the last id you got until a page is short.
+    Progress reports are thinned out once a job has run a minute (one per 10 s, the last kept).
+    """
     owned_job(session, user, job_id)
-    return [EventOut.model_validate(event) for event in job_events(session, job_id, after)]
+    found = job_events(session, job_id, after, limit=limit, last=last)
+    return [EventOut.model_validate(event) for event in found]
 
 
 @router.get(

@@ -40,6 +40,9 @@ class JobResult(BaseModel):
     kind: str
     status: JobStatus
     error: str | None = None
+    error_detail: str | None = Field(
+        None, description="the traceback of a numerical failure or an internal error"
+    )
     metrics: dict[str, Any] = Field(default_factory=dict)
     artifacts: dict[str, str] = Field(default_factory=dict)
 

@@ -111,6 +111,8 @@ class SpecBase(StrictModel):
 
     references: ClassVar[dict[str, ReferenceKind]] = {}
     """Dotted field paths that name stored inputs, and what each must be."""
+    numerical_hint: ClassVar[str] = "check the spec's parameters"
+    """What to change when a numerical library fails on this spec (a singular matrix, ...)."""
 
     def reference_values(self) -> dict[str, Any]:
         """Each reference field that is set: dotted path -> its value (an id or a JobOutput)."""

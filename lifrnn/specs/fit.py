@@ -131,6 +131,9 @@ class FitSpec(SpecBase):
     device: Device = "cpu"
     dtype: Literal["float64", "float32"] = "float64"
 
+    numerical_hint: ClassVar[str] = (
+        "try a smaller `state_radius` or `dt`, fewer `n_modes`, or a more stable network"
+    )
     references: ClassVar[dict[str, ReferenceKind]] = {
         "network": "network",
         "network.initial_weights": "file",

@@ -53,6 +53,9 @@ class PrepareSpec(SpecBase):
     device: Device = "cpu"
 
     references: ClassVar[dict[str, ReferenceKind]] = {"network": "network"}
+    numerical_hint: ClassVar[str] = (
+        "try a larger `r2` (LQR input cost) or `state_weight`, or shorter periods"
+    )
 
     def check_inputs(self, inputs: dict[str, InputFacts]) -> None:
         """The network must be a fitted one (x* and C)."""

@@ -44,6 +44,9 @@ class RetrainSpec(SpecBase):
     device: Device = "cpu"
 
     references: ClassVar[dict[str, ReferenceKind]] = {"network": "network"}
+    numerical_hint: ClassVar[str] = (
+        "try a smaller `learning_rate` or `stability_bound`, or fewer new directions"
+    )
 
     def check_inputs(self, inputs: dict[str, InputFacts]) -> None:
         """The network must be a fitted one (x* and C)."""

@@ -45,6 +45,9 @@ class SOCSpec(SpecBase):
     )
 
     references: ClassVar[dict[str, ReferenceKind]] = {"initial_weights": "file"}
+    numerical_hint: ClassVar[str] = (
+        "try a smaller `radius` or `rate`, or check `initial_weights` (finite, Dale's law)"
+    )
 
     @field_validator("fraction_excitatory", "p", "rate", "target_abscissa")
     @classmethod

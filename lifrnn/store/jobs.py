@@ -408,8 +408,11 @@ def claim_job(
     return claimed
 
 
-def report_progress(session: Session, job_id: str, worker: str, fraction: float, text: str) -> None:
-    """Record progress (and a heartbeat) of a job ``worker`` holds, as a row and an event."""
+def report_progress(
+    session: Session, job_id: str, worker: str, fraction: float, text: str, event: bool = True
+) -> None:
+    """Record progress (and a heartbeat) of a job ``worker`` holds on its row, and with
+    ``event`` also as an entry of its history."""
     now = utcnow()
     moved = session.execute(
         update(Job)
@@ -417,7 +420,7 @@ def report_progress(session: Session, job_id: str, worker: str, fraction: float,
         .values(progress=fraction, message=text, heartbeat_at=now)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
-    if moved:
+    if moved and event:
         status = session.scalar(select(Job.status).where(Job.id == job_id)) or "running"
         session.add(
             JobEvent(
@@ -501,11 +504,13 @@ def requeue_stale(session: Session, stale_after_seconds: float, max_attempts: in
     return moved
 
 
-def request_cancel(session: Session, job: Job) -> Job:
+def request_cancel(session: Session, job: Job, by: str = "") -> Job:
     """Cancel a queued job now, or ask a running one to stop (``cancelling``). Commits.
 
+    ``by``: who asked when it is not the owner (an admin), recorded in the job's history.
     Raises :class:`TransitionError` for a finished job; a job already cancelling stays so.
     """
+    whom = f" by {by}" if by else ""
     for _ in range(3):  # the job may start between reading and writing its status
         if job.status == "cancelling":
             return job
@@ -516,14 +521,14 @@ def request_cancel(session: Session, job: Job) -> Job:
                 session,
                 job.id,
                 "cancelled",
-                note="cancelled before it started",
+                note=f"cancelled{whom} before it started",
                 expect=PENDING,
                 finished_at=utcnow(),
                 error="cancelled on request",
             )
         else:
             moved = transition(
-                session, job.id, "cancelling", note="cancel requested", expect={"running"}
+                session, job.id, "cancelling", note=f"cancel requested{whom}", expect={"running"}
             )
         session.commit()
         session.refresh(job)
@@ -668,15 +673,16 @@ def list_jobs(session: Session, query: JobQuery) -> tuple[list[Job], int]:
     return list(rows), total
 
 
-def job_events(session: Session, job_id: str, after_id: int = 0) -> list[JobEvent]:
-    """History of a job in order, from event ``after_id`` on (exclusive)."""
-    return list(
-        session.scalars(
-            select(JobEvent)
-            .where(JobEvent.job_id == job_id, JobEvent.id > after_id)
-            .order_by(JobEvent.id)
-        )
-    )
+def job_events(
+    session: Session, job_id: str, after_id: int = 0, limit: int | None = None, last: bool = False
+) -> list[JobEvent]:
+    """History of a job in order, from event ``after_id`` on (exclusive), at most ``limit``
+    events: the first ones, or with ``last`` the newest ones (still in order)."""
+    statement = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after_id)
+    if last:
+        newest = list(session.scalars(statement.order_by(JobEvent.id.desc()).limit(limit)))
+        return newest[::-1]
+    return list(session.scalars(statement.order_by(JobEvent.id).limit(limit)))
 
 
 def network_lineage(session: Session, network: Network, depth: int = 32) -> list[Network]:

@@ -130,7 +130,10 @@ def create_users(home: Path, names: tuple[str, ...]) -> dict[str, str]:
 
 
 def _missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
+    if (
+        os.environ.get("CI", "").lower() == "true"
+        or os.environ.get("LIFRNN_REQUIRE_SERVICES") == "1"
+    ):
         pytest.fail(f"CI=true and the browser tests cannot run: {reason}", pytrace=False)
     pytest.skip(reason)
 

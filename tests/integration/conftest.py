@@ -45,7 +45,10 @@ def free_port() -> int:
 
 def missing_service(reason: str) -> None:
     """Skip the test for want of a service; with ``CI=true`` fail it instead."""
-    if os.environ.get("CI", "").lower() == "true":
+    if (
+        os.environ.get("CI", "").lower() == "true"
+        or os.environ.get("LIFRNN_REQUIRE_SERVICES") == "1"
+    ):
         pytest.fail(f"CI=true and a service the tests need is missing: {reason}", pytrace=False)
     pytest.skip(reason)
 

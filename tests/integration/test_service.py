@@ -262,3 +262,31 @@ def test_a_clean_shutdown_puts_running_jobs_back_in_the_queue(service):
         assert "shut down" in history[2]["message"]
         alice.post(f"/jobs/{job_id}/cancel")
         assert wait_for(alice, job_id, FINAL, timeout=20)["status"] == "cancelled"
+
+
+def test_the_history_comes_in_pages(service):
+    with service.client("alice") as alice:
+        job = wait_for(alice, alice.post("/jobs", json={**SMALL, "seed": 21}).json()["id"], FINAL)
+        whole = alice.get(f"/jobs/{job['id']}/events").json()
+        assert len(whole) >= 4
+        pages, after = [], 0
+        while True:
+            page = alice.get(f"/jobs/{job['id']}/events", params={"after": after, "limit": 2})
+            pages += page.json()
+            if len(page.json()) < 2:
+                break
+            after = page.json()[-1]["id"]
+        assert pages == whole
+        newest = alice.get(f"/jobs/{job['id']}/events", params={"limit": 2, "last": True}).json()
+        assert newest == whole[-2:] and newest[-1]["status"] == "succeeded"
+        assert alice.get(f"/jobs/{job['id']}/events", params={"limit": 0}).status_code == 422
+
+
+def test_an_admins_cancel_of_another_users_job_is_recorded_with_the_admins_name(service):
+    with service.client("carol") as carol, service.client("local") as admin:
+        job = carol.post("/jobs", json={**SMALL, "seed": 31}).json()  # carol's jobs stay queued
+        assert admin.post(f"/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
+        history = carol.get(f"/jobs/{job['id']}/events").json()
+        assert history[-1]["message"] == "cancelled by admin local before it started"
+        assert admin.delete(f"/jobs/{job['id']}").status_code == 204
+        assert carol.get(f"/jobs/{job['id']}").status_code == 404

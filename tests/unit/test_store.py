@@ -269,3 +269,32 @@ def test_a_result_whose_final_status_did_not_apply_leaves_nothing(store, monkeyp
         assert session.scalars(select(Artifact).where(Artifact.job_id == job.id)).all() == []
         assert session.scalars(select(Network).where(Network.job_id == job.id)).all() == []
         assert session.get(Job, job.id).status == "running"  # nothing of the lost attempt
+
+
+def test_an_hours_progress_keeps_a_bounded_history(store, alice):
+    """Reports every 0.5 s for an hour: every one of the first minute, then one per 10 s, and
+    always the last, stay in the history; the row always has the newest."""
+    from lifrnn.executor import _ProgressWriter
+
+    with store.session() as session:
+        job, _ = submit_job(session, alice, SPEC, default_max_queued=10)
+        claim_job(session, job.id, "w1")
+    now = [0.0]
+    writer = _ProgressWriter(store, job.id, "w1", None, clock=lambda: now[0])
+    for step in range(7200):
+        now[0] = step * 0.5
+        writer(step / 7200, f"step {step}")
+    writer(1.0, "done")
+    with store.session() as session:
+        kept = session.scalars(
+            select(JobEvent).where(JobEvent.job_id == job.id, JobEvent.type == "progress")
+        ).all()
+        assert session.get(Job, job.id).message == "done"
+    assert 400 < len(kept) < 2000
+    assert kept[0].message == "step 0" and kept[-1].message == "done"
+    late = [
+        event
+        for event in kept
+        if event.message.startswith("step ") and int(event.message[5:]) > 120
+    ]
+    assert len(late) == pytest.approx((7200 - 120) / 20, abs=2)  # one per 10 s after a minute

@@ -5,7 +5,8 @@
 - ``job_inputs``: the stored files and networks each job reads, so that deleting one that a job
   still needs is refused and a waiting job finds its parent.
 - ``users.max_bytes``: the per-user byte quota; ``jobs.parent_job_id`` is indexed (dependents);
-  ``jobs.task_id``: the Celery task running a job, so any API process can terminate it.
+  ``jobs.task_id``: the Celery task running a job, so any API process can terminate it;
+  ``jobs.error_detail``: the traceback of a numerical failure or an internal error.
 
 Revision ID: 0002
 Revises: 0001
@@ -34,6 +35,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("max_bytes", sa.BigInteger(), nullable=True))
     with op.batch_alter_table("jobs") as batch:
         batch.add_column(sa.Column("task_id", sa.String(200), nullable=True))
+        batch.add_column(sa.Column("error_detail", sa.Text(), nullable=True))
     op.create_index(op.f("ix_jobs_parent_job_id"), "jobs", ["parent_job_id"])
     op.create_table(
         "job_inputs",
@@ -67,6 +69,7 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_jobs_parent_job_id"), table_name="jobs")
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("task_id")
+        batch.drop_column("error_detail")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("max_bytes")
     op.execute("DELETE FROM artifacts WHERE job_id IS NULL")
