@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.openapi.utils import get_openapi
@@ -24,6 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.dashboard import mount_dashboard
 from api.deps import TokenCache
 from api.routes import artifacts, files, health, jobs, networks
+from api.routes.jobs import StreamCounter
 from lifrnn import __version__
 from lifrnn.dispatch import Dispatcher, celery_dispatcher
 from lifrnn.executor import WorkerPool
@@ -46,16 +48,28 @@ class BodyTooLargeError(HTTPException):
         )
 
 
+class BodyTimeoutError(HTTPException):
+    """A request body that stalled (408)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            status.HTTP_408_REQUEST_TIMEOUT,
+            f"the request body stalled for {seconds:g} s (LIFRNN_REQUEST_TIMEOUT_SECONDS)",
+        )
+
+
 class BodySizeLimit:
-    """ASGI middleware: 413 for bodies over ``max_bytes``, declared or streamed.
+    """ASGI middleware: 413 for bodies over ``max_bytes``, declared or streamed; 408 when the
+    body stalls for ``timeout`` seconds (a slow client holds no worker thread for long).
 
     Uploads (``POST /files``) have their own, larger limit, ``upload_bytes``.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, upload_bytes: int, timeout: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.upload_bytes = upload_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,10 +91,18 @@ class BodySizeLimit:
                 await response(scope, receive, send)
                 return
         received = 0
+        body_done = False
 
         async def limited() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # afterwards only a disconnect comes (long responses wait for it)
+                return await receive()
+            try:
+                with anyio.fail_after(self.timeout):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeoutError(self.timeout) from None
+            body_done = message["type"] != "http.request" or not message.get("more_body", False)
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
@@ -147,6 +169,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     )
     app.state.store = store
     app.state.token_cache = TokenCache()
+    app.state.streams = StreamCounter()
     app.state.pool = None
     app.include_router(health.router)
     app.include_router(jobs.router)
@@ -158,6 +181,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
         upload_bytes=settings.max_upload_bytes,
+        timeout=settings.request_timeout_seconds,
     )
 
     @app.exception_handler(OperationalError)

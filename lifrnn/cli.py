@@ -165,6 +165,7 @@ def serve(
     import uvicorn
 
     from api.main import create_app
+    from api.slow_clients import http_protocol
 
     # a server's log is read from files: plain lines with times, no terminal layout
     logging.basicConfig(
@@ -194,6 +195,10 @@ def serve(
         log_config=None,
         access_log=settings.access_log,
         timeout_graceful_shutdown=10,
+        limit_concurrency=settings.limit_concurrency,
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
+        http=http_protocol(settings.request_timeout_seconds),
     )
 
 

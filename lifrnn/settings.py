@@ -75,6 +75,23 @@ class Settings(BaseSettings):
         8, ge=1, le=256, description="threads serving requests (fewer: less GIL contention)"
     )
     db_pool_size: int = Field(20, ge=1, description="database connections kept open")
+    max_streams_per_user: int = Field(
+        8, ge=1, description="event streams one user may hold open at once (429 beyond)"
+    )
+    request_timeout_seconds: float = Field(
+        30.0, gt=0, description="request headers not complete, or a body stalled, this long: 408"
+    )
+    limit_concurrency: int = Field(
+        200,
+        ge=1,
+        description="connections served at once (503 beyond): slow clients cannot "
+        "hold every worker thread",
+    )
+    forwarded_allow_ips: str = Field(
+        "127.0.0.1",
+        description="proxies whose X-Forwarded-Proto/For are trusted (comma-separated IPs, '*' "
+        "for any): behind a TLS proxy, its address, so that cookies are Secure",
+    )
     stream_max_seconds: float = Field(
         300.0,
         gt=0,

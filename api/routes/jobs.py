@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -61,6 +62,27 @@ def owned_job(session: Session, user: User, job_id: str) -> Job:
     if job is None or (job.owner_id != user.id and not user.is_admin):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
     return job
+
+
+class StreamCounter:
+    """Open event streams per user, in this API process."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, int] = {}
+        self._lock = threading.Lock()
+
+    def open(self, user_id: int, limit: int) -> bool:
+        """Count one more stream of ``user_id``; False (nothing counted) at the limit."""
+        with self._lock:
+            if self._open.get(user_id, 0) >= limit:
+                return False
+            self._open[user_id] = self._open.get(user_id, 0) + 1
+            return True
+
+    def close(self, user_id: int) -> None:
+        """One stream of ``user_id`` ended."""
+        with self._lock:
+            self._open[user_id] = max(0, self._open.get(user_id, 0) - 1)
 
 
 def on_behalf(user: User, job: Job) -> str:
@@ -305,6 +327,13 @@ def stream_events(
     """
     owned_job(session, user, job_id)
     poll = min(store.settings.poll_seconds, 0.5)
+    streams: StreamCounter = request.app.state.streams
+    if not streams.open(user.id, store.settings.max_streams_per_user):
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"too many open event streams: at most {store.settings.max_streams_per_user} per "
+            "user (LIFRNN_MAX_STREAMS_PER_USER); close one first",
+        )
 
     def fetch(after: int) -> tuple[list[EventOut], str | None]:
         with store.session() as own:
@@ -312,6 +341,13 @@ def stream_events(
             return found, own.scalar(select(Job.status).where(Job.id == job_id))
 
     async def generate() -> Any:
+        try:
+            async for chunk in events_of():
+                yield chunk
+        finally:
+            streams.close(user.id)
+
+    async def events_of() -> Any:
         after = last_event_id or 0
         closes = time.monotonic() + store.settings.stream_max_seconds
         while True:

@@ -290,6 +290,8 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         poll_seconds=0.1,
         progress_interval_seconds=0.1,
         max_body_bytes=100_000,
+        request_timeout_seconds=2,
+        max_streams_per_user=3,
     )
     done = cli(env, "users", "create", "alice")  # as a user would; the others directly
     assert done.returncode == 0, done.stderr

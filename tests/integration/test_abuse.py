@@ -4,8 +4,11 @@ accepted spec the service cannot afford."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import socket
+import time
 import types
 import typing
 from concurrent.futures import ThreadPoolExecutor
@@ -98,3 +101,55 @@ def test_twenty_concurrent_submissions_never_pass_max_queued(service, round_):
         assert len(queued) == 5
         for job in queued:
             assert erin.post(f"/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
+
+
+def test_a_stalled_body_is_cut_off_with_408(service):
+    """A client that declares 100 bytes and sends 10 holds nothing for long."""
+    url = service.server.url.removeprefix("http://")
+    host, port = url.split(":")
+    token = service.tokens["alice"]
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(
+            b"POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Authorization: Bearer {token}\r\nContent-Length: 100\r\n\r\n".encode()
+            + b'{"kind": '
+        )
+        started = time.monotonic()
+        answer = connection.recv(4096).decode()
+    assert answer.startswith("HTTP/1.1 408"), answer
+    assert "stalled" in answer and time.monotonic() - started < 10
+
+
+def test_slow_headers_are_cut_off_with_408(service):
+    """A client that sends half a request line and waits holds its connection for 2 s only."""
+    url = service.server.url.removeprefix("http://")
+    host, port = url.split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        connection.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        answer = connection.recv(4096).decode()
+        assert connection.recv(4096) == b""  # and closed
+    assert answer.startswith("HTTP/1.1 408"), answer
+    assert "headers" in answer and time.monotonic() - started < 10
+    with socket.create_connection((host, int(port)), timeout=30) as connection:  # silent
+        assert connection.recv(4096).startswith(b"HTTP/1.1 408")
+
+
+def test_open_event_streams_are_capped_per_user(service):
+    """carol's jobs never start: their streams stay open; the fourth of hers is refused."""
+    with service.client("carol") as carol:
+        job = carol.post("/jobs", json={**SMALL, "seed": 41}).json()
+        path = f"/jobs/{job['id']}/events/stream"
+        with contextlib.ExitStack() as stack:
+            lines = []  # held: a dropped line iterator closes its connection
+            for _ in range(3):
+                stream = stack.enter_context(carol.stream("GET", path))
+                assert stream.status_code == 200
+                lines.append(stream.iter_lines())
+                assert next(lines[-1]).startswith("id:")  # the stream is open
+            refused = carol.get(path)
+            assert refused.status_code == 429 and "event streams" in refused.json()["detail"]
+        time.sleep(1.5)  # the server notices the closed streams at its next poll
+        with carol.stream("GET", path) as again:
+            assert again.status_code == 200
+        carol.post(f"/jobs/{job['id']}/cancel")
