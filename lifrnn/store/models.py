@@ -90,6 +90,9 @@ class User(Base):
     max_queued: Mapped[int | None] = mapped_column(Integer, default=None)
     max_running: Mapped[int | None] = mapped_column(Integer, default=None)
     max_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    max_job_memory: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    max_job_output: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    max_job_work: Mapped[float | None] = mapped_column(Float, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     @property
@@ -108,6 +111,19 @@ class ApiToken(Base):
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     label: Mapped[str] = mapped_column(String(64), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class DashboardSession(Base):
+    """A signed-in dashboard browser, kept as the SHA-256 of the secret in its signed cookie."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
 
 
 class Job(Base):
