@@ -28,6 +28,7 @@ from lifrnn.specs.local import LocalFileError, replace_local_paths
 from lifrnn.store import Store
 from lifrnn.store.inputs import InputError, resolve_inputs
 from lifrnn.store.jobs import submit_job
+from lifrnn.store.limits import JobLimits, LimitExceededError
 from lifrnn.store.uploads import keep_local_file
 from lifrnn.store.users import ensure_local_user
 
@@ -109,11 +110,12 @@ def run_locally(
             try:
                 stored = parse_spec(replace_local_paths(spec, keep))
                 inputs = resolve_inputs(session, user, stored)
+                JobLimits.for_user(store.settings, user).check(stored.estimate(inputs.facts))
             except LocalFileError as error:
                 raise LocalSpecError(str(error)) from None
             except ValidationError as error:
                 raise LocalSpecError(describe_validation_error(error)) from None
-            except InputError as error:
+            except (InputError, LimitExceededError) as error:
                 raise LocalSpecError(str(error)) from None
             if inputs.parent_job_id is not None:
                 raise LocalSpecError(

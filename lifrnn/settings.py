@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -66,6 +66,21 @@ class Settings(BaseSettings):
         ge=0,
         description="bytes of files and artifacts per user (429 beyond), unless their own quota",
     )
+    max_job_memory_bytes: int = Field(
+        16 * 2**30,
+        ge=1,
+        description="estimated peak memory of one job (422 beyond, unless the user's own "
+        "limit): 16 GiB leaves a 24 GiB worker room for its process and the system",
+    )
+    max_job_output_bytes: int = Field(
+        2 * 2**30, ge=1, description="estimated artifact bytes of one job (422 beyond)"
+    )
+    max_job_work: float = Field(
+        2e15,
+        gt=0,
+        description="estimated work of one job, nominal floating-point operations (422 beyond); "
+        "2e15 is about a day of a 2-core machine (an N=1900 SOC build of 5000 iterations)",
+    )
     checkpoint_seconds: float = Field(
         5.0, ge=0, description="a running job saves its checkpoint at most this often"
     )
@@ -91,6 +106,22 @@ class Settings(BaseSettings):
         "127.0.0.1",
         description="proxies whose X-Forwarded-Proto/For are trusted (comma-separated IPs, '*' "
         "for any): behind a TLS proxy, its address, so that cookies are Secure",
+    )
+    # Tokens and dashboard sessions (see lifrnn/store/users.py and api/dashboard/sessions.py)
+    token_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="an API process remembers a checked token this long: a revoked or rotated "
+        "token keeps working there for at most this many seconds (0: check every request)",
+    )
+    session_key: SecretStr = Field(
+        SecretStr(""),
+        description="key that signs the dashboard's session cookies; empty: made at first start "
+        "and kept in <home>/session.key (mode 600). Several API replicas must share one "
+        "LIFRNN_SESSION_KEY, or a browser signed in on one is refused by the others",
+    )
+    dashboard_session_hours: float = Field(
+        12.0, gt=0, description="a dashboard sign-in lasts this long (or until sign-out)"
     )
     stream_max_seconds: float = Field(
         300.0,

@@ -34,6 +34,7 @@ from lifrnn.store.jobs import (
     request_cancel,
     submit_job,
 )
+from lifrnn.store.limits import JobLimits, LimitExceededError
 from lifrnn.store.status import TERMINAL, Status, TransitionError
 
 logger = logging.getLogger(__name__)
@@ -166,7 +167,8 @@ def submit(
     """
     try:
         inputs = resolve_inputs(session, user, spec)
-    except InputError as error:
+        JobLimits.for_user(store.settings, user).check(spec.estimate(inputs.facts))
+    except (InputError, LimitExceededError) as error:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid spec: {error}"
         ) from None

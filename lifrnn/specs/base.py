@@ -18,6 +18,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
+from lifrnn.specs.resources import Estimate, NetworkDims
+
 Device = Literal["cpu", "cuda"]
 ReferenceKind = Literal["file", "network"]
 
@@ -95,6 +97,7 @@ class InputFacts:
             None for a file.
         n: number of units of the network, when known.
         fitted: whether the network carries initial states and a readout (None: unknown).
+        dims: the network's sizes (units, fitted movements, time samples), when known.
     """
 
     name: str
@@ -102,6 +105,7 @@ class InputFacts:
     network_kind: str | None = None
     n: int | None = None
     fitted: bool | None = None
+    dims: NetworkDims | None = None
 
 
 class SpecBase(StrictModel):
@@ -125,5 +129,28 @@ class SpecBase(StrictModel):
                 found[path] = value
         return found
 
+    def estimate(self, inputs: dict[str, InputFacts]) -> Estimate:
+        """Peak memory, artifact bytes and work of this job (:mod:`lifrnn.specs.resources`),
+        from the spec and what the store knows of its inputs."""
+        raise NotImplementedError(f"{type(self).__name__} has no resource estimate")
+
     def check_inputs(self, inputs: dict[str, InputFacts]) -> None:
         """Raise ``ValueError("field: reason")`` when an input cannot serve this spec."""
+
+
+DEFAULT_DIMS = NetworkDims(n=200, movements=2, steps=601, dt=1e-3, duration=0.6)
+"""Sizes assumed for what the store cannot tell (the fit spec's defaults)."""
+
+
+def network_dims(facts: InputFacts | None) -> NetworkDims:
+    """The sizes of a referenced network, the defaults filling what is unknown."""
+    dims = facts.dims if facts is not None else None
+    if dims is None:
+        dims = NetworkDims(n=(facts.n if facts is not None else None) or DEFAULT_DIMS.n)
+    return NetworkDims(
+        n=dims.n,
+        movements=dims.movements or DEFAULT_DIMS.movements,
+        steps=dims.steps or DEFAULT_DIMS.steps,
+        dt=dims.dt or DEFAULT_DIMS.dt,
+        duration=dims.duration or DEFAULT_DIMS.duration,
+    )

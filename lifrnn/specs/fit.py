@@ -16,7 +16,9 @@ from lifrnn.specs.base import (
     SpecBase,
     StoredId,
     StrictModel,
+    network_dims,
 )
+from lifrnn.specs.resources import Estimate, fit_estimate
 from lifrnn.specs.soc import SOCSpec
 
 
@@ -162,6 +164,24 @@ class FitSpec(SpecBase):
                 f"movements.targets_file: {facts.name} holds shape {tuple(shape)}; this fit "
                 f"needs (movements, time, outputs) = {tuple(expected)}"
             )
+
+    def estimate(self, inputs: dict[str, InputFacts]) -> Estimate:
+        """The inline network's build (if any), then the fit over (M, T, n) trajectories."""
+        build = None
+        if isinstance(self.network, SOCSpec):
+            n = self.network.n
+            build = self.network.estimate(inputs, prefix="network.")
+        else:
+            n = network_dims(inputs.get("network")).n
+        fit = fit_estimate(
+            n,
+            len(self.movements.directions_deg),
+            self.movements.steps(self.dt),
+            len(self.output_weights),
+            self.max_iterations,
+            4 if self.dtype == "float32" else 8,
+        )
+        return fit if build is None else build + fit
 
     @field_validator("dt")
     @classmethod

@@ -6,8 +6,9 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from lifrnn.specs.base import Device, InputFacts, ReferenceKind, SpecBase
+from lifrnn.specs.base import Device, InputFacts, ReferenceKind, SpecBase, network_dims
 from lifrnn.specs.fit import NetworkReference, check_network
+from lifrnn.specs.resources import Estimate, prepare_estimate
 
 ControllerField = Literal["feedforward", "lqr", "min_energy", "thalamic_loop"]
 _ALL_CONTROLLERS: list[ControllerField] = ["feedforward", "lqr", "min_energy", "thalamic_loop"]
@@ -60,6 +61,21 @@ class PrepareSpec(SpecBase):
     def check_inputs(self, inputs: dict[str, InputFacts]) -> None:
         """The network must be a fitted one (x* and C)."""
         check_network(inputs.get("network"), "network", fitted=True)
+
+    def estimate(self, inputs: dict[str, InputFacts]) -> Estimate:
+        """One trial of all the network's movements per controller, at the fit's ``dt``."""
+        dims = network_dims(inputs.get("network"))
+        assert dims.movements and dims.dt and dims.duration
+        movement = self.movement if self.movement is not None else dims.duration
+        seconds = self.spontaneous + self.preparation + self.delay + movement
+        shooting = self.min_energy_iterations if "min_energy" in self.controllers else 0
+        return prepare_estimate(
+            dims.n,
+            dims.movements,
+            round(seconds / dims.dt) + 1,
+            len(self.controllers),
+            shooting,
+        )
 
     @field_validator("controllers")
     @classmethod

@@ -6,8 +6,12 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from lifrnn.specs.base import Device, InputFacts, ReferenceKind, SpecBase
+from lifrnn.specs.base import Device, InputFacts, ReferenceKind, SpecBase, network_dims
 from lifrnn.specs.fit import NetworkReference, check_network
+from lifrnn.specs.resources import Estimate, retrain_estimate
+
+DEFAULT_NEW_DIRECTIONS = 10
+"""New directions assumed when ``directions_deg`` is not given (the seed's ten at most)."""
 
 
 class RetrainSpec(SpecBase):
@@ -51,3 +55,21 @@ class RetrainSpec(SpecBase):
     def check_inputs(self, inputs: dict[str, InputFacts]) -> None:
         """The network must be a fitted one (x* and C)."""
         check_network(inputs.get("network"), "network", fitted=True)
+
+    def estimate(self, inputs: dict[str, InputFacts]) -> Estimate:
+        """Old and new movements through time for each mode, and the sequence's one trial."""
+        dims = network_dims(inputs.get("network"))
+        assert dims.movements and dims.steps and dims.dt and dims.duration
+        new = len(self.directions_deg) if self.directions_deg else DEFAULT_NEW_DIRECTIONS
+        sequence_steps = 0
+        if self.sequence is not None:
+            seconds = len(self.sequence) * (dims.duration + self.interval)
+            sequence_steps = round(seconds / dims.dt) + 1
+        return retrain_estimate(
+            dims.n,
+            dims.movements + new,
+            dims.steps,
+            2 if self.mode == "both" else 1,
+            self.max_iterations,
+            sequence_steps,
+        )

@@ -8,6 +8,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from lifrnn.headers import tensor_shape
 from lifrnn.specs.base import Device, FileId, InputFacts, ReferenceKind, SpecBase
+from lifrnn.specs.resources import Estimate, soc_estimate
 from lifrnn_core.soc import SOCParameters
 
 
@@ -87,6 +88,12 @@ class SOCSpec(SpecBase):
                 f"{prefix}initial_weights: {facts.name} holds a {tuple(shape)} W; the spec says "
                 f"n={self.n}"
             )
+
+    def estimate(self, inputs: dict[str, InputFacts], prefix: str = "") -> Estimate:
+        """Memory, artifacts and work of building this network (``max_iterations`` at most)."""
+        return soc_estimate(
+            self.n, self.max_iterations, fields=(f"{prefix}n", f"{prefix}max_iterations")
+        )
 
     @property
     def n_excitatory(self) -> int:

@@ -14,12 +14,16 @@ a file is deleted.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from lifrnn.specs import InputFacts, JobOutput, SpecBase
+from lifrnn.headers import tensor_shape
+from lifrnn.specs import InputFacts, JobOutput, SpecBase, parse_spec
+from lifrnn.specs.resources import NetworkDims
 from lifrnn.store.models import Artifact, Job, JobInput, Network, User
 from lifrnn.store.status import TERMINAL
 
@@ -44,11 +48,14 @@ class ResolvedInputs:
         inputs: one ``job_inputs`` row per reference field (``job_id`` not yet set).
         parent_job_id: the unfinished job whose network this one waits for.
         parent_network_id: the stored network it builds on (lineage).
+        facts: what the store knows of each input, by field (for the spec's checks and its
+            resource estimate).
     """
 
     inputs: list[JobInput] = field(default_factory=list)
     parent_job_id: str | None = None
     parent_network_id: str | None = None
+    facts: dict[str, InputFacts] = field(default_factory=dict)
 
 
 def _owned(session: Session, model: type, owner: User, value: str) -> object | None:
@@ -73,22 +80,100 @@ def _file(session: Session, owner: User, field_name: str, value: str) -> Artifac
     return artifact
 
 
+def header_dims(header: dict[str, Any] | None) -> NetworkDims | None:
+    """A network file's sizes from its stored header: W's units, x*'s movements, the targets'
+    time samples, the fit's ``dt`` and ``duration`` (metadata); None without a square W."""
+    shape = tensor_shape(header, "W")
+    if header is None or shape is None or len(shape) != 2:
+        return None
+    x_star, targets = tensor_shape(header, "x_star"), tensor_shape(header, "targets")
+    metadata = header.get("metadata", {})
+    return NetworkDims(
+        n=int(shape[0]),
+        movements=int(x_star[0]) if x_star and len(x_star) == 2 else None,
+        steps=int(targets[1]) if targets and len(targets) == 3 else None,
+        dt=_positive(metadata.get("dt")),
+        duration=_positive(metadata.get("duration")),
+    )
+
+
+def _positive(text: object) -> float | None:
+    try:
+        value = float(str(text))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value > 0 else None
+
+
 def _file_facts(artifact: Artifact) -> InputFacts:
     tensors = (artifact.header or {}).get("tensors", {})
     return InputFacts(
         name=f"file '{artifact.name}' ({artifact.id})",
         header=artifact.header,
         fitted=("x_star" in tensors and "C" in tensors) if artifact.header else None,
+        dims=header_dims(artifact.header),
     )
 
 
-def _network_facts(network: Network) -> InputFacts:
+def _network_facts(session: Session, network: Network) -> InputFacts:
+    header = session.scalar(select(Artifact.header).where(Artifact.id == network.artifact_id))
     return InputFacts(
         name=f"network {network.id}",
         network_kind=network.kind,
         n=network.n,
         fitted=network.kind in FITTED_KINDS,
+        dims=header_dims(header) or NetworkDims(n=network.n),
     )
+
+
+def pending_dims(session: Session, job: Job, depth: int = 0) -> NetworkDims | None:
+    """The sizes of the network an unfinished job will make, from its spec and its inputs."""
+    if depth > 8:
+        return None
+    try:
+        spec = parse_spec(job.spec)
+    except ValueError:
+        return None
+    if spec.kind == "soc":
+        return NetworkDims(n=int(job.spec["n"]))
+    source = _input_dims(session, job.id, "network", depth)
+    if spec.kind == "fit":
+        movements = job.spec["movements"]
+        inline = job.spec["network"]
+        n = int(inline["n"]) if isinstance(inline, dict) and "n" in inline else None
+        dt = float(job.spec["dt"])
+        return NetworkDims(
+            n=n or (source.n if source else 0) or 200,
+            movements=len(movements["directions_deg"]),
+            steps=round(float(movements["duration"]) / dt) + 1,
+            dt=dt,
+            duration=float(movements["duration"]),
+        )
+    if source is None:
+        return None
+    new = job.spec.get("directions_deg")
+    return NetworkDims(
+        n=source.n,
+        movements=(source.movements or 0) + (len(new) if new else 10) or None,
+        steps=source.steps,
+        dt=source.dt,
+        duration=source.duration,
+    )
+
+
+def _input_dims(session: Session, job_id: str, field_name: str, depth: int) -> NetworkDims | None:
+    row = session.scalar(
+        select(JobInput).where(JobInput.job_id == job_id, JobInput.field == field_name)
+    )
+    if row is None:
+        return None
+    if row.source_job_id is not None:
+        source = session.get(Job, row.source_job_id)
+        return pending_dims(session, source, depth + 1) if source is not None else None
+    if row.artifact_id is not None:
+        header = session.scalar(select(Artifact.header).where(Artifact.id == row.artifact_id))
+        return header_dims(header)
+    return None
 
 
 def network_of_job(session: Session, job_id: str) -> Network | None:
@@ -123,6 +208,7 @@ def resolve_inputs(session: Session, owner: User, spec: SpecBase) -> ResolvedInp
         spec.check_inputs(facts)
     except ValueError as error:
         raise InputError(str(error)) from None
+    resolved.facts = facts
     return resolved
 
 
@@ -135,7 +221,7 @@ def _stored_network(
             JobInput(field=field_name, artifact_id=network.artifact_id, network_id=network.id)
         )
         resolved.parent_network_id = network.id
-        return _network_facts(network)
+        return _network_facts(session, network)
     artifact = _owned(session, Artifact, owner, value)
     if not isinstance(artifact, Artifact):
         raise InputError(
@@ -174,10 +260,13 @@ def _job_output(
         raise InputError(f"{field_name}: job {job_id} {job.status}; it made no network")
     resolved.inputs.append(JobInput(field=field_name, source_job_id=job_id))
     resolved.parent_job_id = job_id
+    dims = pending_dims(session, job)
     return InputFacts(
         name=f"the network of job {job_id}",
         network_kind=job.kind,
+        n=dims.n if dims else None,
         fitted=job.kind in FITTED_KINDS,
+        dims=dims,
     )
 
 

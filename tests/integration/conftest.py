@@ -274,7 +274,8 @@ def postgres_url() -> Iterator[str]:
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
 def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
     """A served store with users alice, bob (plain), carol (max_running 0, max_queued 2),
-    dave (a byte quota of 100 kB) and erin (max_running 0, max_queued 5); SQLite with files on
+    dave (a byte quota of 100 kB), erin (max_running 0, max_queued 5) and frank (max_running 0,
+    his own limit of 50 MiB of artifacts per job); SQLite with files on
     disk, or PostgreSQL with S3."""
     backend = request.param
     database_url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
@@ -302,6 +303,8 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         _, tokens["carol"] = create_user(session, "carol", max_running=0, max_queued=2)
         _, tokens["dave"] = create_user(session, "dave", max_bytes=100_000)
         _, tokens["erin"] = create_user(session, "erin", max_running=0, max_queued=5)
+        frank, tokens["frank"] = create_user(session, "frank", max_running=0, max_queued=10)
+        frank.max_job_output = 50 * 2**20  # his own limit on one job's artifacts
         session.commit()
     store.dispose()
     server = Server(home, env)

@@ -153,3 +153,41 @@ def test_open_event_streams_are_capped_per_user(service):
         with carol.stream("GET", path) as again:
             assert again.status_code == 200
         carol.post(f"/jobs/{job['id']}/cancel")
+
+
+def test_specs_over_the_resource_limits_are_refused_before_any_work(service):
+    """The attempts of issue 13: each is a 422 stating the estimate and the limit."""
+    with service.client("frank") as frank:
+        huge = frank.post("/jobs", json={"kind": "soc", "n": 20000})
+        assert huge.status_code == 422, huge.text
+        detail = huge.json()["detail"]
+        assert detail.startswith("invalid spec: n, max_iterations: estimated peak memory 38.8 GiB")
+        assert "LIFRNN_MAX_JOB_MEMORY_BYTES" in detail and "16.0 GiB" in detail
+
+        long_fit = {
+            "kind": "fit",
+            "movements": {"directions_deg": [5.625 * k for k in range(64)], "duration": 10.0},
+            "dt": 1e-6,
+        }
+        refused = frank.post("/jobs", json=long_fit)
+        assert refused.status_code == 422, refused.text
+        assert (
+            "movements.directions_deg, movements.duration, dt: estimated peak memory"
+            in (refused.json()["detail"])
+        )
+
+        fit = frank.post("/jobs", json={"kind": "fit", "network": {"kind": "soc", "n": 20}})
+        assert fit.status_code == 201, fit.text  # frank's jobs never run: it stays queued
+        long_trial = {"spontaneous": 60, "preparation": 60, "delay": 60}
+        prepare = {"kind": "prepare", "network": {"job": fit.json()["id"]}, **long_trial}
+        refused = frank.post("/jobs", json=prepare)
+        assert refused.status_code == 422, refused.text
+        detail = refused.json()["detail"]
+        assert "spontaneous, preparation, delay" in detail and "artifact bytes" in detail
+        assert "your own limit" in detail and "50.0 MiB" in detail
+        short = frank.post("/jobs", json={**prepare, **dict.fromkeys(long_trial, 1)})
+        assert short.status_code == 201, short.text  # the same within the limit
+        jobs = frank.get("/jobs", params={"limit": 100}).json()["items"]
+        assert sorted(job["kind"] for job in jobs) == ["fit", "prepare"]  # nothing else got in
+        for job in jobs:
+            frank.post(f"/jobs/{job['id']}/cancel")

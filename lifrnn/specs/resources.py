@@ -1,0 +1,165 @@
+"""What a job will cost, estimated from its spec before it is accepted.
+
+Each spec kind's ``estimate(inputs)`` returns an :class:`Estimate`: peak memory of the worker
+process beyond its idle size (bytes), bytes of the artifacts it writes, and work (nominal
+floating-point operations). The service compares them with its limits at submit
+(:mod:`lifrnn.limits`), so a spec it cannot afford is a 422 instead of a worker that swaps for
+hours. The formulas (README "Limits") are fitted to measured peaks on CPU, float64 unless the
+spec says float32; ``tests/science/test_resource_estimates.py`` checks them within a factor of 2.
+
+Symbols: ``n`` units, ``M`` movements (conditions), ``T`` time samples of one movement or trial
+(``duration / dt + 1``), ``B`` bytes per number (8 for float64, 4 for float32), ``K`` optimiser
+iterations (``max_iterations``: the worst case).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FIXED_BYTES = 20 * 2**20
+"""Memory every job needs beyond the idle worker (figures, buffers): 20 MiB."""
+FIGURE_BYTES = 512 * 2**10
+"""Allowance per PNG figure in the artifact estimate."""
+
+
+@dataclass(frozen=True)
+class NetworkDims:
+    """Sizes of a stored (or future) network, as far as the store knows them.
+
+    Attributes:
+        n: units.
+        movements: fitted movements M (rows of ``x_star``); None for an unfitted network.
+        steps: time samples T of one fitted movement; None when unknown.
+        dt: the fit's step, seconds.
+        duration: the fitted movements' duration, seconds.
+    """
+
+    n: int
+    movements: int | None = None
+    steps: int | None = None
+    dt: float | None = None
+    duration: float | None = None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Resources of one job, decided from its spec.
+
+    Attributes:
+        memory_bytes: peak resident memory of the worker beyond its idle size.
+        output_bytes: bytes of the artifacts the job writes.
+        work: nominal floating-point operations (a budget of compute, not a time).
+        basis: the sizes the estimate used, for messages (``n=200, M=8, T=1001``).
+        fields: spec fields that drive it, named in a refusal.
+    """
+
+    memory_bytes: int
+    output_bytes: int
+    work: float
+    basis: str
+    fields: tuple[str, ...]
+    stages: tuple[Estimate, ...] = ()
+
+    def __add__(self, other: Estimate) -> Estimate:
+        """Two stages of one job: memory is the larger peak, output and work add up."""
+        return Estimate(
+            memory_bytes=max(self.memory_bytes, other.memory_bytes),
+            output_bytes=self.output_bytes + other.output_bytes,
+            work=self.work + other.work,
+            basis=f"{self.basis}; {other.basis}",
+            fields=tuple(dict.fromkeys((*self.fields, *other.fields))),
+            stages=(*(self.stages or (self,)), *(other.stages or (other,))),
+        )
+
+    def main_stage(self, resource: str) -> Estimate:
+        """The stage that needs the most of ``resource`` (``memory_bytes``, ``output_bytes``
+        or ``work``): the one a refusal names."""
+        return max(self.stages or (self,), key=lambda stage: getattr(stage, resource))
+
+    def as_json(self) -> dict[str, float | int | str]:
+        """The estimate as recorded with the job."""
+        return {
+            "memory_bytes": self.memory_bytes,
+            "output_bytes": self.output_bytes,
+            "work": self.work,
+            "basis": self.basis,
+        }
+
+
+def soc_estimate(n: int, iterations: int, *, fields: tuple[str, ...] = ("n",)) -> Estimate:
+    """SOC build: about 13 n x n float64 matrices live at once (W, its Schur form and vectors,
+    two Lyapunov solutions, the gradient and LAPACK's work space); each iteration is one real
+    Schur form and two Lyapunov solves, about 60 n^3 operations; writes W."""
+    square = n * n * 8
+    return Estimate(
+        memory_bytes=13 * square + FIXED_BYTES,
+        output_bytes=square + FIGURE_BYTES,
+        work=60.0 * n**3 * iterations,
+        basis=f"n={n}, {iterations} iterations",
+        fields=fields,
+    )
+
+
+def fit_estimate(
+    n: int, movements: int, steps: int, outputs: int, iterations: int, bytes_per: int
+) -> Estimate:
+    """Fit of x* and C: backpropagation through time keeps about 16 (M, T, n) tensors (states,
+    rates, and what their gradients need), plus Gramians of the linearised network (5 n x n);
+    each L-BFGS iteration takes a few simulations forward and back (about 20 M T n^2); writes
+    the network, the targets and outputs, and a figure."""
+    trajectory = movements * steps * n * bytes_per
+    return Estimate(
+        memory_bytes=16 * trajectory + 5 * n * n * 8 + FIXED_BYTES,
+        output_bytes=(n * n + 4 * movements * steps * outputs) * bytes_per + FIGURE_BYTES,
+        work=20.0 * movements * steps * n * n * iterations + 50.0 * n**3,
+        basis=f"n={n}, M={movements}, T={steps}, {iterations} iterations",
+        fields=("movements.directions_deg", "movements.duration", "dt"),
+    )
+
+
+def prepare_estimate(
+    n: int, movements: int, steps: int, controllers: int, shooting: int
+) -> Estimate:
+    """Preparation: each controller's trial keeps about 8 (M, T, n) float64 tensors (states,
+    inputs, distances, its shooting or feedback terms); a Riccati equation and Gramians
+    (100 n^3); writes each controller's states and inputs as float32."""
+    trajectory = movements * steps * n * 8
+    return Estimate(
+        memory_bytes=8 * controllers * trajectory + 20 * n * n * 8 + FIXED_BYTES,
+        output_bytes=controllers * trajectory + 2 * FIGURE_BYTES,
+        work=2.0 * movements * steps * n * n * controllers * (1 + shooting) + 100.0 * n**3,
+        basis=f"n={n}, M={movements}, T={steps} per trial, {controllers} controllers",
+        fields=("spontaneous", "preparation", "delay", "movement", "controllers"),
+    )
+
+
+def retrain_estimate(
+    n: int,
+    movements: int,
+    steps: int,
+    modes: int,
+    iterations: int,
+    sequence_steps: int,
+) -> Estimate:
+    """Retraining on old and new movements: about 8 (M, T, n) float64 tensors through time and
+    Adam's moments of W (6 n x n); each iteration about 6 M T n^2 per mode; writes the network,
+    targets and outputs, and the sequence's states when there is one."""
+    trajectory = movements * steps * n * 8
+    sequence = sequence_steps * n * 8
+    return Estimate(
+        memory_bytes=8 * max(trajectory, sequence) + 6 * n * n * 8 + FIXED_BYTES,
+        output_bytes=n * n * 8 + 8 * movements * steps * 8 + sequence + 2 * FIGURE_BYTES,
+        work=6.0 * movements * steps * n * n * iterations * modes
+        + 6.0 * sequence_steps * n * n * iterations,
+        basis=f"n={n}, M={movements} (old and new), T={steps}, {iterations} iterations",
+        fields=("directions_deg", "sequence", "max_iterations"),
+    )
+
+
+def format_bytes(size: float) -> str:
+    """``1.5 GiB``-style text."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")

@@ -1,0 +1,70 @@
+"""Run jobs in this process and measure each one's peak memory and artifact bytes.
+
+``python resource_probe.py CASES.json FOLDER``: CASES is a list of
+``{"name", "spec", "inputs"}`` (``inputs``: spec field -> a file, or ``"case:NAME"`` for the
+``network.safetensors`` of an earlier case); each case writes into ``FOLDER/NAME``. Prints one
+JSON line per case: its status, ``peak_bytes`` (the resident-set peak while it ran, above the
+resident set before it: Linux's ``VmHWM``, reset through ``/proc/self/clear_refs``) and
+``output_bytes`` (its artifacts). Run in a fresh process so the measurement sees nothing else;
+a tiny warm-up job first loads every library.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from lifrnn.jobs import JobContext, run_job
+from lifrnn.specs import parse_spec
+
+BOOKKEEPING = ("spec.json", "result.json")
+
+
+def status_bytes(key: str) -> int:
+    """A ``/proc/self/status`` entry (``VmRSS:``, ``VmHWM:``) in bytes."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+    raise KeyError(key)
+
+
+def measure(spec: dict, inputs: dict[str, Path], out: Path) -> dict:
+    """Run one job; its status, peak memory above the start and artifact bytes."""
+    out.mkdir(parents=True)
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current VmRSS
+    before = status_bytes("VmRSS:")
+    result = run_job(parse_spec(spec), JobContext(out_dir=out, inputs=inputs))
+    peak = status_bytes("VmHWM:") - before
+    written = sum(p.stat().st_size for p in out.iterdir() if p.name not in BOOKKEEPING)
+    return {
+        "status": result.status,
+        "error": result.error,
+        "peak_bytes": peak,
+        "output_bytes": written,
+    }
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    cases = json.loads(Path(sys.argv[1]).read_text())
+    root = Path(sys.argv[2])
+    measure({"kind": "soc", "n": 20, "max_iterations": 2}, {}, root / "warm-up")
+    for case in cases:
+        inputs = {
+            field: root / value.removeprefix("case:") / "network.safetensors"
+            if value.startswith("case:")
+            else Path(value)
+            for field, value in case.get("inputs", {}).items()
+        }
+        out = root / case["name"]
+        found = measure(case["spec"], inputs, out)
+        print(json.dumps({"name": case["name"], **found}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
