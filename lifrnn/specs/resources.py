@@ -20,6 +20,8 @@ FIXED_BYTES = 20 * 2**20
 """Memory every job needs beyond the idle worker (figures, buffers): 20 MiB."""
 FIGURE_BYTES = 512 * 2**10
 """Allowance per PNG figure in the artifact estimate."""
+SLOW_FLOPS = 1e10
+"""Floating-point operations per second of a slow worker core (for heartbeat grace)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,9 @@ class Estimate:
         work: nominal floating-point operations (a budget of compute, not a time).
         basis: the sizes the estimate used, for messages (``n=200, M=8, T=1001``).
         fields: spec fields that drive it, named in a refusal.
+        step_work: work of the longest single library call (a Schur form, a Riccati or
+            Lyapunov solve, O(n^3)) during which the worker may not get to beat its heartbeat.
+        stages: the parts of a job of several stages (an inline build, then a fit).
     """
 
     memory_bytes: int
@@ -58,7 +63,13 @@ class Estimate:
     work: float
     basis: str
     fields: tuple[str, ...]
+    step_work: float = 0.0
     stages: tuple[Estimate, ...] = ()
+
+    @property
+    def heartbeat_grace_seconds(self) -> float:
+        """How long the job's heartbeat may be silent: twice its longest call on a slow core."""
+        return 2.0 * self.step_work / SLOW_FLOPS
 
     def __add__(self, other: Estimate) -> Estimate:
         """Two stages of one job: memory is the larger peak, output and work add up."""
@@ -68,6 +79,7 @@ class Estimate:
             work=self.work + other.work,
             basis=f"{self.basis}; {other.basis}",
             fields=tuple(dict.fromkeys((*self.fields, *other.fields))),
+            step_work=max(self.step_work, other.step_work),
             stages=(*(self.stages or (self,)), *(other.stages or (other,))),
         )
 
@@ -97,6 +109,7 @@ def soc_estimate(n: int, iterations: int, *, fields: tuple[str, ...] = ("n",)) -
         work=60.0 * n**3 * iterations,
         basis=f"n={n}, {iterations} iterations",
         fields=fields,
+        step_work=60.0 * n**3,
     )
 
 
@@ -114,6 +127,7 @@ def fit_estimate(
         work=20.0 * movements * steps * n * n * iterations + 50.0 * n**3,
         basis=f"n={n}, M={movements}, T={steps}, {iterations} iterations",
         fields=("movements.directions_deg", "movements.duration", "dt"),
+        step_work=50.0 * n**3,
     )
 
 
@@ -130,6 +144,7 @@ def prepare_estimate(
         work=2.0 * movements * steps * n * n * controllers * (1 + shooting) + 100.0 * n**3,
         basis=f"n={n}, M={movements}, T={steps} per trial, {controllers} controllers",
         fields=("spontaneous", "preparation", "delay", "movement", "controllers"),
+        step_work=100.0 * n**3,
     )
 
 
@@ -153,6 +168,7 @@ def retrain_estimate(
         + 6.0 * sequence_steps * n * n * iterations,
         basis=f"n={n}, M={movements} (old and new), T={steps}, {iterations} iterations",
         fields=("directions_deg", "sequence", "max_iterations"),
+        step_work=100.0 * n**3,
     )
 
 

@@ -248,6 +248,7 @@ def submit_job(
         parent_job_id=inputs.parent_job_id,
         parent_network_id=inputs.parent_network_id,
         queued_at=utcnow(),
+        heartbeat_grace_seconds=_heartbeat_grace(spec, inputs),
     )
     session.add(job)
     try:
@@ -447,20 +448,41 @@ def beat(session: Session, job_id: str, worker: str) -> str | None:
     return session.scalar(select(Job.status).where(Job.id == job_id, Job.worker == worker))
 
 
+def _heartbeat_grace(spec: SpecBase, inputs: ResolvedInputs) -> float | None:
+    """The job's own heartbeat grace (seconds), when its estimate asks for one."""
+    try:
+        grace = spec.estimate(inputs.facts).heartbeat_grace_seconds
+    except NotImplementedError:
+        return None
+    return grace if grace > 0 else None
+
+
 def requeue_stale(session: Session, stale_after_seconds: float, max_attempts: int) -> list[str]:
     """Re-queue running jobs whose worker stopped beating; returns their ids. Commits.
 
-    A stale ``cancelling`` job becomes cancelled; a job that used up ``max_attempts`` fails.
+    A job's heartbeat is late after ``stale_after_seconds``, or after its own
+    ``heartbeat_grace_seconds`` when that is longer (a big SOC build's one LAPACK call can keep
+    its worker from beating for minutes). A stale ``cancelling`` job becomes cancelled; a job
+    that used up ``max_attempts`` fails.
     """
-    cutoff = utcnow() - timedelta(seconds=stale_after_seconds)
-    stale_guard = [Job.heartbeat_at < cutoff]
+    now = utcnow()
+    cutoff = now - timedelta(seconds=stale_after_seconds)
     stale = session.execute(
-        select(Job.id, Job.status, Job.attempts, Job.worker).where(
-            Job.status.in_(sorted(ACTIVE)), Job.heartbeat_at < cutoff
-        )
+        select(
+            Job.id,
+            Job.status,
+            Job.attempts,
+            Job.worker,
+            Job.heartbeat_at,
+            Job.heartbeat_grace_seconds,
+        ).where(Job.status.in_(sorted(ACTIVE)), Job.heartbeat_at < cutoff)
     ).all()
     moved = []
-    for job_id, status, attempts, worker in stale:
+    for job_id, status, attempts, worker, beat, grace in stale:
+        own_cutoff = now - timedelta(seconds=max(stale_after_seconds, grace or 0.0))
+        if beat is not None and beat >= own_cutoff:  # its own, longer grace is not over
+            continue
+        stale_guard = [Job.heartbeat_at < own_cutoff]
         lost = f"worker {worker} stopped beating"
         if status == "cancelling":
             done = transition(

@@ -158,6 +158,7 @@ class Job(Base):
     worker: Mapped[str | None] = mapped_column(String(128), default=None)
     # The Celery task running it: any API process can terminate it after a cancel's grace.
     task_id: Mapped[str | None] = mapped_column(String(200), default=None)
+    heartbeat_grace_seconds: Mapped[float | None] = mapped_column(Float, default=None)
     code_version: Mapped[str] = mapped_column(String(32), default="")
     # The job whose network this one waits for (a spec's ``{"job": id}``); deleting it while
     # this job exists is refused (409), the foreign key is the last guard.

@@ -129,6 +129,27 @@ def test_fresh_heartbeat_is_left_alone(session, alice):
     assert requeue_stale(session, stale_after_seconds=30, max_attempts=3) == []
 
 
+def test_a_big_soc_build_has_its_own_heartbeat_grace(session, alice):
+    """One Schur form of an n=2500 matrix holds the interpreter for tens of seconds: the job's
+    heartbeat may be late for longer than the deployment's 30 s before it counts as lost."""
+    big, _ = submit_job(
+        session, alice, parse_spec({"kind": "soc", "n": 2500}), default_max_queued=10
+    )
+    small, _ = submit_job(session, alice, SPEC, default_max_queued=10)
+    assert big.heartbeat_grace_seconds is not None and big.heartbeat_grace_seconds > 120
+    assert small.heartbeat_grace_seconds is None or small.heartbeat_grace_seconds < 30
+    for job in (big, small):
+        assert claim_job(session, job.id, "w1")
+    minute_ago = utcnow() - timedelta(seconds=60)
+    session.execute(update(Job).values(heartbeat_at=minute_ago))
+    session.commit()
+    assert requeue_stale(session, stale_after_seconds=30, max_attempts=3) == [small.id]
+    late = utcnow() - timedelta(seconds=big.heartbeat_grace_seconds + 5)
+    session.execute(update(Job).where(Job.id == big.id).values(heartbeat_at=late))
+    session.commit()
+    assert requeue_stale(session, stale_after_seconds=30, max_attempts=3) == [big.id]
+
+
 def test_quota_and_running_limit(session, alice):
     for _ in range(3):
         submit_job(session, alice, SPEC, default_max_queued=10)

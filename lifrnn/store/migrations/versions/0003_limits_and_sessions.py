@@ -3,6 +3,9 @@
 - ``users.max_job_memory``, ``users.max_job_output``, ``users.max_job_work``: per-user overrides
   of the deployment's per-job limits on estimated peak memory (bytes), artifact bytes and work
   (floating-point operations); empty means the deployment's setting.
+- ``jobs.heartbeat_grace_seconds``: how long this job's heartbeat may be silent before it counts
+  as lost, when longer than the deployment's ``stale_after_seconds`` (a large SOC build spends
+  minutes inside one LAPACK call that holds the interpreter).
 - ``api_tokens.expires_at``: an optional expiry (an expired token is refused).
 - ``dashboard_sessions``: the dashboard's server-side sessions, kept as the SHA-256 of the
   session secret its signed cookie carries; logging out deletes the row.
@@ -30,6 +33,8 @@ def upgrade() -> None:
         batch.add_column(sa.Column("max_job_work", sa.Float(), nullable=True))
     with op.batch_alter_table("api_tokens") as batch:
         batch.add_column(sa.Column("expires_at", sa.DateTime(), nullable=True))
+    with op.batch_alter_table("jobs") as batch:
+        batch.add_column(sa.Column("heartbeat_grace_seconds", sa.Float(), nullable=True))
     op.create_table(
         "dashboard_sessions",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -51,6 +56,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("dashboard_sessions")
+    with op.batch_alter_table("jobs") as batch:
+        batch.drop_column("heartbeat_grace_seconds")
     with op.batch_alter_table("api_tokens") as batch:
         batch.drop_column("expires_at")
     with op.batch_alter_table("users") as batch:
