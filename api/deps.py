@@ -1,10 +1,16 @@
-"""Dependencies of the routes: the store, a database session, the current user, the spec body."""
+"""Dependencies of the routes: the store, a database session, the current user, the spec body.
+
+The current user comes from the request's bearer token, or, for the dashboard's in-process
+requests, from the ASGI scope key :data:`DASHBOARD_USER` that only the dashboard's own transport
+sets (see :mod:`api.dashboard.sessions`): no HTTP request can put a key into its scope.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -16,7 +22,8 @@ from sqlalchemy.orm import Session
 from lifrnn.settings import Settings
 from lifrnn.specs import SpecBase, describe_validation_error, parse_spec
 from lifrnn.store import Store, User
-from lifrnn.store.users import hash_token, user_for_token
+from lifrnn.store.models import utcnow
+from lifrnn.store.users import TokenError, hash_token, token_holder
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -57,13 +64,19 @@ async def get_session(store: StoreDep) -> AsyncIterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session)]
 
 
+DASHBOARD_USER = "lifrnn.dashboard_user"
+"""ASGI scope key of the signed-in :class:`User` on the dashboard's in-process API requests."""
+
+
 class TokenCache:
     """Users by token hash for a few seconds, so that most requests skip the token query.
 
-    A new token works at once; a deleted one keeps working for at most ``ttl`` seconds.
+    A new token works at once. A revoked or rotated one keeps working on *another* API process
+    for at most ``ttl`` seconds (``LIFRNN_TOKEN_CACHE_SECONDS``; the process that rotates a
+    token forgets it at once); an entry never outlives its token's expiry. ``ttl`` 0: no cache.
     """
 
-    def __init__(self, ttl: float = 10.0, size: int = 4096) -> None:
+    def __init__(self, ttl: float = 5.0, size: int = 4096) -> None:
         self.ttl = ttl
         self.size = size
         self._entries: dict[str, tuple[float, User]] = {}
@@ -72,23 +85,62 @@ class TokenCache:
     def get(self, digest: str) -> User | None:
         with self._lock:
             entry = self._entries.get(digest)
-        if entry is None or entry[0] < time.monotonic():
+        if entry is None or entry[0] <= time.monotonic():
             return None
         return entry[1]
 
-    def put(self, digest: str, user: User) -> None:
+    def put(self, digest: str, user: User, expires_at: datetime | None = None) -> None:
+        """Remember ``user`` for ``digest`` for ``ttl`` seconds, but not past ``expires_at``."""
+        lifetime = self.ttl
+        if expires_at is not None:
+            lifetime = min(lifetime, (expires_at - utcnow()).total_seconds())
+        if lifetime <= 0:
+            return
         with self._lock:
             if len(self._entries) >= self.size:
                 self._entries.clear()
-            self._entries[digest] = (time.monotonic() + self.ttl, user)
+            self._entries[digest] = (time.monotonic() + lifetime, user)
+
+    def discard(self, digest: str) -> None:
+        """Forget ``digest`` (a token this process just rotated away)."""
+        with self._lock:
+            self._entries.pop(digest, None)
 
 
-def _lookup_user(store: Store, token: str) -> User | None:
+def check_token(store: Store, token: str) -> tuple[User, datetime | None]:
+    """The user holding ``token`` (detached from its session) and the token's expiry; raises
+    :class:`~lifrnn.store.users.TokenError` saying why not (unknown, or expired when)."""
     with store.session() as session:
-        user = user_for_token(session, token)
-        if user is not None:
-            session.expunge(user)
-        return user
+        user, record = token_holder(session, token)
+        session.expunge(user)
+        return user, record.expires_at
+
+
+def unauthorized(detail: str) -> HTTPException:
+    """A 401 with ``detail`` and the ``WWW-Authenticate: Bearer`` challenge."""
+    return HTTPException(
+        status.HTTP_401_UNAUTHORIZED, detail, headers={"WWW-Authenticate": "Bearer"}
+    )
+
+
+async def token_user(request: Request, store: Store, token: str) -> User:
+    """The user holding ``token``, through the app's :class:`TokenCache`; 401 saying why not.
+
+    The token's hash is left in ``request.state.token_sha256`` (``GET /me`` shows the token).
+    """
+    cache: TokenCache = request.app.state.token_cache
+    digest = hash_token(token)
+    cached = cache.get(digest)
+    if cached is not None:
+        request.state.token_sha256 = digest
+        return cached
+    try:
+        user, expires_at = await run_in_threadpool(check_token, store, token)
+    except TokenError as error:
+        raise unauthorized(str(error)) from None
+    cache.put(digest, user, expires_at)
+    request.state.token_sha256 = digest
+    return user
 
 
 async def current_user(
@@ -96,27 +148,14 @@ async def current_user(
     store: StoreDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> User:
-    """The user whose bearer token came with the request; 401 otherwise."""
+    """The user whose bearer token came with the request (or the dashboard's signed-in user on
+    its in-process requests); 401 otherwise, saying whether the token is unknown or expired."""
+    visitor = request.scope.get(DASHBOARD_USER)
+    if isinstance(visitor, User):
+        return visitor
     if credentials is None or not credentials.credentials:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "missing API token: send 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    cache: TokenCache = request.app.state.token_cache
-    digest = hash_token(credentials.credentials)
-    user = cache.get(digest)
-    if user is None:
-        user = await run_in_threadpool(_lookup_user, store, credentials.credentials)
-        if user is not None:
-            cache.put(digest, user)
-    if user is None:
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            "unknown API token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return user
+        raise unauthorized("missing API token: send 'Authorization: Bearer <token>'")
+    return await token_user(request, store, credentials.credentials)
 
 
 CurrentUser = Annotated[User, Depends(current_user)]

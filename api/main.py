@@ -23,8 +23,9 @@ from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.dashboard import mount_dashboard
+from api.dashboard.sessions import load_session_key
 from api.deps import TokenCache
-from api.routes import artifacts, files, health, jobs, networks
+from api.routes import artifacts, files, health, jobs, me, networks
 from api.routes.jobs import StreamCounter
 from lifrnn import __version__
 from lifrnn.dispatch import Dispatcher, celery_dispatcher
@@ -144,6 +145,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
                 ensure_local_user(session, settings.token_path)
                 session.commit()
             requeue_stale(session, settings.stale_after_seconds, settings.max_attempts)
+        app.state.session_key = load_session_key(settings)
         pool: WorkerPool | Dispatcher | None = None
         if settings.broker_url:
             # Distributed mode: Celery workers run the jobs; this process only dispatches.
@@ -168,7 +170,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         lifespan=lifespan,
     )
     app.state.store = store
-    app.state.token_cache = TokenCache()
+    app.state.token_cache = TokenCache(settings.token_cache_seconds)
     app.state.streams = StreamCounter()
     app.state.pool = None
     app.include_router(health.router)
@@ -176,6 +178,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(networks.router)
     app.include_router(artifacts.router)
     app.include_router(files.router)
+    app.include_router(me.router)
     mount_dashboard(app)
     app.add_middleware(
         BodySizeLimit,

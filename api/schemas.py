@@ -157,3 +157,57 @@ class Problem(BaseModel):
     """An error: ``detail`` says what was wrong and what to do."""
 
     detail: str
+
+
+class TokenOut(BaseModel):
+    """An API token's facts (never the token itself)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    label: str
+    created_at: datetime
+    expires_at: datetime | None = Field(None, description="null: never expires")
+
+
+class NewToken(TokenOut):
+    """A token just issued: ``token`` is shown this once (the store keeps only its hash)."""
+
+    token: str
+
+
+class QuotasOut(BaseModel):
+    """What a user may use: their own quotas, else the deployment's defaults."""
+
+    max_queued: int = Field(description="jobs queued or waiting at once")
+    max_running: int = Field(description="jobs running at once")
+    max_bytes: int = Field(description="bytes of uploads and artifacts")
+    max_job_memory: int = Field(description="estimated peak memory of one job (bytes)")
+    max_job_output: int = Field(description="estimated artifact bytes of one job")
+    max_job_work: float = Field(
+        description="estimated work of one job (nominal floating-point operations)"
+    )
+    own: list[str] = Field(
+        default_factory=list,
+        description="which of these are the user's own rather than the deployment's defaults",
+    )
+
+
+class UsageOut(BaseModel):
+    """What a user uses now."""
+
+    queued: int = Field(description="jobs queued or waiting")
+    running: int = Field(description="jobs running or cancelling")
+    bytes: int = Field(description="bytes of uploads and artifacts stored")
+
+
+class MeOut(BaseModel):
+    """The calling user: role, quotas, usage, and the token the request came with."""
+
+    name: str
+    role: str
+    created_at: datetime
+    quotas: QuotasOut
+    usage: UsageOut
+    token: TokenOut | None = Field(
+        None, description="the calling token; null on the dashboard's requests (no token)"
+    )

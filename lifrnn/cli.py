@@ -8,7 +8,9 @@ on stdout is the job result as one JSON object; otherwise a progress bar (on a t
 readable summary. Exit status: 0 succeeded, 1 failed or cancelled, 2 invalid spec.
 
 ``lifrnn serve`` starts the job service (REST API and in-process workers); ``lifrnn users create
-NAME [--admin]`` creates a user and prints its API token once.
+NAME [--admin]`` creates a user and prints its API token once. ``lifrnn users token NAME`` issues
+another token, ``lifrnn users revoke NAME`` deletes all of a user's tokens and dashboard sessions;
+tokens may expire (``--expires-in 90d``, ``12h``, ``30m``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import contextlib
 import json
 import logging
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -237,6 +240,27 @@ def db_upgrade() -> None:
     typer.echo(f"database at head: {store.settings.database_url}")
 
 
+ExpiresInOption = Annotated[
+    str | None,
+    typer.Option(
+        "--expires-in", help="the token expires after this: 90d, 12h or 30m (default: never)"
+    ),
+]
+
+
+def _token_lifetime(expires_in: str | None) -> timedelta | None:
+    """``--expires-in`` as a duration; a bad one ends the command (exit status 2)."""
+    from lifrnn.store.users import parse_expires_in
+
+    if expires_in is None:
+        return None
+    try:
+        return parse_expires_in(expires_in)
+    except ValueError as error:
+        stderr.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from None
+
+
 @users_app.command("create")
 def users_create(
     name: Annotated[str, typer.Argument(help="user name (unique)")],
@@ -246,11 +270,13 @@ def users_create(
     max_bytes: Annotated[
         int | None, typer.Option(help="bytes of uploads and artifacts at most")
     ] = None,
+    expires_in: ExpiresInOption = None,
 ) -> None:
     """Create a user; prints its API token (shown only this once) on stdout."""
     from lifrnn.store import Store
     from lifrnn.store.users import UserExistsError, create_user
 
+    lifetime = _token_lifetime(expires_in)
     store = Store(Settings())
     try:
         store.migrate()
@@ -263,6 +289,7 @@ def users_create(
                     max_queued=max_queued,
                     max_running=max_running,
                     max_bytes=max_bytes,
+                    expires_in=lifetime,
                 )
             except UserExistsError as error:
                 stderr.print(f"[red]{error}[/]")
@@ -272,3 +299,134 @@ def users_create(
         store.dispose()
     stderr.print(f"created {'admin' if admin else 'user'} {name!r}; its API token (shown once):")
     sys.stdout.write(token + "\n")
+
+
+@users_app.command("token")
+def users_token(
+    name: Annotated[str, typer.Argument(help="user name")],
+    expires_in: ExpiresInOption = None,
+    label: Annotated[str, typer.Option(help="what the token is for (shown by GET /me)")] = "",
+) -> None:
+    """Issue another API token of user NAME; prints it (shown only this once) on stdout."""
+    from lifrnn.store import Store
+    from lifrnn.store.users import UnknownUserError, find_user, issue_token
+
+    lifetime = _token_lifetime(expires_in)
+    store = Store(Settings())
+    try:
+        store.migrate()
+        with store.session() as session:
+            try:
+                user = find_user(session, name)
+            except UnknownUserError as error:
+                stderr.print(f"[red]{error}[/]")
+                raise typer.Exit(1) from None
+            token = issue_token(
+                session, user, label=label or "issued by an admin", expires_in=lifetime
+            )
+            session.commit()
+    finally:
+        store.dispose()
+    expiry = f"expires in {expires_in}" if expires_in else "no expiry"
+    stderr.print(f"new API token of {name!r} ({expiry}; shown once):")
+    sys.stdout.write(token + "\n")
+
+
+def _limit_value(text: str | None, option: str, *, size: bool) -> tuple[bool, float | None]:
+    """(given, value) of a ``users limits`` option: a size (``64GiB``, ``8GB``, bytes) or a
+    number; ``default`` clears the user's own limit."""
+    if text is None:
+        return False, None
+    if text.strip().lower() == "default":
+        return True, None
+    from pydantic import ByteSize, TypeAdapter, ValidationError
+
+    try:
+        value = float(TypeAdapter(ByteSize).validate_python(text)) if size else float(text)
+    except (ValidationError, ValueError):
+        kind = "a size such as 64GiB or 8GB" if size else "a number such as 1e16"
+        raise typer.BadParameter(
+            f"{text!r}: expected {kind}, or 'default'", param_hint=option
+        ) from None
+    if not value > 0 or value == float("inf"):
+        raise typer.BadParameter(f"{text!r}: must be positive and finite", param_hint=option)
+    return True, value
+
+
+@users_app.command("limits")
+def users_limits(
+    name: Annotated[str, typer.Argument(help="user name")],
+    job_memory: Annotated[
+        str | None, typer.Option(help="peak memory of one job, e.g. 64GiB ('default': clear)")
+    ] = None,
+    job_output: Annotated[
+        str | None, typer.Option(help="artifact bytes of one job, e.g. 8GiB ('default': clear)")
+    ] = None,
+    job_work: Annotated[
+        str | None, typer.Option(help="work of one job, nominal flop, e.g. 1e16 ('default')")
+    ] = None,
+) -> None:
+    """Set user NAME's own per-job limits (README "Limits"); prints the limits that now apply."""
+    from lifrnn.store import Store
+    from lifrnn.store.limits import JobLimits
+    from lifrnn.store.users import UnknownUserError, find_user
+
+    changes = {
+        column: _limit_value(text, option, size=size)
+        for column, text, option, size in (
+            ("max_job_memory", job_memory, "--job-memory", True),
+            ("max_job_output", job_output, "--job-output", True),
+            ("max_job_work", job_work, "--job-work", False),
+        )
+    }
+    settings = Settings()
+    store = Store(settings)
+    try:
+        store.migrate()
+        with store.session() as session:
+            try:
+                user = find_user(session, name)
+            except UnknownUserError as error:
+                stderr.print(f"[red]{error}[/]")
+                raise typer.Exit(1) from None
+            for column, (given, value) in changes.items():
+                if given:
+                    whole = value is not None and column != "max_job_work"
+                    setattr(user, column, int(value) if whole and value is not None else value)
+            session.commit()
+            limits = JobLimits.for_user(settings, user)
+    finally:
+        store.dispose()
+    own = ", ".join(sorted(limits.own)) or "none"
+    sys.stdout.write(
+        f"{name}: job memory {limits.memory_bytes} B, job output {limits.output_bytes} B, "
+        f"job work {limits.work:g} flop (own: {own})\n"
+    )
+
+
+@users_app.command("revoke")
+def users_revoke(name: Annotated[str, typer.Argument(help="user name")]) -> None:
+    """Delete every API token and dashboard session of user NAME (their jobs and files stay).
+
+    A running server may accept a revoked token for LIFRNN_TOKEN_CACHE_SECONDS more; dashboard
+    sessions end at once. ``lifrnn users token NAME`` gives the user a token again.
+    """
+    from lifrnn.store import Store
+    from lifrnn.store.users import UnknownUserError, revoke_user
+
+    store = Store(Settings())
+    try:
+        store.migrate()
+        with store.session() as session:
+            try:
+                revoked = revoke_user(session, name)
+            except UnknownUserError as error:
+                stderr.print(f"[red]{error}[/]")
+                raise typer.Exit(1) from None
+            session.commit()
+    finally:
+        store.dispose()
+    stderr.print(
+        f"revoked {name!r}: {revoked.tokens} API tokens and {revoked.dashboard_sessions} "
+        "dashboard sessions deleted"
+    )

@@ -115,7 +115,7 @@ class LifrnnHTTPError(ClientError):
 
 
 class UnauthorizedError(LifrnnHTTPError):
-    """401: no token or an unknown one (set LIFRNN_TOKEN or pass ``token=``)."""
+    """401: no token, an unknown one or an expired one (set LIFRNN_TOKEN or pass ``token=``)."""
 
 
 class ForbiddenError(LifrnnHTTPError):
@@ -727,14 +727,16 @@ def _progress_bar(label: str, enabled: bool) -> _Bar:
 # --- the client ---------------------------------------------------------------------------------
 
 
-def _local_token() -> str | None:
-    """The token the local server wrote (``$LIFRNN_HOME/token``), when readable."""
+def _local_token() -> tuple[str, Path] | None:
+    """The token the local server wrote (``$LIFRNN_HOME/token``) and its file, when readable."""
     from lifrnn.settings import Settings
 
     try:
-        return Settings().token_path.read_text().strip() or None
+        path = Settings().token_path
+        token = path.read_text().strip()
     except (OSError, ValueError):
         return None
+    return (token, path) if token else None
 
 
 def _spec_json(spec: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
@@ -770,7 +772,8 @@ class Client:
     """A connection to a lifrnn service.
 
     ``url``: default ``$LIFRNN_URL``, else ``http://127.0.0.1:8000``. ``token``: default
-    ``$LIFRNN_TOKEN``, else the local server's token file (``$LIFRNN_HOME/token``).
+    ``$LIFRNN_TOKEN``, else the local server's token file (``$LIFRNN_HOME/token``; then
+    ``token_file`` is that file, which :meth:`rotate_token` rewrites).
     ``timeout``: seconds per HTTP request. ``retries``: how often a request that could not
     reach the service (or got 503) is tried again, with exponential backoff from ``backoff`` s.
     """
@@ -785,7 +788,10 @@ class Client:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = (url or os.environ.get("LIFRNN_URL") or DEFAULT_URL).rstrip("/")
-        self.token = token or os.environ.get("LIFRNN_TOKEN") or _local_token()
+        self.token = token or os.environ.get("LIFRNN_TOKEN")
+        self.token_file: Path | None = None
+        if not self.token and (local := _local_token()) is not None:
+            self.token, self.token_file = local
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = backoff
@@ -1076,6 +1082,40 @@ class Client:
         partial.write_bytes(content)
         partial.replace(target)
         return target
+
+    # you and your token
+
+    def me(self) -> dict[str, Any]:
+        """Who you are (``GET /me``): ``name``, ``role``, ``quotas`` (``max_queued``,
+        ``max_running``, ``max_bytes``, ``max_job_*``), ``usage`` (``queued``, ``running``,
+        ``bytes``) and ``token`` (``label``, ``created_at``, ``expires_at``)."""
+        me: dict[str, Any] = self._get_json("/me")
+        return me
+
+    def rotate_token(self, expires_in: str | None = None) -> dict[str, Any]:
+        """Swap this client's token for a new one (``expires_in``: ``90d``, ``12h``, ``30m``;
+        default the old token's lifetime) and use it from now on; the old one stops working.
+
+        When the token came from the local token file (:attr:`token_file`), the new one is
+        written there (mode 600). Returns the server's answer: ``token`` (shown this once),
+        ``label``, ``created_at``, ``expires_at``.
+        """
+        params = {"expires_in": expires_in} if expires_in is not None else None
+        answer: dict[str, Any] = self._request(
+            "POST", "/me/tokens/rotate", params=params, retry_unsent_only=True
+        ).json()
+        self.token = str(answer["token"])
+        self._http.headers["Authorization"] = f"Bearer {self.token}"
+        if self.token_file is not None:
+            from lifrnn.private_files import write_private_text
+
+            try:
+                write_private_text(self.token_file, self.token + "\n")
+            except OSError as error:  # the old token is gone: the caller must still see the new
+                logger.error("could not write the new token to %s: %s", self.token_file, error)
+            else:
+                logger.info("wrote the new token to %s", self.token_file)
+        return answer
 
     def health(self) -> dict[str, Any]:
         """The service's ``/health`` (no token needed)."""

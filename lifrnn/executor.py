@@ -31,6 +31,7 @@ from sqlalchemy import delete, select
 from lifrnn.headers import HeaderError, read_file_header
 from lifrnn.jobs import JobContext, JobResult, run_job
 from lifrnn.jobs.base import Checkpoints
+from lifrnn.private_files import private_dir
 from lifrnn.specs import describe_validation_error, parse_spec
 from lifrnn.store import Store
 from lifrnn.store.cas import checkpoint_prefix
@@ -145,7 +146,7 @@ def execute_job(
     logger.info("job %s (%s) started by %s", job_id, kind, worker)
 
     settings = store.settings
-    settings.scratch.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.scratch)
     scratch = Path(tempfile.mkdtemp(prefix=f"{job_id}-", dir=settings.scratch))
     checkpoints = Checkpoints(store.objects, checkpoint_prefix(job_id), settings.checkpoint_seconds)
     try:

@@ -1,13 +1,15 @@
 """Pages of the dashboard (``/ui``): sign-in, the queue, a job, networks, a comparison, submit.
 
 The pages are a client of the REST API: every read and write goes to the API's own routes as an
-in-process ASGI request carrying the signed-in user's token, so spec validation, quotas and
-isolation (another user's job answers 404) are the API's by construction, not a copy. Tokens are
-checked by the API's own ``current_user``. Only what admins see beyond the API (user names, the
-running/queued load per user) is read from the store directly.
+in-process ASGI request made as the signed-in user (:mod:`api.dashboard.sessions`), so spec
+validation, quotas and isolation (another user's job answers 404) are the API's by construction,
+not a copy. Only what admins see beyond the API (user names, the running/queued load per user) is
+read from the store directly.
 
-Sign-in keeps the API token in an HTTP-only, ``SameSite=Strict`` cookie scoped to ``/ui``; every
-POST form also carries a per-session CSRF token (double-submit: form field == cookie) and is
+Sign-in checks the API token once and opens a server-side session: the browser keeps only the
+session's signed secret, in an HTTP-only, ``SameSite=Strict`` cookie scoped to ``/ui`` (``Secure``
+when the request came over https, e.g. from a trusted TLS proxy); signing out ends the session.
+Every POST form also carries a per-browser CSRF token (double-submit: form field == cookie) and is
 refused when its ``Origin`` is another site.
 """
 
@@ -19,26 +21,35 @@ import logging
 import math
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import httpx
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import func, select
 
-from api.deps import current_user
+from api.dashboard.sessions import (
+    INTERNAL_BASE,
+    SESSION_COOKIE,
+    api_client,
+    end_session,
+    session_key,
+    session_user,
+    sign,
+    start_session,
+    unsign,
+)
+from api.deps import check_token
 from lifrnn.store import TERMINAL, Job, Store, User
+from lifrnn.store.models import utcnow
+from lifrnn.store.users import TokenError
 
 logger = logging.getLogger(__name__)
-
-INTERNAL_BASE = "http://lifrnn.internal"
-"""Base URL of the dashboard's in-process API requests (no network is involved)."""
 
 
 class _QuietInternalRequests(logging.Filter):
@@ -58,7 +69,8 @@ EXAMPLES = importlib.resources.files("lifrnn.examples")
 STARTS_FROM = {"fit": "fit", "prepare": "prepare", "retrain": "retrain"}
 """``/ui/submit?network=ID&kind=K``: the example each kind of job on a network starts from."""
 
-TOKEN_COOKIE = "lifrnn_token"
+LEGACY_TOKEN_COOKIE = "lifrnn_token"
+"""Where sign-in kept the raw API token before sessions: deleted wherever it is still found."""
 CSRF_COOKIE = "lifrnn_csrf"
 COOKIE_PATH = "/ui"
 PAGE_SIZE = 50
@@ -79,7 +91,7 @@ router = APIRouter(prefix="/ui", tags=["dashboard"], include_in_schema=False)
 
 
 class SignInRequiredError(Exception):
-    """No valid token cookie: the visitor is sent to the sign-in page."""
+    """No open session: the visitor is sent to the sign-in page."""
 
     def __init__(self, next_url: str) -> None:
         super().__init__("sign in first")
@@ -196,10 +208,9 @@ def render(
 
 @dataclass
 class Visitor:
-    """The signed-in user, their token (from the cookie) and the session's CSRF token."""
+    """The signed-in user and the browser's CSRF token."""
 
     user: User
-    token: str
     csrf: str
 
     @property
@@ -212,19 +223,23 @@ def _next_url(request: Request) -> str:
     return f"{request.url.path}{query}"
 
 
+def _session_secret(request: Request) -> str | None:
+    """The secret of the session cookie, if its signature verifies."""
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    return unsign(session_key(request), cookie) if cookie else None
+
+
 async def signed_in(request: Request) -> Visitor:
-    """The visitor whose token cookie names a user; otherwise off to the sign-in page."""
-    token = request.cookies.get(TOKEN_COOKIE, "")
+    """The visitor whose session cookie names an open session; otherwise off to sign in."""
+    secret = _session_secret(request)
     csrf = request.cookies.get(CSRF_COOKIE, "")
-    if not token or not csrf:
+    if secret is None or not csrf:
         raise SignInRequiredError(_next_url(request))
     store: Store = request.app.state.store
-    credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
-    try:
-        user = await current_user(request, store, credentials)
-    except HTTPException:
-        raise SignInRequiredError(_next_url(request)) from None
-    visitor = Visitor(user=user, token=token, csrf=csrf)
+    user = await run_in_threadpool(session_user, store, secret)
+    if user is None:  # signed out, expired, or the user was revoked
+        raise SignInRequiredError(_next_url(request))
+    visitor = Visitor(user=user, csrf=csrf)
     request.state.visitor = visitor
     return visitor
 
@@ -242,11 +257,9 @@ async def call_api(
     content: bytes | None = None,
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
-    """``method path`` on this app's API as ``visitor`` (in-process, no network)."""
-    transport = httpx.ASGITransport(app=request.app)
-    sent = {"Authorization": f"Bearer {visitor.token}", **(headers or {})}
-    async with httpx.AsyncClient(transport=transport, base_url=INTERNAL_BASE) as api:
-        return await api.request(method, path, params=params, content=content, headers=sent)
+    """``method path`` on this app's API as ``visitor`` (in-process, no network, no token)."""
+    async with api_client(request.app, visitor.user) as api:
+        return await api.request(method, path, params=params, content=content, headers=headers)
 
 
 def problem(response: httpx.Response) -> str:
@@ -290,16 +303,26 @@ async def read_form(request: Request) -> dict[str, str]:
     return form
 
 
-def set_session_cookie(response: Response, request: Request, name: str, value: str) -> None:
-    """An HTTP-only, SameSite=Strict cookie for the dashboard's paths."""
+def set_session_cookie(
+    response: Response, request: Request, name: str, value: str, max_age: int | None = None
+) -> None:
+    """An HTTP-only, SameSite=Strict cookie for the dashboard's paths; ``Secure`` when the
+    request came over https (directly, or from a proxy in ``LIFRNN_FORWARDED_ALLOW_IPS``)."""
     response.set_cookie(
         name,
         value,
+        max_age=max_age,
         httponly=True,
         samesite="strict",
         secure=request.url.scheme == "https",
         path=COOKIE_PATH,
     )
+
+
+def forget_cookies(response: Response, *names: str) -> None:
+    """Tell the browser to drop the dashboard's cookies ``names``."""
+    for name in names:
+        response.delete_cookie(name, path=COOKIE_PATH, httponly=True, samesite="strict")
 
 
 def safe_next(target: str | None) -> str:
@@ -324,41 +347,67 @@ async def login_page(
 ) -> Response:
     """The sign-in form (paste an API token)."""
     csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(32)
-    context = {"visitor": None, "next": safe_next(next_url), "csrf": csrf}
-    response = render(request, "login.html", context)
+    response = render(request, "login.html", login_context(request, next_url, csrf))
     set_session_cookie(response, request, CSRF_COOKIE, csrf)
     return response
 
 
+def login_context(
+    request: Request, next_url: str | None, csrf: str, error: str | None = None
+) -> dict[str, Any]:
+    """What the sign-in page shows."""
+    hours = request.app.state.store.settings.dashboard_session_hours
+    context: dict[str, Any] = {
+        "visitor": None,
+        "next": safe_next(next_url),
+        "csrf": csrf,
+        "session_hours": f"{hours:g}",
+    }
+    if error:
+        context["error"] = error
+    return context
+
+
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the token against the API's users; on success keep it in an HTTP-only cookie."""
+    """Check the token once; on success open a session and give the browser its signed cookie
+    (the token itself is not kept)."""
     form = await read_form(request)
     token = form.get("token", "").strip()
-    target = safe_next(form.get("next"))
     store: Store = request.app.state.store
-    credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=token)
     try:
         if not token:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "paste your API token")
-        await current_user(request, store, credentials)
-    except HTTPException as error:
+            raise TokenError("paste your API token")
+        user, token_expires = await run_in_threadpool(check_token, store, token)
+    except TokenError as error:
         csrf = request.cookies.get(CSRF_COOKIE, "")
-        context = {"visitor": None, "next": target, "csrf": csrf, "error": error.detail}
+        context = login_context(request, form.get("next"), csrf, str(error))
         return render(request, "login.html", context, status_code=status.HTTP_401_UNAUTHORIZED)
-    response = RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
-    set_session_cookie(response, request, TOKEN_COOKIE, token)
+    lifetime = timedelta(hours=store.settings.dashboard_session_hours)
+    # a session never outlives the token that opened it
+    secret = await run_in_threadpool(start_session, store, user, lifetime, token_expires)
+    response = RedirectResponse(safe_next(form.get("next")), status_code=status.HTTP_303_SEE_OTHER)
+    max_age = lifetime.total_seconds()
+    if token_expires is not None:
+        max_age = min(max_age, (token_expires - utcnow()).total_seconds())
+    set_session_cookie(
+        response, request, SESSION_COOKIE, sign(session_key(request), secret), int(max_age)
+    )
     set_session_cookie(response, request, CSRF_COOKIE, secrets.token_urlsafe(32))  # new session
+    forget_cookies(response, LEGACY_TOKEN_COOKIE)
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    """Forget the token cookie and the session's CSRF token."""
+    """End the session (its cookie stops working, wherever it was copied) and forget the
+    cookies."""
     await read_form(request)
+    secret = _session_secret(request)
+    if secret is not None:
+        await run_in_threadpool(end_session, request.app.state.store, secret)
     response = RedirectResponse("/ui/login", status_code=status.HTTP_303_SEE_OTHER)
-    for name in (TOKEN_COOKIE, CSRF_COOKIE):
-        response.delete_cookie(name, path=COOKIE_PATH, httponly=True, samesite="strict")
+    forget_cookies(response, SESSION_COOKIE, CSRF_COOKIE, LEGACY_TOKEN_COOKIE)
     return response
 
 

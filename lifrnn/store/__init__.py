@@ -16,7 +16,17 @@ from sqlalchemy.orm import Session
 from lifrnn.settings import Settings
 from lifrnn.store.cas import ArtifactStore
 from lifrnn.store.db import make_engine, make_sessionmaker, migrate
-from lifrnn.store.models import ApiToken, Artifact, Base, Job, JobEvent, JobInput, Network, User
+from lifrnn.store.models import (
+    ApiToken,
+    Artifact,
+    Base,
+    DashboardSession,
+    Job,
+    JobEvent,
+    JobInput,
+    Network,
+    User,
+)
 from lifrnn.store.objects import ObjectStore, open_object_store
 from lifrnn.store.status import STATUSES, TERMINAL, TRANSITIONS, Status, TransitionError
 
@@ -28,6 +38,7 @@ __all__ = [
     "Artifact",
     "ArtifactStore",
     "Base",
+    "DashboardSession",
     "Job",
     "JobEvent",
     "JobInput",

@@ -1,7 +1,9 @@
 """Engine, sessions and migrations of the job store (SQLite by default, PostgreSQL alike).
 
 SQLite runs in WAL mode with a busy timeout and foreign keys on, so that the API's threads and
-the worker threads can share one file. Tables come from the Alembic migrations in
+the worker threads can share one file. A new database file is created readable by its owner only
+(mode 600, in a folder of mode 700 when that is new too); SQLite gives its ``-wal`` and ``-shm``
+files the database's mode. Tables come from the Alembic migrations in
 ``lifrnn/store/migrations/`` (:func:`migrate`; shipped inside the package, so an installed lifrnn
 migrates too), never from ``create_all``.
 """
@@ -15,6 +17,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from lifrnn.private_files import create_private_file
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -24,9 +28,9 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 def make_engine(url: str, pool_size: int = 20) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout and foreign keys."""
     if url.startswith("sqlite"):
-        database = url.split("///", 1)[-1]
-        if database and database != ":memory:":
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        database = url.split("///", 1)[-1].split("?", 1)[0]
+        if database and database != ":memory:" and "///" in url:
+            create_private_file(Path(database).expanduser())
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},

@@ -4,6 +4,7 @@ One interface, two backends, chosen by ``LIFRNN_ARTIFACT_URL``:
 
 - ``file:///path`` (the embedded default, ``file://$LIFRNN_HOME/artifacts``): a folder; objects
   are written through a temporary file and ``os.replace``, so a reader never sees half an object.
+  The folder, when this store creates it, and every object are readable by the owner only.
 - ``s3://bucket/prefix``: an S3 bucket (AWS, MinIO, SeaweedFS, Ceph, ...) through boto3, with
   ``LIFRNN_S3_ENDPOINT_URL`` for a server other than AWS and the standard AWS credential variables
   (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_DEFAULT_REGION``, profiles, roles).
@@ -24,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
+
+from lifrnn.private_files import private_dir
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +96,8 @@ class FileObjectStore:
 
     def _write(self, key: str, fill: Any) -> None:
         target = self._path(key)
+        if not self.root.is_dir():
+            private_dir(self.root)  # the root is the lock: objects inside are mkstemp's 600
         for attempt in range(3):  # a concurrent delete may remove an empty parent folder
             target.parent.mkdir(parents=True, exist_ok=True)
             try:

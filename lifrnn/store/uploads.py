@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from lifrnn.headers import FileHeader, HeaderError, TooLargeError, format_of, header_length
 from lifrnn.headers import read_header as parse_header
+from lifrnn.private_files import private_dir
 from lifrnn.store.cas import ArtifactStore, blob_key, file_sha256
 from lifrnn.store.jobs import lock_user
 from lifrnn.store.models import Artifact, Network, User
@@ -75,7 +76,7 @@ class UploadReceiver:
         self._digest = hashlib.sha256()
         self._size = 0
         if folder is not None:
-            folder.mkdir(parents=True, exist_ok=True)
+            private_dir(folder)
         handle, temporary = tempfile.mkstemp(prefix=".upload-", dir=folder)
         self.path = Path(temporary)
         self._stream = os.fdopen(handle, "wb")

@@ -77,7 +77,7 @@ def finished_job(alice: Any, dashboard: Any, small_job: str) -> str:
     return small_job
 
 
-def test_sign_in_keeps_the_token_in_an_http_only_strict_cookie(
+def test_sign_in_keeps_a_session_not_the_token_in_an_http_only_strict_cookie(
     browser: Any, dashboard: Any
 ) -> None:
     context = browser.new_context()
@@ -87,9 +87,11 @@ def test_sign_in_keeps_the_token_in_an_http_only_strict_cookie(
     sign_in(page, dashboard.url, dashboard.tokens["alice"])
     assert page.url.endswith("/ui/jobs")
     assert page.locator("header .who").inner_text().startswith("alice")
-    cookie = next(c for c in context.cookies() if c["name"] == "lifrnn_token")
+    cookies = context.cookies()
+    cookie = next(c for c in cookies if c["name"] == "lifrnn_session")
     assert cookie["httpOnly"] is True
     assert cookie["sameSite"] == "Strict"
+    assert all(dashboard.tokens["alice"] not in c["value"] for c in cookies)  # no API token kept
     assert page.evaluate("document.cookie") == ""  # nothing readable by scripts
     context.close()
 
@@ -281,25 +283,35 @@ def test_reading_works_with_javascript_disabled(
 
 
 def test_a_form_without_the_sessions_csrf_token_is_refused(dashboard: Any) -> None:
-    cookies = {"lifrnn_token": dashboard.tokens["alice"], "lifrnn_csrf": "the-session-token"}
-    with httpx.Client(base_url=dashboard.url, cookies=cookies) as client:
+    with httpx.Client(base_url=dashboard.url) as client:
+        client.get("/ui/login")  # a signed-in session, as the form makes it
+        signed_in = client.post(
+            "/ui/login",
+            data={"csrf": client.cookies["lifrnn_csrf"], "token": dashboard.tokens["alice"]},
+        )
+        assert signed_in.status_code == 303 and "lifrnn_session" in client.cookies
+        csrf = client.cookies["lifrnn_csrf"]
         forged = client.post("/ui/submit", data={"csrf": "guessed", "spec": json.dumps(SMALL_SOC)})
         cross_site = client.post(
             "/ui/submit",
-            data={"csrf": "the-session-token", "spec": json.dumps(SMALL_SOC)},
+            data={"csrf": csrf, "spec": json.dumps(SMALL_SOC)},
             headers={"Origin": "https://evil.example"},
         )
     assert forged.status_code == 403
     assert cross_site.status_code == 403
 
 
-def test_sign_out_forgets_the_token(browser: Any, dashboard: Any) -> None:
+def test_sign_out_ends_the_session_even_for_a_copied_cookie(browser: Any, dashboard: Any) -> None:
     context = browser.new_context()
     page = context.new_page()
     sign_in(page, dashboard.url, dashboard.tokens["bob"])
+    copied = context.cookies()
     page.click("header .who button")
     page.wait_for_url(re.compile(r"/ui/login"))
-    assert not [c for c in context.cookies() if c["name"] == "lifrnn_token"]
+    assert not [c for c in context.cookies() if c["name"] == "lifrnn_session"]
+    page.goto(f"{dashboard.url}/ui/jobs")
+    assert "/ui/login" in page.url
+    context.add_cookies(copied)  # the cookies as they were before signing out
     page.goto(f"{dashboard.url}/ui/jobs")
     assert "/ui/login" in page.url
     context.close()

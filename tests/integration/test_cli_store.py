@@ -8,7 +8,7 @@ from conftest import cli, server_env
 from sqlalchemy import select
 
 from lifrnn.settings import Settings
-from lifrnn.store import Artifact, Job, JobEvent, Network, Store
+from lifrnn.store import Artifact, Job, JobEvent, Network, Store, User
 from lifrnn.store.users import user_for_token
 
 
@@ -49,3 +49,22 @@ def test_users_create_prints_a_working_token_once(tmp_path):
     store.dispose()
     again = cli(env, "users", "create", "dana")
     assert again.returncode == 1 and "exists already" in again.stderr
+
+
+def test_users_limits_sets_and_clears_a_users_own_limits(tmp_path):
+    env = server_env(tmp_path, None)
+    assert cli(env, "users", "create", "erik").returncode == 0
+    done = cli(env, "users", "limits", "erik", "--job-memory", "64GiB", "--job-work", "1e16")
+    assert done.returncode == 0, done.stderr
+    assert "job memory 68719476736 B" in done.stdout and "(own: memory, work)" in done.stdout
+    store = Store(Settings(home=tmp_path))
+    with store.session() as session:
+        erik = session.scalars(select(User).where(User.name == "erik")).one()
+        assert (erik.max_job_memory, erik.max_job_output, erik.max_job_work) == (2**36, None, 1e16)
+    cleared = cli(env, "users", "limits", "erik", "--job-memory", "default")
+    assert "(own: work)" in cleared.stdout
+    with store.session() as session:
+        assert session.scalars(select(User.max_job_memory).where(User.name == "erik")).one() is None
+    store.dispose()
+    refused = cli(env, "users", "limits", "erik", "--job-output", "lots")
+    assert refused.returncode == 2 and "expected a size" in refused.stderr

@@ -112,8 +112,11 @@ def test_the_wheel_migrates_postgresql_and_serves_from_outside_the_checkout(
             assert client.get("/ui/static/dashboard.css").status_code == 200
             job = client.post("/jobs", json={"kind": "soc", "n": 30, "radius": 3.0}).json()
             assert wait_for(client, job["id"], FINAL, timeout=90)["status"] == "succeeded"
-            cookies = {"lifrnn_token": token, "lifrnn_csrf": "x"}  # as the sign-in form sets
-            submit = httpx.get(f"{url}/ui/submit", cookies=cookies, follow_redirects=False)
+            with httpx.Client(base_url=url) as browser:  # signs in as the form does
+                browser.get("/ui/login")
+                form = {"csrf": browser.cookies["lifrnn_csrf"], "token": token}
+                assert browser.post("/ui/login", data=form).status_code == 303
+                submit = browser.get("/ui/submit", follow_redirects=False)
             assert submit.status_code == 200, submit.text[:500]
             assert "soc.json" in submit.text and "prepare.json" in submit.text  # package data
         examples = run(
