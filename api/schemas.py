@@ -56,6 +56,9 @@ class JobDetail(JobOut):
 
     artifacts: list[ArtifactOut] = Field(default_factory=list)
     network_ids: list[str] = Field(default_factory=list)
+    reused: bool = Field(
+        False, description="true when POST /jobs?reuse=true returned an earlier run of the spec"
+    )
 
 
 class JobList(BaseModel):

@@ -204,6 +204,12 @@ def submit(
     idempotency_key: Annotated[
         str | None, typer.Option(help="a repeat with the same key returns the same job")
     ] = None,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            "--reuse", help="return your succeeded run of the same spec instead of a new one"
+        ),
+    ] = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
@@ -220,12 +226,13 @@ def submit(
         raise typer.Exit(2) from None
     with _service_errors(), Client(url, token) as client:
         try:
-            job = client.submit(spec, idempotency_key=idempotency_key)
+            job = client.submit(spec, idempotency_key=idempotency_key, reuse=reuse)
         except LocalFileError as error:
             stderr.print(f"[red]invalid spec: {error}[/]")
             raise typer.Exit(2) from None
         if not as_json:
-            stderr.print(f"submitted {job.kind} job {job.id}")
+            done = "reused your earlier" if job.reused else "submitted"
+            stderr.print(f"{done} {job.kind} job {job.id}")
         if wait:
             try:
                 job.wait(progress=not as_json and stderr.is_terminal)

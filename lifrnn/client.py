@@ -325,6 +325,11 @@ class Job(_Record):
         return self.status in FINAL_STATUSES
 
     @property
+    def reused(self) -> bool:
+        """True when :meth:`Client.submit` got an earlier run of the same spec back."""
+        return bool(self._data.get("reused", False))
+
+    @property
     def progress(self) -> float:
         """Fraction done, 0 to 1."""
         return float(self._data.get("progress") or 0.0)
@@ -867,11 +872,14 @@ class Client:
         self,
         spec: BaseModel | Mapping[str, Any],
         idempotency_key: str | None = None,
+        reuse: bool = True,
     ) -> Job:
         """Queue a job; ``spec`` is a spec model (see :mod:`lifrnn.builders`) or a dict.
 
         A repeat with the same ``idempotency_key`` returns the job the first one created (and
-        makes the submission safe to retry on any network error).
+        makes the submission safe to retry on any network error). With ``reuse`` (the default)
+        your succeeded run of the same spec and code version comes back instead of a new run
+        (``job.reused``); ``reuse=False`` always runs it again.
         """
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         body = replace_local_paths(_spec_json(spec), lambda field, kind, path: self.upload(path).id)
@@ -880,6 +888,7 @@ class Client:
             "/jobs",
             json=body,
             headers=headers,
+            params={"reuse": "true"} if reuse else None,
             retry_unsent_only=idempotency_key is None,
         )
         job = Job(self, response.json())

@@ -32,6 +32,7 @@ from lifrnn.store.jobs import (
     list_jobs,
     parse_metric_filter,
     request_cancel,
+    reusable_job,
     submit_job,
 )
 from lifrnn.store.limits import JobLimits, LimitExceededError
@@ -124,7 +125,8 @@ def job_detail(session: Session, job: Job) -> JobDetail:
     responses={
         200: {
             "model": JobDetail,
-            "description": "the job an earlier request with the same Idempotency-Key created",
+            "description": "the job an earlier request with the same Idempotency-Key created, "
+            'or (reuse=true) an earlier succeeded run of the same spec ("reused": true)',
         },
         409: {"model": Problem, "description": "Idempotency-Key reused with another spec"},
         413: {"model": Problem, "description": "body larger than LIFRNN_MAX_BODY_BYTES"},
@@ -159,14 +161,29 @@ def submit(
             description="a repeat with the same key returns the job the first request created",
         ),
     ] = None,
+    reuse: Annotated[
+        bool,
+        Query(
+            description="return your succeeded run of the same spec (same inputs, same code "
+            "version) instead of running it again"
+        ),
+    ] = False,
 ) -> JobDetail:
     """Queue a job; the body is a job spec (``kind`` selects its schema).
+
+    With ``reuse=true`` your latest succeeded job of the same spec (its SHA-256, which covers the
+    ids of its inputs) and the same code version is returned instead (200, ``"reused": true``).
 
     Stored inputs are named by id and must be yours: a file (``POST /files``) or an artifact of
     one of your jobs, a network, or ``{"job": id}`` (the job then waits for that one).
     """
     try:
         inputs = resolve_inputs(session, user, spec)
+        earlier = reusable_job(session, user, spec) if reuse else None
+        if earlier is not None:
+            response.status_code = status.HTTP_200_OK
+            response.headers["Location"] = f"/jobs/{earlier.id}"
+            return job_detail(session, earlier).model_copy(update={"reused": True})
         JobLimits.for_user(store.settings, user).check(spec.estimate(inputs.facts))
     except (InputError, LimitExceededError) as error:
         raise HTTPException(

@@ -184,6 +184,26 @@ def queued_count(session: Session, owner_id: int) -> int:
     )
 
 
+def reusable_job(session: Session, owner: User, spec: SpecBase) -> Job | None:
+    """``owner``'s latest succeeded job of exactly this spec and this code version, or None.
+
+    The spec's hash covers its inputs' ids, so a run on another network is never reused; runs are
+    deterministic (the same spec and code write the same bytes), so the earlier result is the
+    result.
+    """
+    return session.scalar(
+        select(Job)
+        .where(
+            Job.owner_id == owner.id,
+            Job.spec_sha256 == spec_sha256(spec),
+            Job.code_version == __version__,
+            Job.status == "succeeded",
+        )
+        .order_by(Job.finished_at.desc(), Job.id)
+        .limit(1)
+    )
+
+
 def submit_job(
     session: Session,
     owner: User,

@@ -172,6 +172,19 @@ def test_listings_become_dataframes_when_pandas_is_installed(alice: Client, fitt
     assert fitted.id in frame.index and "r2_min" in frame.columns
 
 
+def test_a_spec_already_run_is_reused_and_its_network_equals_a_fresh_runs(alice: Client, built):
+    again = alice.submit(soc(method="kao2021", n=40))  # the client asks for reuse by default
+    assert again.reused and again.id == built.id and again.status == "succeeded"
+    fresh = alice.submit(soc(method="kao2021", n=40), reuse=False)
+    assert not fresh.reused and fresh.id != built.id
+    fresh.wait(timeout=120, progress=False)
+    network = "network.safetensors"
+    assert fresh.artifacts[network].sha256 == built.artifacts[network].sha256  # the same bytes
+    other = alice.submit(soc(method="kao2021", n=40, seed=1))  # another spec: a new run
+    assert not other.reused and other.id not in (built.id, fresh.id)
+    other.cancel()
+
+
 def test_a_cancelled_job_raises_job_cancelled(alice: Client):
     job = alice.submit(LONG)
     job.cancel()
@@ -189,7 +202,7 @@ def test_a_failed_job_raises_job_failed_with_the_reason(alice: Client):
 
 
 def test_a_chain_is_submitted_at_once_and_runs_in_order(alice: Client):
-    network = alice.submit(soc(method="kao2021", n=40, seed=0))
+    network = alice.submit(soc(method="kao2021", n=40, seed=0), reuse=False)  # ran as `built`
     reaches = alice.submit(fit(network=network, directions_deg=[0, 180], duration=0.2, dt=0.002))
     trial = alice.submit(
         prepare(network=reaches, controllers=["lqr"], spontaneous=0.1, preparation=0.2, delay=0.1)
