@@ -1,12 +1,12 @@
 """Run jobs in this process and measure each one's peak memory and artifact bytes.
 
-``python resource_probe.py CASES.json FOLDER``: CASES is a list of
-``{"name", "spec", "inputs"}`` (``inputs``: spec field -> a file, or ``"case:NAME"`` for the
-``network.safetensors`` of an earlier case); each case writes into ``FOLDER/NAME``. Prints one
-JSON line per case: its status, ``peak_bytes`` (the resident-set peak while it ran, above the
-resident set before it: Linux's ``VmHWM``, reset through ``/proc/self/clear_refs``) and
-``output_bytes`` (its artifacts). Run in a fresh process so the measurement sees nothing else;
-a tiny warm-up job first loads every library.
+``python resource_probe.py CASE.json FOLDER``: CASE is ``{"name", "spec", "inputs"}``
+(``inputs``: spec field -> a file, or ``"case:NAME"`` for the ``network.safetensors`` of an
+earlier case); it writes into ``FOLDER/NAME``. Prints one JSON line: its status, ``peak_bytes``
+(the resident-set peak while it ran, above the resident set before it: Linux's ``VmHWM``, reset
+through ``/proc/self/clear_refs``) and ``output_bytes`` (its artifacts). One case per fresh
+process, so that no memory an earlier job left to the allocator hides this one's; a tiny
+warm-up job first loads every library.
 """
 
 from __future__ import annotations
@@ -51,19 +51,17 @@ def measure(spec: dict, inputs: dict[str, Path], out: Path) -> dict:
 
 def main() -> None:
     torch.set_num_threads(2)
-    cases = json.loads(Path(sys.argv[1]).read_text())
+    case = json.loads(Path(sys.argv[1]).read_text())
     root = Path(sys.argv[2])
-    measure({"kind": "soc", "n": 20, "max_iterations": 2}, {}, root / "warm-up")
-    for case in cases:
-        inputs = {
-            field: root / value.removeprefix("case:") / "network.safetensors"
-            if value.startswith("case:")
-            else Path(value)
-            for field, value in case.get("inputs", {}).items()
-        }
-        out = root / case["name"]
-        found = measure(case["spec"], inputs, out)
-        print(json.dumps({"name": case["name"], **found}), flush=True)
+    measure({"kind": "soc", "n": 20, "max_iterations": 2}, {}, root / f"warm-up-{case['name']}")
+    inputs = {
+        field: root / value.removeprefix("case:") / "network.safetensors"
+        if value.startswith("case:")
+        else Path(value)
+        for field, value in case.get("inputs", {}).items()
+    }
+    found = measure(case["spec"], inputs, root / case["name"])
+    print(json.dumps({"name": case["name"], **found}), flush=True)
 
 
 if __name__ == "__main__":
