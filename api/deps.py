@@ -7,11 +7,12 @@ sets (see :mod:`api.dashboard.sessions`): no HTTP request can put a key into its
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
@@ -19,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from api.schemas import RunLabels
 from lifrnn.settings import Settings
 from lifrnn.specs import SpecBase, describe_validation_error, parse_spec
 from lifrnn.store import Store, User
@@ -169,6 +171,35 @@ def is_json(content_type: str) -> bool:
     return media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
 
 
+LABEL_FIELDS = ("name", "tags", "note")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def split_labels(body: bytes) -> tuple[bytes, RunLabels]:
+    """The body without the run's ``name``, ``tags`` and ``note`` (not part of the spec or its
+    hash), and those labels validated; 422 naming the field. A body without them, or one that
+    is not a JSON object, is returned as it came, for the spec's own validation to judge."""
+    if not any(f'"{field}"'.encode() in body for field in LABEL_FIELDS):
+        return body, RunLabels()
+    try:
+        data = json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return body, RunLabels()
+    if not isinstance(data, dict) or not any(field in data for field in LABEL_FIELDS):
+        return body, RunLabels()
+    labels = {field: data.pop(field) for field in LABEL_FIELDS if field in data}
+    try:
+        return json.dumps(data).encode(), RunLabels.model_validate(labels)
+    except ValidationError as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"invalid spec: {describe_validation_error(error)}",
+        ) from None
+
+
 async def spec_body(request: Request) -> SpecBase:
     """The request body validated as a job spec: 415 unless JSON, 422 naming the bad field."""
     content_type = request.headers.get("content-type", "")
@@ -178,6 +209,7 @@ async def spec_body(request: Request) -> SpecBase:
             f"a job spec is sent as application/json, not {content_type or 'no content type'!r}",
         )
     body = await request.body()
+    body, request.state.run_labels = split_labels(body)
     try:
         return parse_spec(body)
     except ValidationError as error:
@@ -194,3 +226,12 @@ async def spec_body(request: Request) -> SpecBase:
 
 
 SpecBody = Annotated[SpecBase, Depends(spec_body)]
+
+
+async def run_labels(request: Request, _spec: SpecBody) -> RunLabels:
+    """The ``name``, ``tags`` and ``note`` sent beside the spec's fields (see :func:`spec_body`)."""
+    labels: RunLabels = getattr(request.state, "run_labels", None) or RunLabels()
+    return labels
+
+
+LabelsBody = Annotated[RunLabels, Depends(run_labels)]

@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api.dashboard import mount_dashboard
 from api.dashboard.sessions import load_session_key
 from api.deps import TokenCache
-from api.routes import artifacts, files, health, jobs, me, networks
+from api.routes import artifacts, files, health, jobs, me, networks, sweeps
 from api.routes.jobs import StreamCounter
 from lifrnn import __version__
 from lifrnn.dispatch import Dispatcher, celery_dispatcher
@@ -179,6 +179,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(artifacts.router)
     app.include_router(files.router)
     app.include_router(me.router)
+    app.include_router(sweeps.router)
     mount_dashboard(app)
     app.add_middleware(
         BodySizeLimit,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 
 class ArtifactOut(BaseModel):
@@ -19,6 +19,27 @@ class ArtifactOut(BaseModel):
     size: int
     sha256: str
     url: str = ""
+
+
+TAG_KEY_PATTERN = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
+TagKey = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=TAG_KEY_PATTERN)]
+TagValue = Annotated[str, StringConstraints(max_length=100)]
+
+
+class RunLabels(BaseModel):
+    """What a user calls a run: sent beside the spec's fields at submit (not part of the spec
+    or its hash), changed with ``PATCH /jobs/{id}``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200, description="a short name, e.g. baseline")
+    tags: dict[TagKey, TagValue] | None = Field(
+        None,
+        max_length=32,
+        description="at most 32 key=value strings; keys of letters, digits, _ - and dots, "
+        "at most 100 characters each, as values",
+    )
+    note: str | None = Field(None, max_length=10_000, description="free text")
 
 
 class JobOut(BaseModel):
@@ -49,6 +70,22 @@ class JobOut(BaseModel):
     parent_job_id: str | None
     parent_network_id: str | None
     idempotency_key: str | None
+    name: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    note: str | None = None
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the resolved spec flattened to dotted keys"
+    )
+    flat_metrics: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the metrics flattened to dotted keys, as search sees them: lists by "
+        "index (at most 64 elements) and numeric lists also as .min, .max and .mean",
+    )
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _no_tags(cls, value: Any) -> Any:
+        return value if value is not None else {}
 
 
 class JobDetail(JobOut):
@@ -214,3 +251,51 @@ class MeOut(BaseModel):
     token: TokenOut | None = Field(
         None, description="the calling token; null on the dashboard's requests (no token)"
     )
+
+
+class SweepProgress(BaseModel):
+    """How far a sweep is: its jobs counted by status, and the fraction finished."""
+
+    total: int = Field(description="jobs of the sweep")
+    counts: dict[str, int] = Field(description="jobs per status, every status (zeros too)")
+    finished: int = Field(description="jobs succeeded, failed or cancelled")
+    fraction: float = Field(description="finished / total")
+
+
+class SweepOut(BaseModel):
+    """A sweep: its base spec, its axes as sent, and its progress."""
+
+    id: str
+    owner_id: int
+    name: str | None
+    spec: dict[str, Any] = Field(description="the base spec as sent")
+    axes: dict[str, Any] = Field(description='{"grid": ...}, {"zip": ...} or {"random": ...}')
+    points: int = Field(description="points (jobs) it was created with")
+    created_at: datetime
+    progress: SweepProgress
+
+
+class SweepRow(BaseModel):
+    """One point of a sweep: the values of its swept fields, its job and the job's numbers."""
+
+    point: int
+    job_id: str
+    values: dict[str, Any] = Field(description="the swept fields of this point")
+    status: str
+    metrics: dict[str, int | float] = Field(description="the job's top-level numeric metrics")
+    error: str | None = None
+
+
+class SweepDetail(SweepOut):
+    """A sweep with its table: one row per point, in point order."""
+
+    rows: list[SweepRow] = Field(default_factory=list)
+
+
+class SweepList(BaseModel):
+    """One page of sweeps, newest first, and how many there are in all."""
+
+    items: list[SweepOut]
+    total: int
+    limit: int
+    offset: int

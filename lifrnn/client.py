@@ -70,6 +70,9 @@ __all__ = [
     "NotFoundError",
     "QuotaExceeded",
     "QuotaExceededError",
+    "SearchResult",
+    "Sweep",
+    "SweepList",
     "Unauthorized",
     "UnauthorizedError",
     "WaitTimeoutError",
@@ -353,6 +356,38 @@ class Job(_Record):
     def spec(self) -> dict[str, Any]:
         """The resolved spec the server stored."""
         return dict(self._data.get("spec") or {})
+
+    @property
+    def name(self) -> str | None:
+        """What you called the run (None: unnamed)."""
+        return self._data.get("name")
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The run's ``key: value`` tags."""
+        return dict(self._data.get("tags") or {})
+
+    @property
+    def note(self) -> str | None:
+        """The run's note."""
+        return self._data.get("note")
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The resolved spec flattened to dotted keys (``network.seed``), as search sees it."""
+        return dict(self._data.get("params") or {})
+
+    @property
+    def flat_metrics(self) -> dict[str, Any]:
+        """The metrics flattened to dotted keys, lists indexed and reduced (``r2.min``), as
+        search sees them."""
+        return dict(self._data.get("flat_metrics") or {})
+
+    def label(self, **labels: Any) -> Job:
+        """Change the run's ``name``, ``tags`` (replaced whole) or ``note``; None clears one.
+        Returns itself, updated."""
+        self._data = self._client._request("PATCH", f"/jobs/{self.id}", json=labels).json()
+        return self
 
     @property
     def queued_at(self) -> datetime | None:
@@ -639,6 +674,87 @@ class _Page(list[Any]):
         return frame.set_index("id") if "id" in frame.columns else frame
 
 
+class SearchResult:
+    """The jobs matching a search (:meth:`Client.search`); iterating pages through all of them
+    lazily (``page_size`` per request), ``total`` counts them, :meth:`to_dataframe` makes one
+    table of them."""
+
+    def __init__(self, client: Client, query: dict[str, Any], page_size: int = 200) -> None:
+        self._client = client
+        self._query = query
+        self._page_size = page_size
+        self._first: dict[str, Any] | None = None
+
+    def _page(self, offset: int) -> dict[str, Any]:
+        if offset == 0 and self._first is not None:
+            return self._first
+        page: dict[str, Any] = self._client._get_json(
+            "/jobs", **self._query, limit=self._page_size, offset=offset
+        )
+        if offset == 0:
+            self._first = page
+        return page
+
+    @property
+    def total(self) -> int:
+        """How many jobs match (when the first page was read)."""
+        return int(self._page(0)["total"])
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __iter__(self) -> Iterator[Job]:
+        seen: set[str] = set()
+        offset = 0
+        while True:
+            items = self._page(offset)["items"]
+            for item in items:
+                if item["id"] not in seen:  # a job submitted meanwhile shifts the pages
+                    seen.add(item["id"])
+                    yield Job(self._client, item)
+            if len(items) < self._page_size:
+                return
+            offset += len(items)
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One flat dict per job: ``id, name, kind, status, created, seconds`` (its run's wall
+        time), then ``params.*``, ``metrics.*`` (flattened) and ``tags.*``."""
+        rows = []
+        for job in self:
+            started, finished = job.started_at, job.finished_at
+            row: dict[str, Any] = {
+                "id": job.id,
+                "name": job.name,
+                "kind": job.kind,
+                "status": job.status,
+                "created": job.data.get("queued_at"),
+                "seconds": (finished - started).total_seconds() if started and finished else None,
+            }
+            row.update({f"params.{key}": value for key, value in job.params.items()})
+            row.update({f"metrics.{key}": value for key, value in job.flat_metrics.items()})
+            row.update({f"tags.{key}": value for key, value in job.tags.items()})
+            rows.append(row)
+        return rows
+
+    def to_dataframe(self) -> pandas.DataFrame:
+        """Every match as a pandas DataFrame (``pip install lifrnn[pandas]``), indexed by id."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError(
+                "to_dataframe needs pandas: pip install 'lifrnn[pandas]' (or pandas)"
+            ) from None
+        base = ["id", "name", "kind", "status", "created", "seconds"]
+        frame = pandas.DataFrame(self.rows())
+        if frame.empty:
+            frame = pandas.DataFrame(columns=base)
+        frame["created"] = pandas.to_datetime(frame["created"], utc=True, format="ISO8601")
+        return frame.set_index("id")
+
+    def __repr__(self) -> str:
+        return f"SearchResult({self._query!r})"
+
+
 class JobList(_Page):
     """Jobs, newest first; ``total`` counts every match of the filters."""
 
@@ -873,16 +989,23 @@ class Client:
         spec: BaseModel | Mapping[str, Any],
         idempotency_key: str | None = None,
         reuse: bool = True,
+        *,
+        name: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        note: str | None = None,
     ) -> Job:
         """Queue a job; ``spec`` is a spec model (see :mod:`lifrnn.builders`) or a dict.
 
         A repeat with the same ``idempotency_key`` returns the job the first one created (and
         makes the submission safe to retry on any network error). With ``reuse`` (the default)
         your succeeded run of the same spec and code version comes back instead of a new run
-        (``job.reused``); ``reuse=False`` always runs it again.
+        (``job.reused``); ``reuse=False`` always runs it again. ``name``, ``tags`` and ``note``
+        label the run (not part of the spec; :meth:`Job.label` changes them later).
         """
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         body = replace_local_paths(_spec_json(spec), lambda field, kind, path: self.upload(path).id)
+        labels = {"name": name, "tags": dict(tags) if tags else None, "note": note}
+        body.update({key: value for key, value in labels.items() if value is not None})
         response = self._request(
             "POST",
             "/jobs",
@@ -909,11 +1032,14 @@ class Client:
         limit: int = 50,
         offset: int = 0,
         all_users: bool = False,
+        filter: str | None = None,
+        order_by: str | None = None,
     ) -> JobList:
-        """Your jobs, newest first, filtered.
+        """One page of your jobs, newest first (or in ``order_by``), filtered.
 
         ``since``/``before``: created at or after / before (a datetime, ISO text, or a timedelta
-        back from now); ``metric``: ``"r2_min>=0.99"`` (a list combines with AND).
+        back from now); ``metric``: ``"r2_min>=0.99"`` (a list combines with AND); ``filter`` and
+        ``order_by``: the search grammar (see :meth:`search`, which pages through every match).
         """
         data = self._get_json(
             "/jobs",
@@ -922,6 +1048,8 @@ class Client:
             created_after=_since(since),
             created_before=_since(before),
             metric=[metric] if isinstance(metric, str) else (list(metric) if metric else None),
+            filter=filter,
+            order_by=order_by,
             limit=limit,
             offset=offset,
             all_users=all_users or None,
@@ -929,6 +1057,34 @@ class Client:
         page = JobList(Job(self, item) for item in data["items"])
         page.total = int(data["total"])
         return page
+
+    def search(
+        self,
+        filter: str | None = None,
+        order_by: str | None = None,
+        *,
+        kind: str | None = None,
+        status: str | None = None,
+        page_size: int = 200,
+        all_users: bool = False,
+    ) -> SearchResult:
+        """Your jobs matching ``filter``, in ``order_by`` (then newest first), like
+        ``mlflow.search_runs``: ``client.search("params.n = 200 and metrics.r2_min >= 0.99",
+        "metrics.cost asc").to_dataframe()``. The grammar is the service's (README: Search); a
+        bad filter raises :class:`InvalidSpec` naming the token and its position. Nothing is
+        read until the result is iterated (or ``total`` asked for)."""
+        query = {
+            "filter": filter,
+            "order_by": order_by,
+            "kind": kind,
+            "status": status,
+            "all_users": all_users or None,
+        }
+        return SearchResult(self, query, page_size=page_size)
+
+    def label(self, job_id: str, **labels: Any) -> Job:
+        """Change job ``job_id``'s ``name``, ``tags`` or ``note`` (see :meth:`Job.label`)."""
+        return Job(self, self._request("PATCH", f"/jobs/{job_id}", json=labels).json())
 
     def cancel(self, job_id: str) -> Job:
         """Cancel job ``job_id`` (see :meth:`Job.cancel`)."""
@@ -1130,3 +1286,228 @@ class Client:
         """The service's ``/health`` (no token needed)."""
         health: dict[str, Any] = self._get_json("/health")
         return health
+
+    # sweeps
+
+    def sweep(
+        self,
+        spec: BaseModel | Mapping[str, Any],
+        grid: Mapping[str, Any] | None = None,
+        zip: Mapping[str, Any] | None = None,
+        random: Mapping[str, Any] | None = None,
+        name: str | None = None,
+    ) -> Sweep:
+        """Submit one job per point of the axes over ``spec``'s dotted fields (README: Sweeps).
+
+        Exactly one of ``grid`` (every combination: ``{"seed": range(3), "radius": [8, 10,
+        12]}``), ``zip`` (lists of one length, side by side) or ``random`` (``{"n": 20, "seed":
+        0, "axes": {"radius": {"uniform": [5, 15]}}}``). A :class:`Sweep` as an axis stands for
+        the networks of its jobs (``grid={"network": soc_sweep, "seed": [0, 1]}``), a
+        :class:`Job` for its network. Every point is checked before any job is created; a bad
+        one raises :class:`InvalidSpec` naming it. Returns the sweep (``.wait()``,
+        ``.to_dataframe()``).
+        """
+        if isinstance(spec, BaseModel):  # only what was given: a swept n or method re-resolves
+            base = spec.model_dump(mode="json", exclude_unset=True)
+            base["kind"] = getattr(spec, "kind", None)
+        else:
+            base = _spec_json(spec)
+        body: dict[str, Any] = {
+            "spec": replace_local_paths(base, lambda field, kind, path: self.upload(path).id)
+        }
+        for way, axes in (("grid", grid), ("zip", zip)):
+            if axes is not None:
+                body[way] = {field: _sweep_axis(values) for field, values in axes.items()}
+        if random is not None:
+            body["random"] = _random_axes(random)
+        if name is not None:
+            body["name"] = name
+        response = self._request("POST", "/sweeps", json=body, retry_unsent_only=True)
+        return Sweep(self, response.json())
+
+    def get_sweep(self, sweep_id: str) -> Sweep:
+        """One of your sweeps, with its table (raises :class:`NotFoundError`)."""
+        return Sweep(self, self._get_json(f"/sweeps/{sweep_id}"))
+
+    def sweeps(self, limit: int = 50, offset: int = 0) -> SweepList:
+        """Your sweeps, newest first, with their progress (``total``: all of them)."""
+        data = self._get_json("/sweeps", limit=limit, offset=offset)
+        page = SweepList(Sweep(self, item) for item in data["items"])
+        page.total = int(data["total"])
+        return page
+
+
+def _sweep_value(value: Any) -> Any:
+    """An axis value as JSON: a sweep ``{"sweep": id}``, a job ``{"job": id}``, numpy scalars
+    as numbers."""
+    from lifrnn.builders import Referable
+
+    if isinstance(value, Referable):
+        return value.reference()
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:
+        return value.item()
+    return value
+
+
+def _sweep_axis(values: Any) -> Any:
+    if isinstance(values, Sweep | Mapping):
+        return _sweep_value(values)
+    return [_sweep_value(value) for value in values]
+
+
+def _random_axes(random: Mapping[str, Any]) -> dict[str, Any]:
+    body = dict(random)
+    axes = {}
+    for field_name, axis in dict(body.get("axes") or {}).items():
+        if isinstance(axis, Mapping) and "choice" in axis:
+            axis = {**axis, "choice": _sweep_axis(axis["choice"])}
+        axes[field_name] = axis
+    body["axes"] = axes
+    return body
+
+
+def _flat(prefix: str, value: Any) -> dict[str, Any]:
+    """``{"network": {"job": id}}`` as ``{"params.network.job": id}``: one column per leaf."""
+    if isinstance(value, Mapping) and value:
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flat(f"{prefix}.{key}", item))
+        return flat
+    return {prefix: value}
+
+
+class Sweep(_Record):
+    """A sweep of the service: one job per point of its axes; :meth:`refresh` reads it again,
+    :meth:`wait` follows it, :meth:`to_dataframe` tabulates its points."""
+
+    @property
+    def name(self) -> str | None:
+        """What you called the sweep."""
+        return self._data.get("name")
+
+    @property
+    def points(self) -> int:
+        """How many points (jobs) it was created with."""
+        return int(self._data.get("points") or 0)
+
+    @property
+    def axes(self) -> dict[str, Any]:
+        """The axes as sent: ``{"grid": ...}``, ``{"zip": ...}`` or ``{"random": ...}``."""
+        return dict(self._data.get("axes") or {})
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Its jobs per status (every status, zeros too)."""
+        return dict(self._data.get("progress", {}).get("counts") or {})
+
+    @property
+    def fraction(self) -> float:
+        """Finished jobs over all jobs, 0 to 1."""
+        return float(self._data.get("progress", {}).get("fraction") or 0.0)
+
+    @property
+    def done(self) -> bool:
+        """True once every job has a final status."""
+        progress = self._data.get("progress", {})
+        return int(progress.get("finished", 0)) >= int(progress.get("total", 0))
+
+    @property
+    def created_at(self) -> datetime | None:
+        """When the sweep was created (UTC)."""
+        return _time(self._data.get("created_at"))
+
+    def _rows(self) -> list[dict[str, Any]]:
+        if "rows" not in self._data:  # a listing's item has no table
+            self.refresh()
+        return list(self._data.get("rows") or [])
+
+    @property
+    def job_ids(self) -> list[str]:
+        """The ids of its jobs, in point order."""
+        return [str(row["job_id"]) for row in self._rows()]
+
+    @property
+    def jobs(self) -> list[Job]:
+        """Its jobs in point order, read in pages (a search on the ``sweep`` tag each carries;
+        one request more per job whose tag was changed)."""
+        ids = self.job_ids
+        found = {job.id: job for job in self._client.search(f"tags.sweep = '{self.id}'")}
+        return [found[job_id] if job_id in found else self._client.job(job_id) for job_id in ids]
+
+    def reference(self) -> dict[str, str]:
+        """``{"sweep": id}``: the networks of its jobs, as an axis of another sweep."""
+        return {"sweep": self.id}
+
+    def refresh(self) -> Sweep:
+        """Read the sweep again (progress and table); returns itself."""
+        self._data = self._client._get_json(f"/sweeps/{self.id}")
+        return self
+
+    def wait(self, timeout: float | None = None, progress: bool = True, poll: float = 1.0) -> Sweep:
+        """Wait until every job has finished; returns itself. Jobs that failed or were
+        cancelled do not raise: see :attr:`counts` and :meth:`summary`. Raises
+        :class:`WaitTimeoutError` after ``timeout`` seconds (the jobs go on)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with _progress_bar(f"sweep {self.id[:8]}", enabled=progress) as bar:
+            while True:
+                self.refresh()
+                counts = {status: n for status, n in self.counts.items() if n}
+                bar.update(self.fraction, ", ".join(f"{n} {s}" for s, n in counts.items()))
+                if self.done:
+                    return self
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise WaitTimeoutError(
+                        f"sweep {self.id} not finished after {timeout} s ({self.fraction:.0%})"
+                    )
+                pause = poll if deadline is None else min(poll, deadline - time.monotonic())
+                time.sleep(max(pause, 0.0))
+
+    def cancel(self) -> Sweep:
+        """Cancel every unfinished job; returns itself, refreshed."""
+        self._data = self._client._request("POST", f"/sweeps/{self.id}/cancel").json()
+        return self
+
+    def delete(self) -> None:
+        """Delete the sweep and its jobs (cancel a running sweep first)."""
+        self._client._request("DELETE", f"/sweeps/{self.id}")
+
+    def summary(self) -> list[dict[str, Any]]:
+        """One flat dict per point: ``point, job_id, status``, the swept values as
+        ``params.*`` (nested ones dotted: ``params.network.job``), the job's top-level numeric
+        metrics as ``metrics.*``, and ``error``."""
+        rows = []
+        for row in self._rows():
+            flat: dict[str, Any] = {
+                "point": row["point"],
+                "job_id": row["job_id"],
+                "status": row["status"],
+            }
+            for field_name, value in row["values"].items():
+                flat.update(_flat(f"params.{field_name}", value))
+            flat.update({f"metrics.{key}": value for key, value in row["metrics"].items()})
+            flat["error"] = row.get("error")
+            rows.append(flat)
+        return rows
+
+    def to_dataframe(self) -> pandas.DataFrame:
+        """:meth:`summary` as a pandas DataFrame indexed by point (``pip install
+        lifrnn[pandas]``)."""
+        try:
+            import pandas
+        except ImportError:
+            raise ImportError(
+                "to_dataframe needs pandas: pip install 'lifrnn[pandas]' (or pandas)"
+            ) from None
+        frame = pandas.DataFrame(self.summary())
+        if frame.empty:
+            frame = pandas.DataFrame(columns=["point", "job_id", "status", "error"])
+        return frame.set_index("point")
+
+    def __repr__(self) -> str:
+        return f"Sweep(id={self.id!r}, points={self.points}, done={self.fraction:.0%})"
+
+
+class SweepList(_Page):
+    """Sweeps, newest first; ``total`` counts them all."""
+
+    columns = ("id", "name", "points", "created_at")

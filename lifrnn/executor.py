@@ -48,6 +48,7 @@ from lifrnn.store.jobs import (
 )
 from lifrnn.store.models import Artifact, Job, JobInput, Network, utcnow
 from lifrnn.store.objects import ObjectNotFoundError, delete_prefix
+from lifrnn.store.search import record_metrics
 from lifrnn.store.status import ACTIVE
 
 logger = logging.getLogger(__name__)
@@ -357,6 +358,7 @@ def _finish(
             session.rollback()
             logger.warning("job %s changed hands before it finished; result dropped", job_id)
             return False
+        record_metrics(session, job_id, metrics)
         session.commit()
     logger.info("job %s %s", job_id, result.status)
     return True

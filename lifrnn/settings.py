@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     )
     default_max_queued: int = Field(100, ge=0, description="queued jobs per user (429 beyond)")
     default_max_running: int = Field(2, ge=0, description="jobs of one user running at once")
+    max_sweep_points: int = Field(
+        1000, ge=1, description="points (child jobs) of one sweep (422 beyond)"
+    )
     api_threads: int = Field(
         8, ge=1, le=256, description="threads serving requests (fewer: less GIL contention)"
     )

@@ -450,9 +450,12 @@ async def queue(
     status_: Annotated[str | None, Query(alias="status")] = None,
     kind: str | None = None,
     scope: str | None = None,
+    filter_: Annotated[str | None, Query(alias="filter", max_length=2000)] = None,
+    order_by: Annotated[str | None, Query(max_length=2000)] = None,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    """The queue: your jobs (admins: everyone's, with each user's load), newest first."""
+    """The queue: your jobs (admins: everyone's, with each user's load), newest first, or
+    searched (``filter``, ``order_by``: the API's grammar; a bad one is shown on the page)."""
     everyone = visitor.is_admin and scope != "mine"
     params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": offset}
     if status_:
@@ -461,7 +464,20 @@ async def queue(
         params["kind"] = kind
     if everyone:
         params["all_users"] = "true"
-    page = await api_json(request, visitor, "/jobs", **params)
+    if filter_:
+        params["filter"] = filter_
+    if order_by:
+        params["order_by"] = order_by
+    search_error = ""
+    page: dict[str, Any]
+    response = await call_api(request, visitor, "GET", "/jobs", params=params)
+    if response.status_code == status.HTTP_422_UNPROCESSABLE_CONTENT and (filter_ or order_by):
+        search_error = problem(response)
+        page = {"items": [], "total": 0, "limit": PAGE_SIZE, "offset": 0}
+    elif response.status_code != status.HTTP_200_OK:
+        raise PageError(response.status_code, problem(response))
+    else:
+        page = response.json()
     names: dict[int, str] = {visitor.user.id: visitor.user.name}
     load: list[UserLoad] = []
     if visitor.is_admin:
@@ -472,7 +488,14 @@ async def queue(
         "names": names,
         "load": load,
         "everyone": everyone,
-        "filters": {"status": status_ or "", "kind": kind or "", "scope": scope or ""},
+        "filters": {
+            "status": status_ or "",
+            "kind": kind or "",
+            "scope": scope or "",
+            "filter": filter_ or "",
+            "order_by": order_by or "",
+        },
+        "search_error": search_error,
         "statuses": (
             "waiting",
             "queued",

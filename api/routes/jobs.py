@@ -17,9 +17,9 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, SessionDep, SpecBody, StoreDep
-from api.schemas import ArtifactOut, EventOut, JobDetail, JobList, JobOut, Problem
-from lifrnn.store import Artifact, Job, Network, User
+from api.deps import CurrentUser, LabelsBody, SessionDep, SpecBody, StoreDep
+from api.schemas import ArtifactOut, EventOut, JobDetail, JobList, JobOut, Problem, RunLabels
+from lifrnn.store import Artifact, Job, Network, SearchError, User
 from lifrnn.store.inputs import InputError, resolve_inputs
 from lifrnn.store.jobs import (
     DependentsError,
@@ -29,6 +29,7 @@ from lifrnn.store.jobs import (
     QuotaExceededError,
     delete_job,
     job_events,
+    label_job,
     list_jobs,
     parse_metric_filter,
     request_cancel,
@@ -149,6 +150,7 @@ def submit(
     request: Request,
     response: Response,
     spec: SpecBody,
+    labels: LabelsBody,
     session: SessionDep,
     store: StoreDep,
     user: CurrentUser,
@@ -204,6 +206,7 @@ def submit(
     except IdempotencyConflictError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
     if created:
+        label_job(session, job, labels.model_dump(exclude_unset=True))
         pool = getattr(request.app.state, "pool", None)
         if pool is not None:
             pool.notify()
@@ -229,11 +232,33 @@ def list_(
             "repeat for AND, e.g. metric=r2_min>=0.99&metric=iterations<500",
         ),
     ] = None,
+    filter_: Annotated[
+        str | None,
+        Query(
+            alias="filter",
+            max_length=2000,
+            description="a search over params.KEY, metrics.KEY, tags.KEY, kind, status, name, "
+            "created: comparisons = != < <= > >= like, and, or, parentheses, 'strings' and "
+            "numbers, e.g. params.n = 200 and metrics.r2_min >= 0.99 (README: Search)",
+        ),
+    ] = None,
+    order_by: Annotated[
+        str | None,
+        Query(
+            max_length=2000,
+            description="FIELD [asc|desc], comma-separated, e.g. metrics.cost asc; then newest "
+            "first",
+        ),
+    ] = None,
     all_users: Annotated[bool, Query(description="admins: every user's jobs")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
 ) -> JobList:
-    """Your jobs, newest first, filtered; ``total`` counts all matches."""
+    """Your jobs, newest first (or in ``order_by``), filtered; ``total`` counts all matches.
+
+    A ``filter`` or ``order_by`` that cannot be read is a 422 naming the offending token and its
+    position (from 1).
+    """
     if all_users and not user.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins may list every user's jobs")
     try:
@@ -247,10 +272,15 @@ def list_(
         created_after=as_utc(created_after, "created_after"),
         created_before=as_utc(created_before, "created_before"),
         metrics=filters,
+        filter=filter_ or None,
+        order_by=order_by or None,
         limit=limit,
         offset=offset,
     )
-    jobs, total = list_jobs(session, query)
+    try:
+        jobs, total = list_jobs(session, query)
+    except SearchError as error:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
     return JobList(
         items=[JobOut.model_validate(job) for job in jobs], total=total, limit=limit, offset=offset
     )
@@ -260,6 +290,20 @@ def list_(
 def read(job_id: str, session: SessionDep, user: CurrentUser) -> JobDetail:
     """One job, with its artifacts."""
     return job_detail(session, owned_job(session, user, job_id))
+
+
+@router.patch(
+    "/{job_id}",
+    response_model=JobDetail,
+    responses={**NOT_FOUND, 422: {"model": Problem, "description": "a label over its limits"}},
+)
+def relabel(job_id: str, labels: RunLabels, session: SessionDep, user: CurrentUser) -> JobDetail:
+    """Change the run's ``name``, ``tags`` (replaced whole) or ``note``: the fields sent are
+    set, null clears one, the others stay. Your own jobs only (404 for others')."""
+    job = owned_job(session, user, job_id)
+    if job.owner_id != user.id:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
+    return job_detail(session, label_job(session, job, labels.model_dump(exclude_unset=True)))
 
 
 @router.post(

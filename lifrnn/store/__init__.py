@@ -24,11 +24,15 @@ from lifrnn.store.models import (
     Job,
     JobEvent,
     JobInput,
+    JobMetric,
+    JobParam,
     Network,
     User,
 )
 from lifrnn.store.objects import ObjectStore, open_object_store
+from lifrnn.store.search import SearchError
 from lifrnn.store.status import STATUSES, TERMINAL, TRANSITIONS, Status, TransitionError
+from lifrnn.store.sweep_models import Sweep, SweepJob
 
 __all__ = [
     "STATUSES",
@@ -42,10 +46,15 @@ __all__ = [
     "Job",
     "JobEvent",
     "JobInput",
+    "JobMetric",
+    "JobParam",
     "Network",
     "ObjectStore",
+    "SearchError",
     "Status",
     "Store",
+    "Sweep",
+    "SweepJob",
     "TransitionError",
     "User",
 ]

@@ -26,6 +26,7 @@ from lifrnn.specs import SpecBase, spec_sha256
 from lifrnn.store.cas import ArtifactStore
 from lifrnn.store.inputs import ResolvedInputs, input_dependents, network_of_job
 from lifrnn.store.models import Artifact, Job, JobEvent, JobInput, Network, User, utcnow
+from lifrnn.store.search import compile_filter, compile_order
 from lifrnn.store.status import ACTIVE, PENDING, TERMINAL, TransitionError, sources_of
 
 
@@ -214,6 +215,7 @@ def submit_job(
     idempotency_key: str | None = None,
     inputs: ResolvedInputs | None = None,
     worker: str | None = None,
+    max_queued: int | None = None,
 ) -> tuple[Job, bool]:
     """Queue ``spec`` for ``owner``; returns (job, created). Commits.
 
@@ -224,7 +226,8 @@ def submit_job(
     ``idempotency_key`` returns the job it created (created False); raises
     :class:`IdempotencyConflictError` if that job's spec differs, :class:`QuotaExceededError`
     when the user's queue is full or (with ``default_max_bytes``) their stored bytes reach their
-    byte quota. The quotas are checked under the user's lock (:func:`lock_user`).
+    byte quota. The quotas are checked under the user's lock (:func:`lock_user`). ``max_queued``
+    replaces the user's queue quota for this submission (a sweep's children).
     """
     inputs = inputs or ResolvedInputs()
     waits = inputs.parent_job_id is not None
@@ -237,6 +240,8 @@ def submit_job(
             session.commit()  # ends the lock's transaction
             return _same_spec(existing, digest), False
     limit = owner.max_queued if owner.max_queued is not None else default_max_queued
+    if max_queued is not None:  # a sweep admitted as a whole: its children all queue
+        limit = max_queued
     pending = queued_count(session, owner.id)
     if pending >= limit:
         session.rollback()
@@ -611,6 +616,18 @@ def delete_job(session: Session, job: Job, store: ArtifactStore) -> int:
     return store.collect(still, candidates=blobs)
 
 
+def label_job(session: Session, job: Job, labels: dict[str, Any]) -> Job:
+    """Set the run's ``name``, ``tags`` and ``note`` given in ``labels`` (others untouched;
+    None clears one). Not part of the spec: its hash and its results stay. Commits."""
+    if not labels:
+        return job
+    for field in ("name", "tags", "note"):
+        if field in labels:
+            setattr(job, field, labels[field] or None)
+    session.commit()
+    return job
+
+
 # -- listing -----------------------------------------------------------------------------------
 
 _METRIC_FILTER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*(>=|<=|==|!=|>|<|=)\s*(\S+)\s*$")
@@ -685,13 +702,17 @@ class JobQuery:
     created_after: datetime | None = None
     created_before: datetime | None = None
     metrics: tuple[MetricFilter, ...] = ()
+    filter: str | None = None
+    order_by: str | None = None
     limit: int = 50
     offset: int = 0
 
 
 def list_jobs(session: Session, query: JobQuery) -> tuple[list[Job], int]:
-    """Jobs matching ``query``, newest first, and how many match in all."""
+    """Jobs matching ``query``, in its ``order_by`` (then newest first), and how many match in
+    all. A ``filter`` or ``order_by`` that cannot be read raises :class:`SearchError`."""
     dialect = session.get_bind().dialect.name
+    order = compile_order(query.order_by, dialect) if query.order_by else []
     conditions: list[ColumnElement[bool]] = []
     if query.owner_id is not None:
         conditions.append(Job.owner_id == query.owner_id)
@@ -704,6 +725,10 @@ def list_jobs(session: Session, query: JobQuery) -> tuple[list[Job], int]:
     if query.created_before is not None:
         conditions.append(Job.queued_at < query.created_before)
     conditions.extend(metric_condition(Job.metrics, flt, dialect) for flt in query.metrics)
+    if query.filter:
+        conditions.append(compile_filter(query.filter, dialect))
+    if order:
+        return _ordered_page(session, query, conditions, order)
     total = session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
     rows = session.scalars(
         select(Job)
@@ -713,6 +738,26 @@ def list_jobs(session: Session, query: JobQuery) -> tuple[list[Job], int]:
         .offset(query.offset)
     ).all()
     return list(rows), total
+
+
+def _ordered_page(
+    session: Session, query: JobQuery, conditions: list[ColumnElement[bool]], order: list[Any]
+) -> tuple[list[Job], int]:
+    """A page in ``order`` and the count in one query (``count(*) OVER ()``): every match is
+    sorted anyway, so the side tables are joined once instead of twice; the count is asked
+    apart only for a page past the end."""
+    rows = session.execute(
+        select(Job, func.count().over())
+        .where(*conditions)
+        .order_by(*order, Job.queued_at.desc(), Job.id.desc())
+        .limit(query.limit)
+        .offset(query.offset)
+    ).all()
+    if rows:
+        return [row[0] for row in rows], int(rows[0][1])
+    if query.offset == 0:
+        return [], 0
+    return [], session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
 
 
 def job_events(

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from lifrnn.store.cas import blob_key
+from lifrnn.store.flatten import flatten_metrics, flatten_params
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -169,6 +170,45 @@ class Job(Base):
     # that lineage lookups skip.
     parent_network_id: Mapped[str | None] = mapped_column(String(36), default=None)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), default=None)
+    # What the user calls the run; not part of the spec or its hash (PATCH /jobs/{id} changes it)
+    name: Mapped[str | None] = mapped_column(String(200), default=None)
+    tags: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    note: Mapped[str | None] = mapped_column(Text, default=None)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The resolved spec flattened to dotted keys (:func:`lifrnn.store.flatten`)."""
+        return flatten_params(self.spec)
+
+    @property
+    def flat_metrics(self) -> dict[str, Any]:
+        """The metrics flattened to dotted keys, lists indexed and reduced (.min/.max/.mean)."""
+        return flatten_metrics(self.metrics)
+
+
+class JobParam(Base):
+    """One flattened spec field of a job, for search: ``num`` for numbers and booleans,
+    ``text`` for strings and lists (compact JSON). Written when the job row is inserted."""
+
+    __tablename__ = "job_params"
+    # covering: a condition on a key is an index-only scan giving the job ids
+    __table_args__ = (Index("ix_job_params_key_num", "key", "num", "job_id"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    num: Mapped[float | None] = mapped_column(Float, default=None)
+    text: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+class JobMetric(Base):
+    """One flattened numeric metric of a job, for search; written with the job's result."""
+
+    __tablename__ = "job_metrics"
+    __table_args__ = (Index("ix_job_metrics_key_value", "key", "value", "job_id"),)
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
 
 
 class JobEvent(Base):

@@ -225,6 +225,32 @@ def test_two_runs_compare_side_by_side(
     alice.screenshot(path=str(output_dir / "dashboard-compare.png"), full_page=True)
 
 
+def test_the_queue_searches_with_the_apis_filter_grammar(
+    alice: Any, dashboard: Any, finished_job: str
+) -> None:
+    with dashboard.api("alice") as api:
+        labelled = api.patch(
+            f"/jobs/{finished_job}", json={"name": "searched", "tags": {"e2e": "search"}}
+        )
+        assert labelled.status_code == 200
+        bad = api.get("/jobs", params={"filter": "params.n >> 3"}).json()["detail"]
+    alice.goto(f"{dashboard.url}/ui/jobs")
+    alice.fill("input[name=filter]", "tags.e2e = 'search' and params.n = 40")
+    alice.fill("input[name=order_by]", "metrics.iterations desc")
+    alice.click("button:text('Filter')")
+    alice.wait_for_url(re.compile(r"/ui/jobs\?.*filter="))
+    rows = alice.locator("#jobs tbody tr")
+    assert rows.count() == 1
+    assert finished_job[:8] in rows.inner_text() and "searched" in rows.inner_text()
+    alice.fill("input[name=filter]", "params.n >> 3")
+    alice.click("button:text('Filter')")
+    assert alice.locator("#search-error").inner_text() == bad
+    assert alice.locator("input[name=filter]").input_value() == "params.n >> 3"  # kept to edit
+    alice.goto(f"{dashboard.url}/ui/jobs/{finished_job}")
+    assert alice.locator("#run-name").inner_text() == "searched"
+    assert alice.locator("#run-tags").inner_text().strip() == "e2e=search"
+
+
 def test_the_networks_page_lists_the_trained_network(
     alice: Any, dashboard: Any, finished_job: str, output_dir: Path
 ) -> None:

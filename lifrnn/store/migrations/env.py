@@ -9,6 +9,7 @@ from sqlalchemy import create_engine
 
 from lifrnn.settings import Settings
 from lifrnn.store.models import Base
+from lifrnn.store.sweep_models import Sweep  # noqa: F401 (its tables join the metadata)
 
 config = context.config
 target_metadata = Base.metadata

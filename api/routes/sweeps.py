@@ -1,0 +1,211 @@
+"""``/sweeps``: one base spec and axes over its fields, one job per point; progress, the table of
+points, cancel and delete of all its jobs at once."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from sqlalchemy.orm import Session
+
+from api.deps import CurrentUser, SessionDep, StoreDep
+from api.routes.jobs import is_uuid_text
+from api.schemas import Problem, SweepDetail, SweepList, SweepOut, SweepProgress, SweepRow
+from lifrnn.store import Sweep, User
+from lifrnn.store.jobs import DependentsError, QuotaExceededError
+from lifrnn.store.sweeps import (
+    SweepBusyError,
+    cancel_sweep,
+    check_queue_room,
+    create_sweep,
+    delete_sweep,
+    list_sweeps,
+    numeric_metrics,
+    plan_sweep,
+    sweep_points,
+    sweep_progress,
+)
+from lifrnn.sweeps import SweepDefinition, SweepError
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/sweeps", tags=["sweeps"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "no such sweep (or not yours)"}
+}
+
+
+def owned_sweep(sweep_id: str, session: SessionDep, user: CurrentUser) -> Sweep:
+    """Sweep ``sweep_id`` if the user may see it (their own; admins: any), else 404."""
+    sweep = session.get(Sweep, sweep_id) if is_uuid_text(sweep_id) else None
+    if sweep is None or (sweep.owner_id != user.id and not user.is_admin):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no sweep {sweep_id}")
+    return sweep
+
+
+OwnedSweep = Annotated[Sweep, Depends(owned_sweep)]
+
+
+def on_behalf(user: User, sweep: Sweep) -> str:
+    """``"admin NAME"`` when an admin acts on another user's sweep, else empty."""
+    return f"admin {user.name}" if sweep.owner_id != user.id else ""
+
+
+def sweep_out(sweep: Sweep, progress: SweepProgress) -> SweepOut:
+    return SweepOut(
+        id=sweep.id,
+        owner_id=sweep.owner_id,
+        name=sweep.name,
+        spec=sweep.spec,
+        axes=sweep.axes,
+        points=sweep.points,
+        created_at=sweep.created_at,
+        progress=progress,
+    )
+
+
+def progress_of(session: Session, sweeps: list[Sweep]) -> dict[str, SweepProgress]:
+    found = sweep_progress(session, [sweep.id for sweep in sweeps])
+    return {
+        sweep_id: SweepProgress(
+            total=counted.total,
+            counts=counted.counts,
+            finished=counted.finished,
+            fraction=counted.fraction,
+        )
+        for sweep_id, counted in found.items()
+    }
+
+
+def sweep_detail(session: Session, sweep: Sweep) -> SweepDetail:
+    """The sweep with its progress and one row per point."""
+    rows = [
+        SweepRow(
+            point=link.point,
+            job_id=job.id,
+            values=link.values,
+            status=job.status,
+            metrics=numeric_metrics(job.metrics),
+            error=job.error,
+        )
+        for link, job in sweep_points(session, sweep)
+    ]
+    out = sweep_out(sweep, progress_of(session, [sweep])[sweep.id])
+    return SweepDetail(**out.model_dump(), rows=rows)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SweepDetail,
+    responses={
+        422: {
+            "model": Problem,
+            "description": "axes that do not fit together, too many points, or a bad point "
+            "(its index, values and field named)",
+        },
+        429: {"model": Problem, "description": "your queue is full, or your bytes (quota)"},
+    },
+)
+def create(
+    request: Request,
+    response: Response,
+    definition: SweepDefinition,
+    session: SessionDep,
+    store: StoreDep,
+    user: CurrentUser,
+) -> SweepDetail:
+    """Create one job per point of the axes: each point's spec is the base spec with its
+    fields set (dotted names: ``movements.duration``), checked like ``POST /jobs`` before
+    anything is created. ``{"sweep": id}`` as an axis value stands for the networks of that
+    sweep's jobs (``{"job": child}`` each). All jobs or none; they wait in your queue (a sweep is
+    admitted while your queue has room) and run ``max_running`` at a time (README: Sweeps)."""
+    try:
+        check_queue_room(session, user, store.settings.default_max_queued)  # before the work
+        points = plan_sweep(session, store.settings, user, definition)
+    except QuotaExceededError as error:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(error)) from None
+    except SweepError as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid sweep: {error}"
+        ) from None
+    try:
+        sweep = create_sweep(
+            session,
+            user,
+            definition,
+            points,
+            default_max_queued=store.settings.default_max_queued,
+            default_max_bytes=store.settings.default_max_bytes,
+        )
+    except QuotaExceededError as error:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(error)) from None
+    pool = getattr(request.app.state, "pool", None)
+    if pool is not None:
+        pool.notify()
+    response.headers["Location"] = f"/sweeps/{sweep.id}"
+    return sweep_detail(session, sweep)
+
+
+@router.get("", response_model=SweepList)
+def list_(
+    session: SessionDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+) -> SweepList:
+    """Your sweeps, newest first, with their progress; ``total`` counts them all."""
+    sweeps, total = list_sweeps(session, user.id, limit=limit, offset=offset)
+    progress = progress_of(session, sweeps)
+    return SweepList(
+        items=[sweep_out(sweep, progress[sweep.id]) for sweep in sweeps],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+@router.get("/{sweep_id}", response_model=SweepDetail, responses=NOT_FOUND)
+def read(sweep: OwnedSweep, session: SessionDep) -> SweepDetail:
+    """One sweep: its progress and its table, one row per point (the swept values, the job's
+    id, status and top-level numeric metrics)."""
+    return sweep_detail(session, sweep)
+
+
+@router.post("/{sweep_id}/cancel", response_model=SweepDetail, responses=NOT_FOUND)
+def cancel(sweep: OwnedSweep, session: SessionDep, user: CurrentUser) -> SweepDetail:
+    """Cancel every unfinished job of the sweep (running ones are asked to stop); finished
+    jobs stay as they are, so cancelling again does nothing."""
+    cancel_sweep(session, sweep, by=on_behalf(user, sweep))
+    return sweep_detail(session, sweep)
+
+
+@router.delete(
+    "/{sweep_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        **NOT_FOUND,
+        409: {
+            "model": Problem,
+            "description": "jobs of the sweep are running, or jobs outside it read what they "
+            "made (named)",
+        },
+    },
+)
+def delete(sweep: OwnedSweep, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
+    """Delete the sweep and its jobs, with their histories, artifacts and networks (cancel a
+    running sweep first)."""
+    admin, owner, sweep_id = on_behalf(user, sweep), sweep.owner_id, sweep.id
+    try:
+        delete_sweep(session, sweep, store.artifacts)
+    except SweepBusyError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
+    except DependentsError as error:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT, f"cannot delete sweep {sweep_id}: {error}"
+        ) from None
+    if admin:  # the jobs' histories went with them: the server log keeps who did it
+        logger.warning("sweep %s of user %d deleted by %s", sweep_id, owner, admin)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
