@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy import select, update
 
 from lifrnn.executor import execute_job
+from lifrnn.settings import Settings
 from lifrnn.specs import parse_spec
-from lifrnn.store import Job, JobInput
+from lifrnn.store import Job, JobInput, Store
 from lifrnn.store.inputs import InputError, resolve_inputs
 from lifrnn.store.jobs import (
     DependentsError,
@@ -27,6 +28,20 @@ from lifrnn.store.users import create_user
 
 SOC = {"kind": "soc", "n": 30, "radius": 3.0, "seed": 1}
 FIT = {"movements": {"directions_deg": [0, 180], "duration": 0.1}, "dt": 0.002}
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(Settings(home=tmp_path, checkpoint_seconds=0))
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def session(store):
+    with store.session() as session:
+        yield session
 
 
 @pytest.fixture

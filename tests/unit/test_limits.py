@@ -11,13 +11,27 @@ from lifrnn.executor import execute_job
 from lifrnn.settings import Settings
 from lifrnn.specs import parse_spec
 from lifrnn.specs.resources import Estimate, format_bytes
-from lifrnn.store import Job
+from lifrnn.store import Job, Store
 from lifrnn.store.inputs import resolve_inputs
 from lifrnn.store.jobs import submit_job
 from lifrnn.store.limits import JobLimits, LimitExceededError
 from lifrnn.store.users import create_user
 
 FIT = {"movements": {"directions_deg": [0, 90, 180], "duration": 0.1}, "dt": 0.002}
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(Settings(home=tmp_path, checkpoint_seconds=0))
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def session(store):
+    with store.session() as session:
+        yield session
 
 
 def submit(session, owner, data: dict) -> Job:

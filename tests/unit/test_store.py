@@ -9,8 +9,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select, update
 
+from lifrnn.settings import Settings
 from lifrnn.specs import parse_spec
-from lifrnn.store import Artifact, ArtifactStore, Base, Job, JobEvent, Network, User
+from lifrnn.store import Artifact, ArtifactStore, Base, Job, JobEvent, Network, Store, User
 from lifrnn.store.cas import blob_key
 from lifrnn.store.jobs import (
     IdempotencyConflictError,
@@ -33,6 +34,20 @@ from lifrnn.store.status import TERMINAL, TRANSITIONS, TransitionError, can_tran
 from lifrnn.store.users import create_user, ensure_local_user, hash_token, user_for_token
 
 SPEC = parse_spec({"kind": "soc", "n": 40, "radius": 4.0, "seed": 1})
+
+
+@pytest.fixture
+def store(tmp_path):
+    store = Store(Settings(home=tmp_path))
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def session(store):
+    with store.session() as session:
+        yield session
 
 
 @pytest.fixture

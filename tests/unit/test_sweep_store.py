@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 import lifrnn.store.sweeps as sweep_store
 from lifrnn.settings import Settings
 from lifrnn.specs import parse_spec
-from lifrnn.store import Job, Sweep, SweepJob
+from lifrnn.store import Job, Store, Sweep, SweepJob
 from lifrnn.store.jobs import (
     DependentsError,
     QuotaExceededError,
@@ -35,8 +35,17 @@ SOC = {"kind": "soc", "n": 40, "radius": 4.0}
 
 
 @pytest.fixture
-def store_settings(tmp_path) -> Settings:
-    return Settings(home=tmp_path, max_sweep_points=20)
+def store(tmp_path):
+    store = Store(Settings(home=tmp_path, max_sweep_points=20))
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def session(store):
+    with store.session() as session:
+        yield session
 
 
 @pytest.fixture

@@ -48,8 +48,17 @@ def mode(path: Path) -> int:
 
 
 @pytest.fixture
-def store_settings(tmp_path) -> Settings:
-    return Settings(home=tmp_path / "home")
+def store(tmp_path):
+    store = Store(Settings(home=tmp_path / "home"))
+    store.migrate()
+    yield store
+    store.dispose()
+
+
+@pytest.fixture
+def session(store):
+    with store.session() as session:
+        yield session
 
 
 def expire(session, token: str) -> None:
