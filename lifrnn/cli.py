@@ -19,9 +19,10 @@ import contextlib
 import json
 import logging
 import sys
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from pydantic import ValidationError
@@ -35,6 +36,9 @@ from lifrnn.cli_client import register as register_service_commands
 from lifrnn.jobs import JobResult
 from lifrnn.settings import Settings
 from lifrnn.specs import describe_validation_error, parse_spec
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 logger = logging.getLogger(__name__)
 
@@ -261,6 +265,28 @@ def _token_lifetime(expires_in: str | None) -> timedelta | None:
         raise typer.Exit(2) from None
 
 
+@contextlib.contextmanager
+def _users_session() -> Iterator[tuple[Settings, Session]]:
+    """The configured store's settings and a session (migrated first) for ``lifrnn users``;
+    committed at the end. An unknown user, or one that exists already, ends the command with
+    its message (exit 1)."""
+    from lifrnn.store import Store
+    from lifrnn.store.users import UnknownUserError, UserExistsError
+
+    settings = Settings()
+    store = Store(settings)
+    try:
+        store.migrate()
+        with store.session() as session:
+            yield settings, session
+            session.commit()
+    except (UnknownUserError, UserExistsError) as error:
+        stderr.print(f"[red]{error}[/]")
+        raise typer.Exit(1) from None
+    finally:
+        store.dispose()
+
+
 @users_app.command("create")
 def users_create(
     name: Annotated[str, typer.Argument(help="user name (unique)")],
@@ -273,30 +299,19 @@ def users_create(
     expires_in: ExpiresInOption = None,
 ) -> None:
     """Create a user; prints its API token (shown only this once) on stdout."""
-    from lifrnn.store import Store
-    from lifrnn.store.users import UserExistsError, create_user
+    from lifrnn.store.users import create_user
 
     lifetime = _token_lifetime(expires_in)
-    store = Store(Settings())
-    try:
-        store.migrate()
-        with store.session() as session:
-            try:
-                _, token = create_user(
-                    session,
-                    name,
-                    admin=admin,
-                    max_queued=max_queued,
-                    max_running=max_running,
-                    max_bytes=max_bytes,
-                    expires_in=lifetime,
-                )
-            except UserExistsError as error:
-                stderr.print(f"[red]{error}[/]")
-                raise typer.Exit(1) from None
-            session.commit()
-    finally:
-        store.dispose()
+    with _users_session() as (_, session):
+        _, token = create_user(
+            session,
+            name,
+            admin=admin,
+            max_queued=max_queued,
+            max_running=max_running,
+            max_bytes=max_bytes,
+            expires_in=lifetime,
+        )
     stderr.print(f"created {'admin' if admin else 'user'} {name!r}; its API token (shown once):")
     sys.stdout.write(token + "\n")
 
@@ -308,25 +323,12 @@ def users_token(
     label: Annotated[str, typer.Option(help="what the token is for (shown by GET /me)")] = "",
 ) -> None:
     """Issue another API token of user NAME; prints it (shown only this once) on stdout."""
-    from lifrnn.store import Store
-    from lifrnn.store.users import UnknownUserError, find_user, issue_token
+    from lifrnn.store.users import find_user, issue_token
 
     lifetime = _token_lifetime(expires_in)
-    store = Store(Settings())
-    try:
-        store.migrate()
-        with store.session() as session:
-            try:
-                user = find_user(session, name)
-            except UnknownUserError as error:
-                stderr.print(f"[red]{error}[/]")
-                raise typer.Exit(1) from None
-            token = issue_token(
-                session, user, label=label or "issued by an admin", expires_in=lifetime
-            )
-            session.commit()
-    finally:
-        store.dispose()
+    with _users_session() as (_, session):
+        user = find_user(session, name)
+        token = issue_token(session, user, label=label or "issued by an admin", expires_in=lifetime)
     expiry = f"expires in {expires_in}" if expires_in else "no expiry"
     stderr.print(f"new API token of {name!r} ({expiry}; shown once):")
     sys.stdout.write(token + "\n")
@@ -367,9 +369,8 @@ def users_limits(
     ] = None,
 ) -> None:
     """Set user NAME's own per-job limits (README "Limits"); prints the limits that now apply."""
-    from lifrnn.store import Store
     from lifrnn.store.limits import JobLimits
-    from lifrnn.store.users import UnknownUserError, find_user
+    from lifrnn.store.users import find_user
 
     changes = {
         column: _limit_value(text, option, size=size)
@@ -379,24 +380,13 @@ def users_limits(
             ("max_job_work", job_work, "--job-work", False),
         )
     }
-    settings = Settings()
-    store = Store(settings)
-    try:
-        store.migrate()
-        with store.session() as session:
-            try:
-                user = find_user(session, name)
-            except UnknownUserError as error:
-                stderr.print(f"[red]{error}[/]")
-                raise typer.Exit(1) from None
-            for column, (given, value) in changes.items():
-                if given:
-                    whole = value is not None and column != "max_job_work"
-                    setattr(user, column, int(value) if whole and value is not None else value)
-            session.commit()
-            limits = JobLimits.for_user(settings, user)
-    finally:
-        store.dispose()
+    with _users_session() as (settings, session):
+        user = find_user(session, name)
+        for column, (given, value) in changes.items():
+            if given:
+                whole = value is not None and column != "max_job_work"
+                setattr(user, column, int(value) if whole and value is not None else value)
+        limits = JobLimits.for_user(settings, user)
     own = ", ".join(sorted(limits.own)) or "none"
     sys.stdout.write(
         f"{name}: job memory {limits.memory_bytes} B, job output {limits.output_bytes} B, "
@@ -411,21 +401,10 @@ def users_revoke(name: Annotated[str, typer.Argument(help="user name")]) -> None
     A running server may accept a revoked token for LIFRNN_TOKEN_CACHE_SECONDS more; dashboard
     sessions end at once. ``lifrnn users token NAME`` gives the user a token again.
     """
-    from lifrnn.store import Store
-    from lifrnn.store.users import UnknownUserError, revoke_user
+    from lifrnn.store.users import revoke_user
 
-    store = Store(Settings())
-    try:
-        store.migrate()
-        with store.session() as session:
-            try:
-                revoked = revoke_user(session, name)
-            except UnknownUserError as error:
-                stderr.print(f"[red]{error}[/]")
-                raise typer.Exit(1) from None
-            session.commit()
-    finally:
-        store.dispose()
+    with _users_session() as (_, session):
+        revoked = revoke_user(session, name)
     stderr.print(
         f"revoked {name!r}: {revoked.tokens} API tokens and {revoked.dashboard_sessions} "
         "dashboard sessions deleted"

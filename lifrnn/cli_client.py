@@ -397,17 +397,6 @@ def networks(
     metric: Annotated[
         list[str] | None, typer.Option(help="filter such as 'r2_min>=0.99' (repeatable)")
     ] = None,
-    filter_: Annotated[
-        str | None,
-        typer.Option(
-            "--filter",
-            help='search, e.g. "params.n = 200 and metrics.r2_min >= 0.99 and '
-            "tags.project = 'reach'\"",
-        ),
-    ] = None,
-    order_by: Annotated[
-        str | None, typer.Option(help="e.g. 'metrics.cost asc' (then newest first)")
-    ] = None,
     limit: Annotated[int, typer.Option(help="at most this many")] = 20,
     offset: Annotated[int, typer.Option(help="skip this many")] = 0,
     as_json: JsonOption = False,
