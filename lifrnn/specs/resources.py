@@ -88,15 +88,6 @@ class Estimate:
         or ``work``): the one a refusal names."""
         return max(self.stages or (self,), key=lambda stage: getattr(stage, resource))
 
-    def as_json(self) -> dict[str, float | int | str]:
-        """The estimate as recorded with the job."""
-        return {
-            "memory_bytes": self.memory_bytes,
-            "output_bytes": self.output_bytes,
-            "work": self.work,
-            "basis": self.basis,
-        }
-
 
 def soc_estimate(n: int, iterations: int, *, fields: tuple[str, ...] = ("n",)) -> Estimate:
     """SOC build: about 13 n x n float64 matrices live at once (W, its Schur form and vectors,

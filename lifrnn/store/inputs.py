@@ -22,8 +22,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from lifrnn.headers import tensor_shape
-from lifrnn.specs import InputFacts, JobOutput, SpecBase, parse_spec
+from lifrnn.specs import FitSpec, InputFacts, JobOutput, RetrainSpec, SOCSpec, SpecBase, parse_spec
+from lifrnn.specs.base import DEFAULT_DIMS
 from lifrnn.specs.resources import NetworkDims
+from lifrnn.specs.retrain import DEFAULT_NEW_DIRECTIONS
 from lifrnn.store.models import Artifact, Job, JobInput, Network, User
 from lifrnn.store.status import TERMINAL
 
@@ -134,27 +136,24 @@ def pending_dims(session: Session, job: Job, depth: int = 0) -> NetworkDims | No
         spec = parse_spec(job.spec)
     except ValueError:
         return None
-    if spec.kind == "soc":
-        return NetworkDims(n=int(job.spec["n"]))
+    if isinstance(spec, SOCSpec):
+        return NetworkDims(n=spec.n)
     source = _input_dims(session, job.id, "network", depth)
-    if spec.kind == "fit":
-        movements = job.spec["movements"]
-        inline = job.spec["network"]
-        n = int(inline["n"]) if isinstance(inline, dict) and "n" in inline else None
-        dt = float(job.spec["dt"])
+    if isinstance(spec, FitSpec):
+        inline = spec.network.n if isinstance(spec.network, SOCSpec) else None
         return NetworkDims(
-            n=n or (source.n if source else 0) or 200,
-            movements=len(movements["directions_deg"]),
-            steps=round(float(movements["duration"]) / dt) + 1,
-            dt=dt,
-            duration=float(movements["duration"]),
+            n=inline or (source.n if source else None) or DEFAULT_DIMS.n,
+            movements=len(spec.movements.directions_deg),
+            steps=spec.movements.steps(spec.dt),
+            dt=spec.dt,
+            duration=spec.movements.duration,
         )
-    if source is None:
+    if not isinstance(spec, RetrainSpec) or source is None:
         return None
-    new = job.spec.get("directions_deg")
+    new = len(spec.directions_deg) if spec.directions_deg else DEFAULT_NEW_DIRECTIONS
     return NetworkDims(
         n=source.n,
-        movements=(source.movements or 0) + (len(new) if new else 10) or None,
+        movements=(source.movements or 0) + new,
         steps=source.steps,
         dt=source.dt,
         duration=source.duration,

@@ -475,10 +475,7 @@ def beat(session: Session, job_id: str, worker: str) -> str | None:
 
 def _heartbeat_grace(spec: SpecBase, inputs: ResolvedInputs) -> float | None:
     """The job's own heartbeat grace (seconds), when its estimate asks for one."""
-    try:
-        grace = spec.estimate(inputs.facts).heartbeat_grace_seconds
-    except NotImplementedError:
-        return None
+    grace = spec.estimate(inputs.facts).heartbeat_grace_seconds
     return grace if grace > 0 else None
 
 
