@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from starlette.types import Receive, Scope, Send
 
 from api.deps import CurrentUser, LabelsBody, SessionDep, SpecBody, StoreDep
 from api.schemas import ArtifactOut, EventOut, JobDetail, JobList, JobOut, Problem, RunLabels
@@ -88,9 +90,25 @@ class StreamCounter:
             self._open[user_id] = max(0, self._open.get(user_id, 0) - 1)
 
 
-def on_behalf(user: User, job: Job) -> str:
-    """``"admin NAME"`` when an admin acts on another user's job, else empty."""
-    return f"admin {user.name}" if job.owner_id != user.id else ""
+class CountedStream(StreamingResponse):
+    """A streaming response that calls ``on_close`` once it is over, however it ends: finished,
+    cut by the client, or cancelled before its first chunk (a generator's own ``finally`` does
+    not run when it never started)."""
+
+    def __init__(self, content: Any, on_close: Callable[[], None], **kwargs: Any) -> None:
+        super().__init__(content, **kwargs)
+        self.on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self.on_close()
+
+
+def on_behalf(user: User, owner_id: int) -> str:
+    """``"admin NAME"`` when an admin acts on another user's job or sweep, else empty."""
+    return f"admin {user.name}" if owner_id != user.id else ""
 
 
 def as_utc(moment: datetime | None, name: str) -> datetime | None:
@@ -315,7 +333,7 @@ def cancel(job_id: str, session: SessionDep, user: CurrentUser) -> JobOut:
     """Cancel a queued job, or ask a running one to stop (``cancelling``, then ``cancelled``)."""
     job = owned_job(session, user, job_id)
     try:
-        job = request_cancel(session, job, by=on_behalf(user, job))
+        job = request_cancel(session, job, by=on_behalf(user, job.owner_id))
     except TransitionError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, f"cannot cancel: {error}") from None
     return JobOut.model_validate(job)
@@ -335,7 +353,7 @@ def cancel(job_id: str, session: SessionDep, user: CurrentUser) -> JobOut:
 def delete(job_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
     """Delete a job with its history, artifacts and networks (cancel a running job first)."""
     job = owned_job(session, user, job_id)
-    admin, owner = on_behalf(user, job), job.owner_id
+    admin, owner = on_behalf(user, job.owner_id), job.owner_id
     try:
         delete_job(session, job, store.artifacts)
     except TransitionError:
@@ -404,13 +422,6 @@ def stream_events(
             return found, own.scalar(select(Job.status).where(Job.id == job_id))
 
     async def generate() -> Any:
-        try:
-            async for chunk in events_of():
-                yield chunk
-        finally:
-            streams.close(user.id)
-
-    async def events_of() -> Any:
         after = last_event_id or 0
         closes = time.monotonic() + store.settings.stream_max_seconds
         while True:
@@ -429,6 +440,9 @@ def stream_events(
             yield ": waiting\n\n"
             await asyncio.sleep(poll)
 
-    return StreamingResponse(
-        generate(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    return CountedStream(
+        generate(),
+        on_close=lambda: streams.close(user.id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache"},
     )

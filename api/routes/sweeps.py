@@ -10,9 +10,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep, StoreDep
-from api.routes.jobs import is_uuid_text
+from api.routes.jobs import is_uuid_text, on_behalf
 from api.schemas import Problem, SweepDetail, SweepList, SweepOut, SweepProgress, SweepRow
-from lifrnn.store import Sweep, User
+from lifrnn.store import Sweep
 from lifrnn.store.jobs import DependentsError, QuotaExceededError
 from lifrnn.store.sweeps import (
     SweepBusyError,
@@ -46,11 +46,6 @@ def owned_sweep(sweep_id: str, session: SessionDep, user: CurrentUser) -> Sweep:
 
 
 OwnedSweep = Annotated[Sweep, Depends(owned_sweep)]
-
-
-def on_behalf(user: User, sweep: Sweep) -> str:
-    """``"admin NAME"`` when an admin acts on another user's sweep, else empty."""
-    return f"admin {user.name}" if sweep.owner_id != user.id else ""
 
 
 def sweep_out(sweep: Sweep, progress: SweepProgress) -> SweepOut:
@@ -178,7 +173,7 @@ def read(sweep: OwnedSweep, session: SessionDep) -> SweepDetail:
 def cancel(sweep: OwnedSweep, session: SessionDep, user: CurrentUser) -> SweepDetail:
     """Cancel every unfinished job of the sweep (running ones are asked to stop); finished
     jobs stay as they are, so cancelling again does nothing."""
-    cancel_sweep(session, sweep, by=on_behalf(user, sweep))
+    cancel_sweep(session, sweep, by=on_behalf(user, sweep.owner_id))
     return sweep_detail(session, sweep)
 
 
@@ -197,7 +192,7 @@ def cancel(sweep: OwnedSweep, session: SessionDep, user: CurrentUser) -> SweepDe
 def delete(sweep: OwnedSweep, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
     """Delete the sweep and its jobs, with their histories, artifacts and networks (cancel a
     running sweep first)."""
-    admin, owner, sweep_id = on_behalf(user, sweep), sweep.owner_id, sweep.id
+    admin, owner, sweep_id = on_behalf(user, sweep.owner_id), sweep.owner_id, sweep.id
     try:
         delete_sweep(session, sweep, store.artifacts)
     except SweepBusyError as error:
