@@ -282,7 +282,9 @@ def test_the_history_comes_in_pages(service):
         assert alice.get(f"/jobs/{job['id']}/events", params={"limit": 0}).status_code == 422
 
 
-def test_an_admins_cancel_of_another_users_job_is_recorded_with_the_admins_name(service):
+def test_an_admins_cancel_and_delete_of_another_users_job_are_recorded_with_the_admins_name(
+    service,
+):
     with service.client("carol") as carol, service.client("local") as admin:
         job = carol.post("/jobs", json={**SMALL, "seed": 31}).json()  # carol's jobs stay queued
         assert admin.post(f"/jobs/{job['id']}/cancel").json()["status"] == "cancelled"
@@ -290,3 +292,6 @@ def test_an_admins_cancel_of_another_users_job_is_recorded_with_the_admins_name(
         assert history[-1]["message"] == "cancelled by admin local before it started"
         assert admin.delete(f"/jobs/{job['id']}").status_code == 204
         assert carol.get(f"/jobs/{job['id']}").status_code == 404
+    # the job's history went with it: the server log keeps who deleted it
+    logged = service.server.log.read_text()
+    assert f"job {job['id']} of user" in logged and "deleted by admin local" in logged
