@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 TORCH_PIN ?= torch==2.13.0
 OUT ?= runs/soc-default
 
-.PHONY: install install-test run serve test lint bench bench-api bench-upload clean
+.PHONY: install install-test run serve test lint bench bench-api bench-upload bench-progress clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ bench-api: install
 
 bench-upload: install
 	$(PY) bench/upload.py
+
+bench-progress: install
+	$(PY) bench/progress.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -51,8 +51,16 @@ class JobOut(BaseModel):
     owner_id: int
     kind: str
     status: str
-    progress: float
+    progress: float = Field(
+        description="fraction done in [0, 1]; runners report fractions that track elapsed time"
+    )
     message: str
+    elapsed_seconds: float | None = Field(
+        None, description="seconds since the run started (to its end once finished)"
+    )
+    eta_seconds: float | None = Field(
+        None, description="estimated seconds left while running (None: no estimate yet)"
+    )
     spec: dict[str, Any]
     spec_sha256: str
     queued_at: datetime
@@ -118,6 +126,29 @@ class EventOut(BaseModel):
     status: str
     progress: float | None
     message: str
+    elapsed_seconds: float | None = Field(
+        None, description="seconds the run had been going when this was reported"
+    )
+    eta_seconds: float | None = Field(
+        None, description="the runner's estimate of the seconds left, when reported"
+    )
+
+
+SERIES_PATTERN = r"^[a-z][a-z0-9_.]{0,31}$"
+
+
+class CurveOut(BaseModel):
+    """One curve: values by optimiser iteration (``steps``), in step order."""
+
+    steps: list[int]
+    values: list[float]
+
+
+class SeriesOut(BaseModel):
+    """A job's curves by name (``abscissa``, ``cost``, ``loss``, ...)."""
+
+    job_id: str
+    series: dict[str, CurveOut]
 
 
 class NetworkOut(BaseModel):

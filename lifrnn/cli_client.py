@@ -41,6 +41,7 @@ from lifrnn.client import (
     NotFoundError,
     Sweep,
 )
+from lifrnn.durations import format_duration
 from lifrnn.specs.local import LocalFileError
 
 __all__ = ["DemoStep", "demo_steps", "register", "run_demo"]
@@ -131,6 +132,13 @@ def _print_job(job: Job) -> None:
         f"[bold]{job.kind}[/] job {job.id}: {_coloured(job.status)} "
         f"({job.progress:.0%}{', ' + job.message if job.message else ''})"
     )
+    if job.elapsed_seconds is not None:
+        left = (
+            f", about {format_duration(job.eta_seconds)} left"
+            if job.eta_seconds is not None
+            else ""
+        )
+        console.print(f"ran {format_duration(job.elapsed_seconds)}{left}")
     if job.error:
         console.print(f"[red]error:[/] {job.error}")
     if job.metrics:
@@ -351,8 +359,31 @@ def logs(
             progress = event.get("progress")
             shown = f"{progress:6.1%}" if progress is not None else "      "
             line = f"{_when(event['at'])}  {event['type']:<8} {event['status']:<10} {shown}"
+            if event.get("eta_seconds") is not None:
+                line += f"  ~{format_duration(event['eta_seconds'])} left"
             sys.stdout.write(f"{line}  {event.get('message') or ''}".rstrip() + "\n")
             sys.stdout.flush()
+
+
+def series(
+    job_id: Annotated[str, typer.Argument(help="job id")],
+    names: Annotated[
+        list[str] | None, typer.Argument(help="curves to show (default: all)", show_default=False)
+    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Print a job's curves (SOC abscissa, fit cost, retraining loss) as CSV: series,step,value."""
+    with _service_errors(), Client(url, token) as client:
+        curves = client.series(job_id, *(names or []))
+    if as_json:
+        _write_json({key: {"steps": c.steps, "values": c.values} for key, c in curves.items()})
+        return
+    sys.stdout.write("series,step,value\n")
+    for key, curve in curves.items():
+        for step, value in zip(curve.steps, curve.values, strict=True):
+            sys.stdout.write(f"{key},{step},{value!r}\n")
 
 
 def cancel(
@@ -668,6 +699,7 @@ def register(app: typer.Typer) -> None:
         jobs,
         status,
         logs,
+        series,
         cancel,
         download,
         networks,

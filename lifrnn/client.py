@@ -22,6 +22,7 @@ Each is also importable by its long name (``NotFoundError``, ...).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import sys
@@ -34,9 +35,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
 import httpx
+from httpx_sse import connect_sse
 from pydantic import BaseModel
 
 from lifrnn.builders import fit, prepare, reference, retrain, soc
+from lifrnn.durations import format_duration
 from lifrnn.specs.local import replace_local_paths
 
 if TYPE_CHECKING:
@@ -88,6 +91,10 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 NETWORK_ARTIFACT = "network.safetensors"
 EVENT_PAGE = 1000
+HISTORY_EVENTS = frozenset({"status", "progress"})
+"""Stream events that are history entries, with their own ids."""
+STREAM_READ_SECONDS = 30.0
+"""An event stream silent this long (the server pings every 5 s) is opened again."""
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -338,6 +345,18 @@ class Job(_Record):
         return float(self._data.get("progress") or 0.0)
 
     @property
+    def elapsed_seconds(self) -> float | None:
+        """Seconds since the run started (to its end once finished); None before."""
+        value = self._data.get("elapsed_seconds")
+        return None if value is None else float(value)
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """The runner's estimate of the seconds left while running (None: none yet)."""
+        value = self._data.get("eta_seconds")
+        return None if value is None else float(value)
+
+    @property
     def message(self) -> str:
         """The last progress message."""
         return str(self._data.get("message") or "")
@@ -435,33 +454,44 @@ class Job(_Record):
         self._data = self._client._get_json(f"/jobs/{self.id}")
         return self
 
-    def wait(self, timeout: float | None = None, progress: bool = True, poll: float = 0.5) -> Job:
+    def wait(self, timeout: float | None = None, progress: bool = True) -> Job:
         """Wait until the job finishes; returns itself when it succeeded.
 
-        ``progress``: show a progress bar (tqdm if installed, else rich; both work in notebooks).
-        Raises :class:`JobFailedError` or :class:`JobCancelledError` with the server's reason, and
-        :class:`WaitTimeoutError` after ``timeout`` seconds (the job itself goes on).
+        Follows the job's server-sent event stream (reconnecting with ``Last-Event-ID`` when
+        the connection drops or the server closes a long stream), so nothing is polled.
+        ``progress``: show a progress bar with the time left (tqdm if installed, else rich;
+        both work in notebooks). Raises :class:`JobFailedError` or :class:`JobCancelledError`
+        with the server's reason, and :class:`WaitTimeoutError` after ``timeout`` seconds
+        (within the stream's ping interval, 5 s; the job itself goes on).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         with _progress_bar(f"{self.kind} {self.id[:8]}", enabled=progress) as bar:
-            while True:
-                if "artifacts" not in self._data or not self.done:
+            self.refresh()
+            bar.update(self.progress, _progress_text(self._data))
+            if not self.done:
+                for event in self._client.stream(self.id, deadline=deadline):
+                    if event.name in ("state", "progress", "status"):
+                        bar.update(event.data.get("progress") or 0.0, _progress_text(event.data))
+                if time.monotonic() >= (deadline or float("inf")):
                     self.refresh()
-                bar.update(self.progress, self.message or self.status)
-                if self.done:
-                    break
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise WaitTimeoutError(
-                        f"job {self.id} still {self.status} after {timeout} s "
-                        f"({self.progress:.0%}: {self.message})"
-                    )
-                pause = poll if deadline is None else min(poll, deadline - time.monotonic())
-                time.sleep(max(pause, 0.0))
+                    if not self.done:
+                        raise WaitTimeoutError(
+                            f"job {self.id} still {self.status} after {timeout} s "
+                            f"({self.progress:.0%}: {self.message})"
+                        )
+                self.refresh()
+            bar.update(self.progress, _progress_text(self._data))
         if self.status == "failed":
             raise JobFailedError(self)
         if self.status == "cancelled":
             raise JobCancelledError(self)
         return self
+
+    def series(self, *names: str) -> dict[str, Curve]:
+        """The job's curves (``abscissa``, ``cost``, ``loss``, ...; all without ``names``) by
+        optimiser iteration, as :class:`Curve` (``steps``, ``values``; numpy via
+        ``np.asarray``)."""
+        return self._client.series(self.id, *names)
 
     def cancel(self) -> Job:
         """Cancel a queued job or ask a running one to stop; returns itself, refreshed."""
@@ -836,6 +866,41 @@ class _RichBar(_Bar):
         self.progress.stop()
 
 
+def _progress_text(data: Mapping[str, Any]) -> str:
+    """A progress bar's text: the message (or status) and the time left when known."""
+    text = str(data.get("message") or data.get("status") or "")
+    eta = data.get("eta_seconds")
+    if isinstance(eta, int | float) and data.get("status") in ("running", "cancelling"):
+        text = f"{text[:48]}, ~{format_duration(eta)} left"
+    return text
+
+
+def _json_or_empty(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    """One server-sent event of a job: ``name`` (``status``, ``progress``, ``state``,
+    ``ping``, ``reconnect``, ``end``), its history ``id`` (None for live ones), its data."""
+
+    name: str
+    id: int | None
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One curve of a job: ``values`` at optimiser iterations ``steps``."""
+
+    steps: list[int]
+    values: list[float]
+
+
 def _progress_bar(label: str, enabled: bool) -> _Bar:
     if not enabled:
         return _Bar()
@@ -1107,19 +1172,65 @@ class Client:
                 return events
             after = int(page[-1]["id"])
 
-    def follow(self, job_id: str, poll: float = 0.5) -> Iterator[dict[str, Any]]:
-        """Yield job ``job_id``'s events as they happen, until its final status."""
-        after = 0
-        while True:
-            batch = self.events(job_id, after=after)
-            for event in batch:
-                after = max(after, int(event["id"]))
-                yield event
-            if any(e["type"] == "status" and e["status"] in FINAL_STATUSES for e in batch):
-                return
-            if not batch and self.job(job_id).done:
-                return
-            time.sleep(poll)
+    def follow(self, job_id: str) -> Iterator[dict[str, Any]]:
+        """Yield job ``job_id``'s history entries as they happen, until its final status
+        (following its event stream; a dropped connection resumes where it stopped)."""
+        for event in self.stream(job_id):
+            if event.id is not None:
+                yield event.data
+
+    def stream(
+        self, job_id: str, after: int = 0, deadline: float | None = None
+    ) -> Iterator[StreamEvent]:
+        """The server-sent events of job ``job_id`` (see ``GET /jobs/{id}/events/stream``):
+        history entries after id ``after`` (each with its ``id``), live ``state`` and ``ping``,
+        up to ``end``. A stream the server closes, or a connection that drops, is opened again
+        with ``Last-Event-ID`` (``retries`` times in a row at most, with backoff). Stops
+        quietly at ``deadline`` (a ``time.monotonic()`` value)."""
+        path = f"/jobs/{job_id}/events/stream"
+        failures = 0
+        while deadline is None or time.monotonic() < deadline:
+            left = STREAM_READ_SECONDS if deadline is None else deadline - time.monotonic()
+            timeout = httpx.Timeout(self.timeout, read=max(0.1, min(left, STREAM_READ_SECONDS)))
+            headers = {"Last-Event-ID": str(after)} if after else {}
+            try:
+                with connect_sse(self._http, "GET", path, headers=headers, timeout=timeout) as sse:
+                    if sse.response.is_error:
+                        sse.response.read()
+                        raise self._error(sse.response, "GET", path)
+                    for item in sse.iter_sse():
+                        failures = 0
+                        entry = item.event in HISTORY_EVENTS and item.id  # live ones repeat the id
+                        event = StreamEvent(
+                            item.event, int(item.id) if entry else None, _json_or_empty(item.data)
+                        )
+                        after = event.id if event.id is not None else after
+                        yield event
+                        if event.name == "end":
+                            return
+                        if deadline is not None and time.monotonic() >= deadline:
+                            return
+            except httpx.ReadTimeout:
+                continue  # silent longer than the pings allow, or the deadline: open again
+            except httpx.TransportError as error:
+                failures += 1
+                if failures > self.retries:
+                    raise ConnectionFailedError(
+                        f"lost the event stream of job {job_id} at {self.url}: "
+                        f"{type(error).__name__}: {error}"
+                    ) from error
+                delay = self.backoff * 2 ** (failures - 1)
+                logger.warning("event stream of job %s: reconnecting in %.1f s", job_id, delay)
+                time.sleep(delay)
+
+    def series(self, job_id: str, *names: str, after: int = -1) -> dict[str, Curve]:
+        """Job ``job_id``'s curves by name (all without ``names``), points after step
+        ``after``."""
+        data = self._get_json(f"/jobs/{job_id}/series", name=list(names) or None, after=after)
+        return {
+            key: Curve(list(curve["steps"]), list(curve["values"]))
+            for key, curve in data["series"].items()
+        }
 
     # networks and artifacts
 

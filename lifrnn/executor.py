@@ -14,6 +14,7 @@ store: any machine can run any job and resume any checkpoint.
 from __future__ import annotations
 
 import logging
+import math
 import mimetypes
 import os
 import shutil
@@ -49,6 +50,7 @@ from lifrnn.store.jobs import (
 from lifrnn.store.models import Artifact, Job, JobInput, Network, utcnow
 from lifrnn.store.objects import ObjectNotFoundError, delete_prefix
 from lifrnn.store.search import record_metrics
+from lifrnn.store.series import Point
 from lifrnn.store.status import ACTIVE
 
 logger = logging.getLogger(__name__)
@@ -173,8 +175,12 @@ def execute_job(
                     checkpoints=checkpoints,
                     provenance=provenance,
                     milestones=progress.milestone,
+                    series=progress.point,
                 )
-                result = run_job(spec, context)
+                try:
+                    result = run_job(spec, context)
+                finally:
+                    progress.close()
         finished = _finish(store, job_id, owner_id, parent_network_id, worker, result, shutdown)
         if finished:
             checkpoints.clear()  # the job is over: nothing to resume
@@ -209,11 +215,21 @@ def _fetch_inputs(
     return paths, provenance
 
 
+SERIES_LEVEL = 1000
+"""Points of a curve stored at each stride: every step for the first 1,000, then every 2nd step
+for the next 1,000, every 4th, ...: an hour of SOC iterations (~150,000) keeps ~8,000 points."""
+
+
 class _ProgressWriter:
     """Progress sink: to the job row at most every progress interval, and to its history (a
     bounded one): every report of the first ``event_dense_seconds``, then one per
     ``event_interval_seconds``, and always the first and the last (fraction 1) and milestones.
-    A one-hour job keeps under 500 progress events."""
+    A one-hour job keeps under 500 progress events.
+
+    Each write carries the run's elapsed seconds and the estimated time left, extrapolated
+    from the fraction gained since this run started (runners report fractions that track
+    time), and the curve points recorded since the last write (see :data:`SERIES_LEVEL`).
+    """
 
     def __init__(
         self,
@@ -235,10 +251,19 @@ class _ProgressWriter:
         self.started = clock()
         self.last = float("-inf")
         self.last_event = float("-inf")
+        self.first_fraction: float | None = None
+        self.latest = (0.0, "")
+        self.points: list[Point] = []
+        self.stride: dict[str, int] = {}
+        self.kept: dict[str, int] = {}
+        self.unsaved: dict[str, Point] = {}
 
     def __call__(self, fraction: float, message: str) -> None:
         if self.forward is not None:
             self.forward(fraction, message)
+        if self.first_fraction is None:
+            self.first_fraction = fraction
+        self.latest = (fraction, message)
         now = self.clock()
         if now - self.last < self.interval and fraction < 1.0:
             return
@@ -254,16 +279,58 @@ class _ProgressWriter:
         """A report written whatever the interval (e.g. "resuming from the checkpoint")."""
         if self.forward is not None:
             self.forward(fraction, message)
+        self.latest = (fraction, message)
         self.last = self.clock()
         self._write(fraction, message, True)
+
+    def point(self, series: str, step: int, value: float) -> None:
+        """Record point ``step`` of curve ``series``; kept when the step falls on its stride."""
+        if not math.isfinite(value):
+            return
+        stride = self.stride.get(series, 1)
+        if step % stride:
+            self.unsaved[series] = (series, step, value)
+            return
+        self.unsaved.pop(series, None)
+        self.points.append((series, step, value))
+        self.kept[series] = kept = self.kept.get(series, 0) + 1
+        if kept % SERIES_LEVEL == 0:
+            self.stride[series] = stride * 2
+
+    def close(self) -> None:
+        """Write the points not yet written, and the last point of each curve."""
+        self.points.extend(self.unsaved.values())
+        self.unsaved.clear()
+        if self.points:
+            self._write(*self.latest, False)
+
+    def timing(self, fraction: float) -> tuple[float, float | None]:
+        """Elapsed seconds of this run and the estimated seconds left (None: too early)."""
+        elapsed = self.clock() - self.started
+        if fraction >= 1.0:
+            return elapsed, 0.0
+        gained = fraction - (self.first_fraction or 0.0)
+        if gained <= 0 or elapsed < 1.0:
+            return elapsed, None
+        return elapsed, elapsed * (1.0 - fraction) / gained
 
     def _write(self, fraction: float, message: str, event: bool) -> None:
         if event:
             self.last_event = self.clock()
+        elapsed, eta = self.timing(fraction)
+        points, self.points = self.points, []
         try:
             with self.store.session() as session:
                 report_progress(
-                    session, self.job_id, self.worker, fraction, message[:2000], event=event
+                    session,
+                    self.job_id,
+                    self.worker,
+                    fraction,
+                    message[:2000],
+                    event=event,
+                    elapsed_seconds=round(elapsed, 3),
+                    eta_seconds=None if eta is None else round(eta, 3),
+                    points=points,
                 )
         except Exception:  # progress is advisory; losing one report must not fail the job
             logger.exception("progress of job %s not recorded", self.job_id)
@@ -307,6 +374,7 @@ def _finish(
                 worker=None,
                 task_id=None,
                 heartbeat_at=None,
+                expected_end_at=None,
                 progress=0.0,
                 message="",
             )

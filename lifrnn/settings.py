@@ -131,6 +131,9 @@ class Settings(BaseSettings):
         gt=0,
         description="an event stream closes after this; clients reconnect with Last-Event-ID",
     )
+    stream_ping_seconds: float = Field(
+        5.0, gt=0, le=60, description="an open event stream sends a `ping` event this often"
+    )
     # Distributed mode (Celery workers; see lifrnn/dispatch.py and worker/)
     broker_url: str = Field("", description="Celery broker; empty: the embedded in-process pool")
     visibility_timeout_seconds: float = Field(

@@ -1,5 +1,5 @@
 """Optimal feedback for preparation: Riccati equations, LQR gains and the thalamo-cortical loop
-(SCIENCE.md §6).
+(docs/science.md §6).
 
 Names and conventions follow python-control:
 

@@ -1,4 +1,4 @@
-"""Batched, differentiable simulation of the rate network (SCIENCE.md section 1).
+"""Batched, differentiable simulation of the rate network (docs/science.md section 1).
 
 The network of ``n`` units obeys
 

@@ -1,5 +1,5 @@
 """Fitting optimal initial states ``x*`` and the readout ``C`` by minimising a cost-to-go
-(SCIENCE.md §5).
+(docs/science.md §5).
 
 Started at ``x*_k``, the network's excitatory rates, read out by ``C``, should produce movement
 ``k``'s target (hand velocity or joint torques) over the movement period:
@@ -331,6 +331,7 @@ def fit_initial_states(
     readout: Tensor | None = None,
     resume: FitState | None = None,
     checkpoint: Callable[[FitState], None] | None = None,
+    on_evaluation: Callable[[], None] | None = None,
 ) -> FitResult:
     """Fit ``x*`` (one per movement) and ``C`` to ``targets`` by L-BFGS on the cost-to-go.
 
@@ -347,13 +348,18 @@ def fit_initial_states(
         n_excitatory: the readout sees the first ``n_excitatory`` units.
         config: settings (see :class:`FitConfig`).
         generator: randomness of the initial guess of ``theta``.
-        callback: called after every iteration with (iteration, motor cost); may raise.
+        callback: called with (0, motor cost of the first guess) before the first iteration
+            (unless resuming), then after every iteration with (iteration, motor cost); may
+            raise.
         readout: optional frozen C (outputs, n_excitatory).
         resume: a state saved by ``checkpoint``: the fit goes on from it exactly as if it had
             never stopped (same iterations, same cost); the random first guess is still drawn
             from ``generator``, since the cost's normalisation derives from it.
         checkpoint: called with the :class:`FitState` after every iteration and once more when
             the fit stops, to save it.
+        on_evaluation: called before each evaluation of the cost and its gradient (L-BFGS's
+            line search takes one or more per iteration; each is one simulation forward and
+            back, the unit of the fit's work), e.g. to pace a progress bar.
 
     Raises:
         InvalidNetworkError: on shapes that do not fit or non-finite targets.
@@ -434,7 +440,8 @@ def fit_initial_states(
     # the first guess, also when resuming.
     squared_norm0 = float(theta.detach().pow(2).sum())
     with torch.no_grad():
-        cost_scale = float(evaluate(theta)[0])
+        first_total, first_motor, *_ = evaluate(theta)
+        cost_scale = float(first_total)
     stop_reason = "max_iterations"
     converged = False
     stalled = False
@@ -463,6 +470,8 @@ def fit_initial_states(
         )
 
     def closure() -> Tensor:
+        if on_evaluation is not None:
+            on_evaluation()
         optimiser.zero_grad()
         total, _, _, _, states = evaluate(theta)
         if (
@@ -476,6 +485,8 @@ def fit_initial_states(
         return objective
 
     finished = resume is not None and resume.stop_reason is not None
+    if callback is not None and resume is None:
+        callback(0, float(first_motor))
     for iteration in range(len(history) + 1, 0 if finished else config.max_iterations + 1):
         before = theta.detach().clone()
         try:

@@ -1,7 +1,8 @@
 """Lyapunov solvers, controllability/observability Gramians and amplifying directions.
 
 Conventions follow python-control: ``lyap(A, Q)`` solves ``A X + X A^T + Q = 0``. Gramians are
-those of the linearised rate dynamics ``x' = (W - I) x`` (time in units of tau), see SCIENCE.md §3:
+those of the linearised rate dynamics ``x' = (W - I) x`` (time in units of tau), see
+docs/science.md §3:
 
 - controllability ``P``: ``(W - I) P + P (W - I)^T = -B B^T``;
 - observability ``O``:  ``(W - I)^T O + O (W - I) = -C^T C``.
@@ -204,7 +205,7 @@ def amplifying_directions(
     """Top-``k`` eigenpairs of a Gramian, sorted by decreasing eigenvalue.
 
     Uses a symmetric eigensolver on ``(G + G^T) / 2``. For the observability Gramian the
-    eigenvectors are the initial conditions the network amplifies most (SCIENCE.md §3).
+    eigenvectors are the initial conditions the network amplifies most (docs/science.md §3).
 
     Returns:
         values (k,) and vectors (n, k), column ``i`` the unit-norm direction of ``values[i]``.

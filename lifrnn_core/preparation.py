@@ -1,4 +1,4 @@
-"""Optimal preparation of movements (Kao, Sadabadi & Hennequin 2021; SCIENCE.md §6).
+"""Optimal preparation of movements (Kao, Sadabadi & Hennequin 2021; docs/science.md §6).
 
 A trial is a spontaneous period (input ``h``), a preparation window in which a controller drives
 the network from ``x_sp`` to the movement's initial state ``x*``, an optional delay in which the

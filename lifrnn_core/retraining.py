@@ -1,4 +1,4 @@
-"""Retraining a fitted network on novel movements (SCIENCE.md §7).
+"""Retraining a fitted network on novel movements (docs/science.md §7).
 
 Two answers to the seed's open question — can a trained network learn reaches it never made by
 shaping new initial conditions alone, or must the whole network reorganise?
@@ -232,6 +232,7 @@ def retrain_initial_states(
     callback: RetrainCallback | None = None,
     resume: FitState | None = None,
     checkpoint: Callable[[FitState], None] | None = None,
+    on_evaluation: Callable[[], None] | None = None,
 ) -> RetrainResult:
     """Learn new movements with W and C frozen: fit only their initial states.
 
@@ -239,7 +240,8 @@ def retrain_initial_states(
         network: the fitted network.
         new_targets: (new movements, time, outputs) targets of the novel reaches.
         old_targets: (old movements, time, outputs) targets the network was fitted on.
-        resume, checkpoint: as for :func:`~lifrnn_core.fitting.fit_initial_states`.
+        callback, resume, checkpoint, on_evaluation: as for
+            :func:`~lifrnn_core.fitting.fit_initial_states`.
     """
     fit = fit_initial_states(
         network.W,
@@ -253,6 +255,7 @@ def retrain_initial_states(
         readout=network.C,
         resume=resume,
         checkpoint=checkpoint,
+        on_evaluation=on_evaluation,
     )
     _, outputs_old = _readout_of(network, network.x_star, config, old_targets.shape[1] - 1)
     retrained = FittedNetwork(

@@ -1,4 +1,4 @@
-"""Sequential movements: reaches chained within a short interval (SCIENCE.md §7).
+"""Sequential movements: reaches chained within a short interval (docs/science.md §7).
 
 The first reach starts from its prepared initial state. When it ends, a preparation controller
 (:func:`lifrnn_core.preparation.prepare_state`) drives the network toward the next reach's initial

@@ -1,5 +1,5 @@
 """Stability-optimised circuits (SOC): E/I weight matrices made stable by gradient descent on the
-smoothed spectral abscissa, optimising inhibitory weights only (SCIENCE.md §2).
+smoothed spectral abscissa, optimising inhibitory weights only (docs/science.md §2).
 
 Two published variants, named after their papers:
 
@@ -94,7 +94,7 @@ class SOCParameters:
 
     @classmethod
     def for_method(cls, method: SOCMethod, **overrides: object) -> SOCParameters:
-        """Published defaults of ``method`` (SCIENCE.md §2) with ``overrides`` applied.
+        """Published defaults of ``method`` (docs/science.md §2) with ``overrides`` applied.
 
         Keys whose value is ``None`` are ignored, so optional spec fields can be passed as is.
         """
@@ -188,7 +188,7 @@ def _kao2021_initial(params: SOCParameters, rng: np.random.Generator) -> np.ndar
 
 
 def initial_weights(params: SOCParameters, rng: np.random.Generator) -> np.ndarray:
-    """Random initial E/I network of ``params.method`` (SCIENCE.md §2), (n, n) float64.
+    """Random initial E/I network of ``params.method`` (docs/science.md §2), (n, n) float64.
 
     hennequin2014: exactly ``round(p n (n-1))`` off-diagonal entries at random positions, weight
     ``w0 / sqrt(n)`` with ``w0 = sqrt(2) R / sqrt(p (1-p) (1+gamma^2))``, inhibitory columns

@@ -2,7 +2,7 @@
 
 A reach moves the hand in a straight line of length ``distance`` from a start point toward an
 angle ``theta`` (degrees, 0 = +x, 90 = +y) in ``duration`` seconds. Only the speed along the path
-differs between profiles (SCIENCE.md section 4):
+differs between profiles (docs/science.md section 4):
 
 - ``"tbg"``: the time base generator of Tsuji (Kittaka et al. 2020),
   xi' = gamma xi^beta (1 - xi)^beta with gamma = B(1 - beta, 1 - beta) / t_f. The ODE is not

@@ -45,6 +45,7 @@ from api.dashboard.sessions import (
     unsign,
 )
 from api.deps import check_token
+from lifrnn.durations import format_duration
 from lifrnn.store import TERMINAL, Job, Store, User
 from lifrnn.store.models import utcnow
 from lifrnn.store.users import TokenError
@@ -551,9 +552,20 @@ async def job_page(
         "metrics": flatten(job["metrics"] or {}),
         "spec_text": json.dumps(job["spec"], indent=2),
         "terminal": job["status"] in TERMINAL,
+        "timing": timing_text(job),
         "notice": notice,
     }
     return render(request, "job.html", context)
+
+
+def timing_text(job: dict[str, Any]) -> str:
+    """``ran 12 s, about 3 min left`` for a job's page (empty before it started)."""
+    elapsed = job.get("elapsed_seconds")
+    if elapsed is None:
+        return ""
+    eta = job.get("eta_seconds")
+    left = f", about {format_duration(eta)} left" if eta is not None else ""
+    return f"ran {format_duration(elapsed)}{left}"
 
 
 @router.get("/jobs/{job_id}/status.json")
@@ -564,6 +576,7 @@ async def job_status(request: Request, job_id: str, visitor: VisitorDep) -> JSON
         "status": job["status"],
         "progress": job["progress"],
         "message": job["message"],
+        "timing": timing_text(job),
         "terminal": job["status"] in TERMINAL,
     }
     return JSONResponse(body, headers={"Cache-Control": "no-store"})

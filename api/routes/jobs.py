@@ -14,13 +14,25 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from pydantic import StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
 from api.deps import CurrentUser, LabelsBody, SessionDep, SpecBody, StoreDep
-from api.schemas import ArtifactOut, EventOut, JobDetail, JobList, JobOut, Problem, RunLabels
+from api.schemas import (
+    SERIES_PATTERN,
+    ArtifactOut,
+    CurveOut,
+    EventOut,
+    JobDetail,
+    JobList,
+    JobOut,
+    Problem,
+    RunLabels,
+    SeriesOut,
+)
 from lifrnn.store import Artifact, Job, Network, SearchError, User
 from lifrnn.store.inputs import InputError, resolve_inputs
 from lifrnn.store.jobs import (
@@ -39,6 +51,7 @@ from lifrnn.store.jobs import (
     submit_job,
 )
 from lifrnn.store.limits import JobLimits, LimitExceededError
+from lifrnn.store.series import job_series
 from lifrnn.store.status import TERMINAL, Status, TransitionError
 
 logger = logging.getLogger(__name__)
@@ -90,8 +103,8 @@ class StreamCounter:
             self._open[user_id] = max(0, self._open.get(user_id, 0) - 1)
 
 
-class CountedStream(StreamingResponse):
-    """A streaming response that calls ``on_close`` once it is over, however it ends: finished,
+class CountedStream(EventSourceResponse):
+    """An event stream that calls ``on_close`` once it is over, however it ends: finished,
     cut by the client, or cancelled before its first chunk (a generator's own ``finally`` does
     not run when it never started)."""
 
@@ -391,7 +404,7 @@ def events(
 @router.get(
     "/{job_id}/events/stream",
     responses={**NOT_FOUND, 200: {"content": {"text/event-stream": {}}}},
-    response_class=StreamingResponse,
+    response_class=EventSourceResponse,
 )
 def stream_events(
     job_id: str,
@@ -400,11 +413,16 @@ def stream_events(
     store: StoreDep,
     user: CurrentUser,
     last_event_id: Annotated[int | None, Header(ge=0, le=2**62)] = None,
-) -> StreamingResponse:
-    """Server-sent events of the job's history; ends after the job's final status.
+) -> EventSourceResponse:
+    """Server-sent events of the job: its history, live state, and the end.
 
-    Each event has its ``id``; a stream open for ``LIFRNN_STREAM_MAX_SECONDS`` ends with a
-    ``reconnect`` event, and the client resumes with the ``Last-Event-ID`` header.
+    - ``status`` and ``progress`` events are the history's entries (as ``GET /events``), each
+      with its ``id``: a client that reconnects sends ``Last-Event-ID`` and misses none.
+    - ``state`` events (no id) carry the job's live ``status``, ``progress``, ``message``,
+      ``elapsed_seconds`` and ``eta_seconds`` whenever they change, also between the entries
+      a long job's thinned-out history keeps.
+    - ``ping`` every ``LIFRNN_STREAM_PING_SECONDS``; ``end`` (with the final status) after the
+      job's last entry; ``reconnect`` when the stream has been open ``LIFRNN_STREAM_MAX_SECONDS``.
     """
     owned_job(session, user, job_id)
     poll = min(store.settings.poll_seconds, 0.5)
@@ -416,33 +434,83 @@ def stream_events(
             "user (LIFRNN_MAX_STREAMS_PER_USER); close one first",
         )
 
-    def fetch(after: int) -> tuple[list[EventOut], str | None]:
+    def fetch(after: int) -> tuple[list[EventOut], Job | None]:
         with store.session() as own:
             found = [EventOut.model_validate(e) for e in job_events(own, job_id, after)]
-            return found, own.scalar(select(Job.status).where(Job.id == job_id))
+            job = own.get(Job, job_id)
+            if job is not None:
+                own.expunge(job)
+            return found, job
 
     async def generate() -> Any:
         after = last_event_id or 0
         closes = time.monotonic() + store.settings.stream_max_seconds
+        shown: tuple[Any, ...] | None = None
         while True:
-            found, current = await run_in_threadpool(fetch, after)
+            found, job = await run_in_threadpool(fetch, after)
             for event in found:
                 after = event.id
-                yield f"id: {event.id}\nevent: {event.type}\ndata: {event.model_dump_json()}\n\n"
-            if current is None or current in TERMINAL:
-                yield f"event: end\ndata: {json.dumps({'status': current})}\n\n"
+                yield ServerSentEvent(event.model_dump_json(), event=event.type, id=str(event.id))
+            if job is None or job.status in TERMINAL:
+                final = None if job is None else job.status
+                yield ServerSentEvent(json.dumps({"status": final}), event="end")
                 return
-            if await request.is_disconnected():
-                return
+            now = (job.status, job.progress, job.message, job.expected_end_at)
+            if now != shown:
+                shown = now
+                yield ServerSentEvent(live_state(job), event="state")
             if time.monotonic() > closes:  # bounded streams; the client reconnects
-                yield "event: reconnect\ndata: {}\n\n"
+                yield ServerSentEvent("{}", event="reconnect")
                 return
-            yield ": waiting\n\n"
             await asyncio.sleep(poll)
 
     return CountedStream(
         generate(),
         on_close=lambda: streams.close(user.id),
-        media_type="text/event-stream",
+        ping=store.settings.stream_ping_seconds,
+        ping_message_factory=lambda: ServerSentEvent("{}", event="ping"),
+        sep="\n",
         headers={"Cache-Control": "no-cache"},
+    )
+
+
+def live_state(job: Job) -> str:
+    """The ``state`` event's JSON: what a progress bar shows of ``job`` now."""
+    return json.dumps(
+        {
+            "status": job.status,
+            "progress": job.progress,
+            "message": job.message,
+            "elapsed_seconds": job.elapsed_seconds,
+            "eta_seconds": job.eta_seconds,
+        }
+    )
+
+
+@router.get(
+    "/{job_id}/series",
+    response_model=SeriesOut,
+    responses={**NOT_FOUND, 422: {"description": "bad series name"}},
+)
+def series(
+    job_id: str,
+    session: SessionDep,
+    user: CurrentUser,
+    name: Annotated[
+        list[Annotated[str, StringConstraints(pattern=SERIES_PATTERN)]],
+        Query(max_length=16, description="only these curves (repeat the parameter)"),
+    ] = [],  # noqa: B006 (FastAPI copies query defaults)
+    after: Annotated[
+        int, Query(ge=-1, le=2**31, description="only points after this step (live updates)")
+    ] = -1,
+) -> SeriesOut:
+    """The job's curves by optimiser iteration: ``abscissa`` (SOC), ``cost`` (fits), ``loss``
+    (retraining), ... Every step for the first 1,000 points, then every 2nd, 4th, ... step
+    (each level 1,000 points), and always the last step; ask again with ``after`` the last
+    step you have to follow a running job."""
+    owned_job(session, user, job_id)
+    curves = job_series(session, job_id, name, after)
+    return SeriesOut(
+        job_id=job_id,
+        series={key: CurveOut(steps=c.steps, values=c.values) for key, c in curves.items()},
     )

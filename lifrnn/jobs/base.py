@@ -51,6 +51,10 @@ def _no_progress(fraction: float, message: str) -> None:
     """Default progress sink: ignore."""
 
 
+def _no_series(series: str, step: int, value: float) -> None:
+    """Default curve sink: ignore."""
+
+
 def _never_cancelled() -> bool:
     return False
 
@@ -117,6 +121,7 @@ class JobContext:
         provenance: what each stored input was (id, name, SHA-256), recorded in ``spec.json``.
         milestones: where reports marked ``milestone`` go (default: ``progress``): they are
             kept in the job's history even when progress reports are thinned out.
+        series: where curve points go: called with (series name, step, value).
     """
 
     out_dir: Path
@@ -126,6 +131,7 @@ class JobContext:
     checkpoints: Checkpoints | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     milestones: Callable[[float, str], None] | None = None
+    series: Callable[[str, int, float], None] = _no_series
     artifacts: dict[str, str] = field(default_factory=dict)
 
     def input_path(self, name: str) -> Path:
@@ -162,6 +168,11 @@ class JobContext:
         sink = self.milestones if milestone and self.milestones is not None else self.progress
         sink(min(max(fraction, 0.0), 1.0), message)
         self.check_cancelled()
+
+    def record(self, series: str, step: int, value: float) -> None:
+        """Record point ``step`` (an optimiser iteration) of the job's curve ``series``
+        (``abscissa``, ``cost``, ``loss``, ...); ``GET /jobs/{id}/series`` returns the curves."""
+        self.series(series, step, value)
 
     def check_cancelled(self) -> None:
         """Raise :class:`JobCancelledError` if the job should stop."""

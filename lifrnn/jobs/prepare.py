@@ -1,5 +1,5 @@
 """Runner of ``kind: "prepare"`` jobs: prepare a fitted network's movements with several
-controllers and compare them (SCIENCE.md §6)."""
+controllers and compare them (docs/science.md §6)."""
 
 from __future__ import annotations
 

@@ -14,8 +14,9 @@ import torch
 from lifrnn import __version__
 from lifrnn.files import write_safetensors
 from lifrnn.jobs.base import JobContext, JobResult
-from lifrnn.jobs.fit import fit_state_saver, load_fit_state, targets_for
+from lifrnn.jobs.fit import TYPICAL_FIT_ITERATIONS, fit_state_saver, load_fit_state, targets_for
 from lifrnn.jobs.prepare import fitted_targets
+from lifrnn.jobs.progress import FitProgress
 from lifrnn.networks import SavedNetwork, load_network
 from lifrnn.specs import MovementSpec, RetrainSpec, spec_sha256
 from lifrnn_core.control import preparatory_feedback
@@ -167,14 +168,24 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
         "stability_bound": bound,
         "parent_sha256": parent_sha256,
     }
-    share = 0.5 if spec.mode == "both" else 1.0
+    # The initial-state fit takes about ten evaluations, each Adam step of the full network one.
+    full_steps = spec.max_iterations if spec.mode != "initial_states" else 0
+    first_share = 2 * TYPICAL_FIT_ITERATIONS / (2 * TYPICAL_FIT_ITERATIONS + full_steps)
+    pace = FitProgress(config.cost_tolerance, config.relative_tolerance, config.max_iterations)
+    last = ["initial_states: first guess"]
 
-    def progress(offset: float, label: str) -> Any:
-        def report(iteration: int, loss: float) -> None:
-            fraction = offset + share * iteration / spec.max_iterations
-            context.report(fraction, f"{label} step {iteration}: loss {loss:.3g}")
+    def on_fit_iteration(iteration: int, cost: float) -> None:
+        last[0] = f"initial_states step {iteration}: loss {cost:.3g}"
+        context.report(first_share * pace.iteration(iteration, cost), last[0])
+        context.record("cost", iteration, cost)
 
-        return report
+    def on_evaluation() -> None:
+        context.report(first_share * pace.evaluation(), last[0])
+
+    def on_adam_step(iteration: int, loss: float) -> None:
+        fraction = first_share + (1 - first_share) * iteration / spec.max_iterations
+        context.report(fraction, f"full_network step {iteration}: loss {loss:.3g}")
+        context.record("loss", iteration, loss)
 
     results: dict[str, RetrainResult] = {}
     start = time.perf_counter()
@@ -191,9 +202,10 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
         old_targets,
         config=config,
         generator=generator,
-        callback=progress(0.0, "initial_states") if spec.mode != "full_network" else None,
+        callback=on_fit_iteration,
         resume=resume_initial,
         checkpoint=fit_state_saver(context, CHECKPOINT_INITIAL),
+        on_evaluation=on_evaluation,
     )
     if spec.mode != "full_network":
         results["initial_states"] = initial
@@ -203,7 +215,7 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
         resume_full = _load_full_state(context, network.W)
         if resume_full is not None:
             context.report(
-                1.0 - share,
+                first_share,
                 f"resuming full_network from its checkpoint at step {len(resume_full.history)}",
                 milestone=True,
             )
@@ -213,7 +225,7 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
             old_targets,
             config=config,
             new_x_star=initial.network.x_star[len(trained) :],
-            callback=progress(1.0 - share, "full_network"),
+            callback=on_adam_step,
             resume=resume_full,
             checkpoint=lambda state: _save_full_state(context, state),
         )

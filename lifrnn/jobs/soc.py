@@ -13,6 +13,7 @@ import torch
 from lifrnn import __version__
 from lifrnn.files import load_matrix, write_safetensors
 from lifrnn.jobs.base import JobContext, JobResult
+from lifrnn.jobs.progress import SOCProgress
 from lifrnn.specs import SOCSpec, spec_sha256
 from lifrnn_core.errors import InvalidNetworkError
 from lifrnn_core.figures import soc_figure
@@ -55,14 +56,15 @@ def build_from_spec(
         raise InvalidNetworkError(
             f"initial_weights has shape {initial.shape}, the spec says n={spec.n}"
         )
-    first: list[float] = []
+    pace = SOCProgress(
+        params.target_abscissa, params.max_iterations, power_law=spec.method == "hennequin2014"
+    )
 
     def on_step(iteration: int, abscissa: float) -> None:
-        if not first:
-            first.append(abscissa)
-        span = max(first[0] - params.target_abscissa, 1e-12)
-        done = max(iteration / params.max_iterations, (first[0] - abscissa) / span)
+        done = pace.update(iteration, abscissa)
         report(done, f"SOC iteration {iteration}: spectral abscissa {abscissa:.4f}")
+        if context is not None:
+            context.record("abscissa", iteration, abscissa)
 
     if initial is None:
         initial = initial_weights(params, np.random.default_rng(spec.seed))
@@ -70,6 +72,8 @@ def build_from_spec(
     saved = context.load_checkpoint(CHECKPOINT) if context is not None else None
     if saved is not None:
         start, history = saved[0]["W"], saved[0]["history"]
+        for iteration, abscissa in enumerate(history[1:], start=1):  # the pace so far
+            pace.update(iteration, float(abscissa))
         logger.info("resuming the SOC build from its checkpoint at iteration %d", saved[1])
         report(0.0, f"resuming from the checkpoint at iteration {saved[1]}")
     else:

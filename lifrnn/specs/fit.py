@@ -23,7 +23,7 @@ from lifrnn.specs.soc import SOCSpec
 
 
 class MovementSpec(StrictModel):
-    """The reaches to fit: straight reaches from the start position (SCIENCE.md §4)."""
+    """The reaches to fit: straight reaches from the start position (docs/science.md §4)."""
 
     directions_deg: list[float] = Field(
         default_factory=lambda: [0.0, 180.0],
@@ -106,7 +106,7 @@ def _default_fit_network() -> SOCSpec:
 
 
 class FitSpec(SpecBase):
-    """Fit optimal initial states x* and a readout C for a set of reaches (SCIENCE.md §5).
+    """Fit optimal initial states x* and a readout C for a set of reaches (docs/science.md §5).
 
     ``network`` is an inline SOC spec (built first, in the same job), the id of a stored network
     (an ``soc``, ``fit`` or ``retrain`` job's), or ``{"job": id}``.

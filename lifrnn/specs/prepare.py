@@ -16,7 +16,7 @@ _ALL_CONTROLLERS: list[ControllerField] = ["feedforward", "lqr", "min_energy", "
 
 class PrepareSpec(SpecBase):
     """Drive a fitted network to its movements' initial states ``x*`` and compare controllers
-    (SCIENCE.md §6).
+    (docs/science.md §6).
 
     Trial: ``spontaneous`` s at rest, ``preparation`` s for the controller to reach ``x*``,
     ``delay`` s more in which it must hold ``x*`` (the controller stays on: the gate is open for

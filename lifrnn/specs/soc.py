@@ -13,7 +13,7 @@ from lifrnn_core.soc import SOCParameters
 
 
 class SOCSpec(SpecBase):
-    """Build a stability-optimised E/I weight matrix (SCIENCE.md §2).
+    """Build a stability-optimised E/I weight matrix (docs/science.md §2).
 
     ``None`` fields take the published default of ``method`` (hennequin2014: fraction 0.5,
     p 0.1, rate 10, target 0.15; kao2021: fraction 0.8, p 0.2, rate 1, target 0.81).

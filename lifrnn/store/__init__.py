@@ -26,6 +26,7 @@ from lifrnn.store.models import (
     JobInput,
     JobMetric,
     JobParam,
+    JobSeriesPoint,
     Network,
     User,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "JobInput",
     "JobMetric",
     "JobParam",
+    "JobSeriesPoint",
     "Network",
     "ObjectStore",
     "SearchError",

@@ -27,6 +27,7 @@ from lifrnn.store.cas import ArtifactStore
 from lifrnn.store.inputs import ResolvedInputs, input_dependents, network_of_job
 from lifrnn.store.models import Artifact, Job, JobEvent, JobInput, Network, User, utcnow
 from lifrnn.store.search import compile_filter, compile_order
+from lifrnn.store.series import Point, add_points
 from lifrnn.store.status import ACTIVE, PENDING, TERMINAL, TransitionError, sources_of
 
 
@@ -424,6 +425,7 @@ def claim_job(
         worker=worker,
         started_at=now,
         heartbeat_at=now,
+        expected_end_at=None,
         finished_at=None,
         attempts=Job.attempts + 1,
         progress=0.0,
@@ -435,15 +437,26 @@ def claim_job(
 
 
 def report_progress(
-    session: Session, job_id: str, worker: str, fraction: float, text: str, event: bool = True
+    session: Session,
+    job_id: str,
+    worker: str,
+    fraction: float,
+    text: str,
+    event: bool = True,
+    *,
+    elapsed_seconds: float | None = None,
+    eta_seconds: float | None = None,
+    points: Sequence[Point] = (),
 ) -> None:
     """Record progress (and a heartbeat) of a job ``worker`` holds on its row, and with
-    ``event`` also as an entry of its history."""
+    ``event`` also as an entry of its history; ``points`` of its curves go in the same
+    transaction. ``eta_seconds``: the runner's estimate of the time left (None: none yet)."""
     now = utcnow()
+    expected_end = None if eta_seconds is None else now + timedelta(seconds=eta_seconds)
     moved = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.worker == worker, Job.status.in_(sorted(ACTIVE)))
-        .values(progress=fraction, message=text, heartbeat_at=now)
+        .values(progress=fraction, message=text, heartbeat_at=now, expected_end_at=expected_end)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
     if moved and event:
@@ -456,8 +469,12 @@ def report_progress(
                 status=status,
                 progress=fraction,
                 message=text,
+                elapsed_seconds=elapsed_seconds,
+                eta_seconds=eta_seconds,
             )
         )
+    if moved:
+        add_points(session, job_id, points)
     session.commit()
 
 
@@ -539,6 +556,7 @@ def requeue_stale(session: Session, stale_after_seconds: float, max_attempts: in
                 worker=None,
                 task_id=None,
                 heartbeat_at=None,
+                expected_end_at=None,
                 progress=0.0,
                 message="",
             )

@@ -152,6 +152,8 @@ class Job(Base):
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
     heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the runner expects to finish, from its last progress report (None: no estimate yet)
+    expected_end_at: Mapped[datetime | None] = mapped_column(default=None)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text, default=None)
     error_detail: Mapped[str | None] = mapped_column(Text, default=None)
@@ -174,6 +176,21 @@ class Job(Base):
     name: Mapped[str | None] = mapped_column(String(200), default=None)
     tags: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     note: Mapped[str | None] = mapped_column(Text, default=None)
+
+    @property
+    def elapsed_seconds(self) -> float | None:
+        """Seconds since this run started (until it finished); None before it started."""
+        if self.started_at is None:
+            return None
+        end = self.finished_at or utcnow()
+        return max(0.0, (end - self.started_at).total_seconds())
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Estimated seconds left of a running job (None: no estimate, or not running)."""
+        if self.status not in ("running", "cancelling") or self.expected_end_at is None:
+            return None
+        return max(0.0, (self.expected_end_at - utcnow()).total_seconds())
 
     @property
     def params(self) -> dict[str, Any]:
@@ -223,6 +240,20 @@ class JobEvent(Base):
     status: Mapped[str] = mapped_column(String(16))
     progress: Mapped[float | None] = mapped_column(Float, default=None)
     message: Mapped[str] = mapped_column(Text, default="")
+    elapsed_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+    eta_seconds: Mapped[float | None] = mapped_column(Float, default=None)
+
+
+class JobSeriesPoint(Base):
+    """One point of a job's curve (``series``: ``abscissa``, ``cost``, ``loss``, ...) at an
+    optimiser iteration ``step``; stored once (a resumed run does not store a step again)."""
+
+    __tablename__ = "job_series"
+
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
+    series: Mapped[str] = mapped_column(String(32), primary_key=True)
+    step: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
 
 
 class Artifact(Base):

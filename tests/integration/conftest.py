@@ -293,6 +293,8 @@ def service(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         max_body_bytes=100_000,
         request_timeout_seconds=2,
         max_streams_per_user=3,
+        stream_max_seconds=1,
+        stream_ping_seconds=0.5,
     )
     done = cli(env, "users", "create", "alice")  # as a user would; the others directly
     assert done.returncode == 0, done.stderr

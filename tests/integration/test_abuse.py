@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import socket
 import time
 import types
@@ -115,9 +116,25 @@ def test_a_stalled_body_is_cut_off_with_408(service):
             + b'{"kind": '
         )
         started = time.monotonic()
-        answer = connection.recv(4096).decode()
+        answer = receive_all(connection)
     assert answer.startswith("HTTP/1.1 408"), answer
     assert "stalled" in answer and time.monotonic() - started < 10
+
+
+def receive_all(connection: socket.socket) -> str:
+    """One whole response: its headers and its ``Content-Length`` bytes of body (they may come
+    in separate packets)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(4096) or b"\r\n\r\n"
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = re.search(rb"content-length: *(\d+)", head, re.IGNORECASE)
+    while length and len(body) < int(length.group(1)):
+        chunk = connection.recv(4096)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode()
 
 
 def test_slow_headers_are_cut_off_with_408(service):

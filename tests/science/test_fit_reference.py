@@ -1,4 +1,4 @@
-"""Acceptance of the cost-to-go fit on full-size (N=200) networks (SCIENCE.md §5).
+"""Acceptance of the cost-to-go fit on full-size (N=200) networks (docs/science.md §5).
 
 Runs the real ``fit`` job (inline kao2021 SOC build, then the fit) and checks what it saved by
 re-simulating it with a plain Euler loop written here, from the stored tensors alone.

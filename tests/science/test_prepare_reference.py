@@ -1,4 +1,4 @@
-"""Acceptance of optimal preparation on the two-reach N=200 fit (SCIENCE.md §6, issue 4).
+"""Acceptance of optimal preparation on the two-reach N=200 fit (docs/science.md §6, issue 4).
 
 Runs the real ``fit`` job (lifrnn/examples/fit.json: kao2021 network, reaches at 0 and 180 degrees),
 then ``prepare`` jobs on its ``network.safetensors``. Measured on this fit (seed 0), trial

@@ -1,4 +1,4 @@
-"""Acceptance of retraining on the two-reach N=200 fit (SCIENCE.md §7)."""
+"""Acceptance of retraining on the two-reach N=200 fit (docs/science.md §7)."""
 
 from pathlib import Path
 

@@ -1,12 +1,13 @@
-"""Reference values of SCIENCE.md §2 on full-size (N=200) builds.
+"""Reference values of docs/science.md §2 on full-size (N=200) builds.
 
 One complete hennequin2014 build to 0.15 and one kao2021 build run here (about 45 s together on
-2 cores). Bands are those of SCIENCE.md except where our measurements differ; those are named.
+2 cores). Bands are those of docs/science.md except where our measurements differ; those are named.
 """
 
 import numpy as np
 import pytest
 
+from lifrnn.jobs.progress import SOCProgress
 from lifrnn_core.gramians import SchurForm
 from lifrnn_core.soc import SOCParameters, build_soc
 
@@ -27,7 +28,7 @@ def test_hennequin2014_reaches_the_target(hennequin):
 def test_hennequin2014_reference_values(hennequin):
     W = hennequin.weights
     assert 9.9 <= hennequin.history[0] <= 10.7
-    # SCIENCE.md quotes 1,400-1,900 steps; this builder, step for step Stroud's, needs 1,921
+    # docs/science.md quotes 1,400-1,900 steps; this builder, step for step Stroud's, needs 1,921
     # (seed 1) and 2,248 (seed 0) with numpy's generator.
     assert 1400 <= hennequin.iterations <= 2400
     assert hennequin.inhibitory_density == pytest.approx(0.395, abs=0.003)
@@ -38,7 +39,7 @@ def test_hennequin2014_reference_values(hennequin):
 def test_hennequin2014_amplification(hennequin):
     """Largest eigenvalue of Q with A = W - I and right-hand side -2I.
 
-    SCIENCE.md quotes 13-15; we measure 11.5-11.7 (seeds 0 and 1). A random network scaled to
+    docs/science.md quotes 13-15; we measure 11.5-11.7 (seeds 0 and 1). A random network scaled to
     the same spectral abscissa amplifies an order of magnitude less.
     """
     W = hennequin.weights
@@ -50,9 +51,27 @@ def test_hennequin2014_amplification(hennequin):
     assert top > 5 * np.linalg.eigvalsh(Q_random)[-1]
 
 
+def progress_error(history: list[float], target: float, power_law: bool) -> float:
+    """Largest gap between the progress a build reports and the share of its iterations done
+    (each iteration costs the same Schur form: iterations stand for time)."""
+    pace = SOCProgress(target, 20_000, power_law=power_law)
+    total = len(history) - 1
+    fractions = [pace.update(k, history[k]) for k in range(1, total + 1)]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    return max(abs(f - k / total) for k, f in enumerate(fractions, start=1))
+
+
+def test_hennequin2014_progress_tracks_the_build(hennequin):
+    """Measured 0.17 for seed 1 (0.12-0.17 for seeds 0-4; the old iteration/limit or
+    abscissa-span fraction: 0.5-0.8)."""
+    assert progress_error(hennequin.history, 0.15, power_law=True) < 0.2
+
+
 def test_kao2021_reference_values():
     result = build_soc(SOCParameters.for_method("kao2021"), seed=0)
+    # progress measured 0.16 for seed 0 (0.08 for seed 1)
+    assert progress_error(result.history, 0.81, power_law=False) < 0.2
     assert result.converged and result.spectral_abscissa <= 0.81
-    # SCIENCE.md: ~240 iterations; we measure 197 (seed 0) and 215 (seed 1).
+    # the design notes: ~240 iterations; we measure 197 (seed 0) and 215 (seed 1).
     assert 150 <= result.iterations <= 330
     assert np.allclose(result.weights.sum(axis=1), -10.0, atol=1e-9)

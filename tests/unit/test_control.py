@@ -1,4 +1,4 @@
-"""Riccati equations, LQR gains and the thalamo-cortical loop fit (SCIENCE.md §6)."""
+"""Riccati equations, LQR gains and the thalamo-cortical loop fit (docs/science.md §6)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""Preparation trials and controllers on a small network (SCIENCE.md §6)."""
+"""Preparation trials and controllers on a small network (docs/science.md §6)."""
 
 import numpy as np
 import pytest

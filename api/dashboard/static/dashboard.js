@@ -16,6 +16,7 @@
           document.getElementById("job-progress").value = job.progress;
           document.getElementById("job-percent").textContent = (job.progress * 100).toFixed(1) + " %";
           document.getElementById("job-message").textContent = job.message;
+          document.getElementById("job-timing").textContent = job.timing;
           if (job.terminal) { window.location.reload(); return; }
         }
       } catch (error) { /* the server is restarting: try again */ }
