@@ -17,7 +17,7 @@ import anyio
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request, status
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import TypeAdapter
 from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -181,6 +181,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.include_router(me.router)
     app.include_router(sweeps.router)
     mount_dashboard(app)
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        """People who open the server's address land on the dashboard."""
+        return RedirectResponse("/ui", status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,

@@ -33,12 +33,13 @@ from rich.table import Table
 
 from lifrnn import __version__
 from lifrnn.cli_client import register as register_service_commands
-from lifrnn.jobs import JobResult
 from lifrnn.settings import Settings
 from lifrnn.specs import describe_validation_error, parse_spec
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
+
+    from lifrnn.jobs import JobResult
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +66,19 @@ def _configure_logging(verbose: bool) -> None:
     )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="print the version and exit", callback=_print_version),
+    ] = False,
 ) -> None:
     """lifrnn command line."""
     _configure_logging(verbose)
@@ -154,6 +165,8 @@ def run(
 
 def _emit_invalid(kind: str | None, reason: str, as_json: bool) -> None:
     if as_json:
+        from lifrnn.jobs import JobResult
+
         result = JobResult(kind=kind or "unknown", status="failed", error=reason)
         sys.stdout.write(result.model_dump_json() + "\n")
     else:
@@ -188,11 +201,13 @@ def serve(
     }
     settings = Settings(**overrides)  # type: ignore[arg-type]
     logger.info(
-        "serving on http://%s:%d (store %s, %d workers)",
+        "serving on http://%s:%d (store %s, %d workers); the dashboard: http://%s:%d/ui",
         settings.host,
         settings.port,
         settings.database_url,
         settings.workers,
+        "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host,
+        settings.port,
     )
     uvicorn.run(
         create_app(settings),

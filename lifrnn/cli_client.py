@@ -17,9 +17,11 @@ import contextlib
 import json
 import logging
 import math
+import os
 import re
 import sys
 import time
+import webbrowser
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,7 @@ from rich.table import Column, Table
 
 from lifrnn.builders import fit, prepare, retrain, soc
 from lifrnn.client import (
+    DEFAULT_URL,
     Client,
     ClientError,
     InvalidSpecError,
@@ -40,6 +43,7 @@ from lifrnn.client import (
     JobFailedError,
     NotFoundError,
     Sweep,
+    WaitTimeoutError,
 )
 from lifrnn.durations import format_duration
 from lifrnn.specs.local import LocalFileError
@@ -64,9 +68,22 @@ TokenOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON on stdout (for scripts)")]
 
 
+EXIT_FAILED, EXIT_CANCELLED, EXIT_TIMEOUT = 1, 3, 124
+"""Exit status of a failed job, a cancelled one, and a wait that ran out of time."""
+
+
+def _exit_for(job: Job) -> None:
+    """End with the exit status of a finished job that did not succeed."""
+    if job.status == "failed":
+        raise typer.Exit(EXIT_FAILED)
+    if job.status == "cancelled":
+        raise typer.Exit(EXIT_CANCELLED)
+
+
 @contextlib.contextmanager
 def _service_errors() -> Iterator[None]:
-    """Client errors become a red line on stderr and an exit status (2: invalid spec)."""
+    """Client errors become a red line on stderr and an exit status: 2 an invalid spec, 3 a
+    cancelled job, 124 a wait that timed out, 1 anything else (a failed job)."""
     # one INFO line per HTTP request is noise on a terminal; ``lifrnn -v`` shows the client's
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -75,6 +92,12 @@ def _service_errors() -> Iterator[None]:
     except InvalidSpecError as error:
         stderr.print(f"[red]{error.detail}[/]")
         raise typer.Exit(2) from None
+    except JobCancelledError as error:
+        stderr.print(f"[yellow]{error}[/]")
+        raise typer.Exit(EXIT_CANCELLED) from None
+    except WaitTimeoutError as error:
+        stderr.print(f"[yellow]{error}[/]")
+        raise typer.Exit(EXIT_TIMEOUT) from None
     except ClientError as error:
         stderr.print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None
@@ -340,6 +363,50 @@ def status(
             _write_json(job.data)
         else:
             _print_job(job)
+    _exit_for(job)
+
+
+def wait(
+    job_id: Annotated[str, typer.Argument(help="job id")],
+    timeout: Annotated[
+        float | None, typer.Option(help="give up after this many seconds (exit 124)", min=0)
+    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Follow a job to its end with a progress bar; exit 0 succeeded, 1 failed, 3 cancelled."""
+    with _service_errors(), Client(url, token) as client:
+        job = client.job(job_id)
+        # a failed or cancelled job is shown below, with the exit status of its end
+        with contextlib.suppress(JobFailedError, JobCancelledError):
+            job.wait(timeout=timeout, progress=not as_json and stderr.is_terminal)
+        _show(job, as_json, wait=True)
+    _exit_for(job)
+
+
+def delete(
+    job_id: Annotated[str, typer.Argument(help="job id")],
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Delete a finished job with its history, files and networks (cancel a running one first)."""
+    with _service_errors(), Client(url, token) as client:
+        client.job(job_id).delete()
+    stderr.print(f"deleted job {job_id}")
+
+
+def open_(
+    job_id: Annotated[str, typer.Argument(help="job id")],
+    url: UrlOption = None,
+) -> None:
+    """Print the address of the job's dashboard page, and open it in a browser when run from a
+    terminal."""
+    base = (url or os.environ.get("LIFRNN_URL") or DEFAULT_URL).rstrip("/")
+    page = f"{base}/ui/jobs/{job_id}"
+    sys.stdout.write(page + "\n")
+    if sys.stdout.isatty():
+        webbrowser.open(page)
 
 
 def logs(
@@ -698,15 +765,18 @@ def register(app: typer.Typer) -> None:
         files,
         jobs,
         status,
+        wait,
         logs,
         series,
         cancel,
+        delete,
         download,
         networks,
         demo,
         me,
     ):
         app.command(name=command.__name__)(command)
+    app.command(name="open")(open_)
     app.add_typer(tokens_app, name="tokens")
     register_sweeps(app)
 

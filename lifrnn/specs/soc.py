@@ -9,7 +9,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from lifrnn.headers import tensor_shape
 from lifrnn.specs.base import Device, FileId, InputFacts, ReferenceKind, SpecBase
 from lifrnn.specs.resources import Estimate, soc_estimate
-from lifrnn_core.soc import SOCParameters
+from lifrnn_core.soc_parameters import SOCParameters
 
 
 class SOCSpec(SpecBase):

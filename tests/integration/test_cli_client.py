@@ -146,6 +146,32 @@ def test_cancel_stops_a_job(lifrnn, tmp_path: Path):
     assert json.loads(done.stdout)["status"] in {"cancelling", "cancelled"}
     waited = lifrnn("logs", job_id, "--follow")
     assert "cancelled" in waited.stdout
+    assert lifrnn("wait", job_id).exit_code == 3  # cancelled
+    assert lifrnn("status", job_id).exit_code == 3
+    gone = lifrnn("delete", job_id)
+    assert gone.exit_code == 0 and f"deleted job {job_id}" in gone.stderr
+    assert lifrnn("status", job_id).exit_code == 1
+
+
+def test_wait_follows_a_job_to_its_end(lifrnn, finished: dict, spec_file: Path):
+    done = lifrnn("wait", finished["id"], "--json")
+    assert done.exit_code == 0 and json.loads(done.stdout)["status"] == "succeeded"
+    long_file = spec_file.with_name("long-wait.json")
+    long_file.write_text(json.dumps(LONG))
+    job_id = lifrnn("submit", str(long_file)).stdout.strip()
+    late = lifrnn("wait", job_id, "--timeout", "1")
+    assert late.exit_code == 124 and "still" in late.stderr
+    lifrnn("cancel", job_id)
+
+
+def test_series_prints_a_jobs_curve_as_csv(lifrnn, finished: dict):
+    done = lifrnn("series", finished["id"], "abscissa")
+    assert done.exit_code == 0
+    lines = done.stdout.splitlines()
+    assert lines[0] == "series,step,value" and len(lines) == finished["metrics"]["iterations"] + 1
+    name, step, value = lines[-1].split(",")
+    assert (name, int(step)) == ("abscissa", finished["metrics"]["iterations"])
+    assert float(value) == pytest.approx(finished["metrics"]["spectral_abscissa"], abs=1e-9)
 
 
 def test_errors_carry_the_servers_message(lifrnn, tmp_path: Path):

@@ -295,3 +295,10 @@ def test_an_admins_cancel_and_delete_of_another_users_job_are_recorded_with_the_
     # the job's history went with it: the server log keeps who deleted it
     logged = service.server.log.read_text()
     assert f"job {job['id']} of user" in logged and "deleted by admin local" in logged
+
+
+def test_the_root_address_leads_to_the_dashboard(service):
+    with service.client(None) as anyone:
+        answer = anyone.get("/", follow_redirects=False)
+    assert answer.status_code == 307 and answer.headers["location"] == "/ui"
+    assert "the dashboard: http://127.0.0.1:" in service.server.log.read_text()  # lifrnn serve

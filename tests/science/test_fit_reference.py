@@ -1,7 +1,8 @@
 """Acceptance of the cost-to-go fit on full-size (N=200) networks (docs/science.md §5).
 
 Runs the real ``fit`` job (inline kao2021 SOC build, then the fit) and checks what it saved by
-re-simulating it with a plain Euler loop written here, from the stored tensors alone.
+re-simulating it with a plain Euler loop written here, from the stored tensors alone; the other
+fits read that job's network as a stored input, as a chain on the service does.
 """
 
 import json
@@ -17,9 +18,21 @@ from lifrnn_core.trajectories import SEED_DIRECTIONS_DEG
 pytestmark = pytest.mark.slow
 
 
-def run_fit(tmp_path, **fields):
-    spec = parse_spec({"kind": "fit", **fields})
-    return run_job(spec, JobContext(out_dir=tmp_path))
+STORED = "00000000-0000-0000-0000-000000000000"
+"""The id a spec names its stored network by (the runner reads the local copy it is given)."""
+
+
+def run_fit(tmp_path, network=None, **fields):
+    if network is None:
+        return run_job(parse_spec({"kind": "fit", **fields}), JobContext(out_dir=tmp_path))
+    spec = parse_spec({"kind": "fit", "network": STORED, **fields})
+    return run_job(spec, JobContext(out_dir=tmp_path, inputs={"network": network}))
+
+
+@pytest.fixture(scope="module")
+def two_reaches(tmp_path_factory):
+    """The default fit: an inline kao2021 N=200 build, then two reaches."""
+    return run_fit(tmp_path_factory.mktemp("two-reaches"))
 
 
 def plain_euler_readout(path: str) -> tuple[np.ndarray, dict]:
@@ -41,8 +54,8 @@ def plain_euler_readout(path: str) -> tuple[np.ndarray, dict]:
     return outputs, meta
 
 
-def test_two_reaches_fit_and_the_artifact_reproduces_them(tmp_path):
-    result = run_fit(tmp_path)
+def test_two_reaches_fit_and_the_artifact_reproduces_them(two_reaches):
+    result = two_reaches
     assert result.status == "succeeded", result.error
     metrics = result.metrics
     assert metrics["cost_move"] < 5e-4
@@ -57,16 +70,19 @@ def test_two_reaches_fit_and_the_artifact_reproduces_them(tmp_path):
     assert np.abs(outputs - recorded).max() < 1e-4
 
 
-def test_ten_directions_in_one_job(tmp_path):
-    result = run_fit(tmp_path, movements={"directions_deg": list(SEED_DIRECTIONS_DEG)})
+def test_ten_directions_in_one_job(tmp_path, two_reaches):
+    network = two_reaches.artifacts["network.safetensors"]
+    result = run_fit(tmp_path, network, movements={"directions_deg": list(SEED_DIRECTIONS_DEG)})
     assert result.status == "succeeded", result.error
     assert len(result.metrics["r2"]) == 10
     assert min(result.metrics["r2"]) >= 0.99
 
 
-def test_joint_torque_targets(tmp_path):
+def test_joint_torque_targets(tmp_path, two_reaches):
     """Torques (about 1 N m at the shoulder) fit less closely than velocities: the readout
     penalty ||C||^2 / (2 n_e) weighs more against larger targets; we measure R^2 0.96-0.98."""
-    result = run_fit(tmp_path, movements={"directions_deg": [0, 90], "target": "joint_torque"})
+    network = two_reaches.artifacts["network.safetensors"]
+    movements = {"directions_deg": [0, 90], "target": "joint_torque"}
+    result = run_fit(tmp_path, network, movements=movements)
     assert result.status == "succeeded", result.error
     assert min(result.metrics["r2"]) >= 0.95
