@@ -57,6 +57,11 @@ register_service_commands(app)
 stderr = Console(stderr=True)
 
 
+QUIET_LIBRARIES = ("alembic", "httpx", "botocore", "boto3", "urllib3", "matplotlib")
+"""Libraries whose INFO lines (migrations' "setup plugin", one per HTTP request) are noise at
+the default level; ``lifrnn -v`` shows them."""
+
+
 def _configure_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -64,6 +69,8 @@ def _configure_logging(verbose: bool) -> None:
         handlers=[RichHandler(console=stderr, show_path=False)],
         force=True,
     )
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose else logging.WARNING)
 
 
 def _print_version(value: bool) -> None:

@@ -25,7 +25,7 @@ import webbrowser
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 from rich import box
@@ -35,6 +35,7 @@ from rich.table import Column, Table
 from lifrnn.builders import fit, prepare, retrain, soc
 from lifrnn.client import (
     DEFAULT_URL,
+    JOB_STATUSES,
     Client,
     ClientError,
     InvalidSpecError,
@@ -47,6 +48,10 @@ from lifrnn.client import (
 )
 from lifrnn.durations import format_duration
 from lifrnn.specs.local import LocalFileError
+from lifrnn_core.soc_parameters import SOCMethod
+
+JOB_KINDS = ("soc", "fit", "prepare", "retrain")
+SOC_METHODS: tuple[str, ...] = get_args(SOCMethod)
 
 __all__ = ["DemoStep", "demo_steps", "register", "run_demo"]
 
@@ -101,6 +106,29 @@ def _service_errors() -> Iterator[None]:
     except ClientError as error:
         stderr.print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None
+
+
+def _read_spec_file(path: Path) -> str:
+    """The spec's text (``-``: standard input); an unreadable file is a usage error (exit 2)."""
+    if str(path) == "-":
+        return sys.stdin.read()
+    try:
+        return path.read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+        stderr.print(f"[red]cannot read the spec {path}: {reason}[/]")
+        raise typer.Exit(2) from None
+
+
+def _one_of(*allowed: str) -> Callable[[str | None], str | None]:
+    """An option's check: ``None`` or one of ``allowed`` (a bad value lists them, exit 2)."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of: {', '.join(allowed)}")
+        return value
+
+    return check
 
 
 def _write_json(value: Any) -> None:
@@ -252,7 +280,7 @@ def submit(
 
     Local files the spec names (paths instead of ids) are uploaded first.
     """
-    text = sys.stdin.read() if str(spec_file) == "-" else spec_file.read_text()
+    text = _read_spec_file(spec_file)
     try:
         spec = json.loads(text)
     except ValueError as error:
@@ -287,9 +315,12 @@ def _show(job: Job, as_json: bool, wait: bool) -> None:
 
 def jobs(
     status: Annotated[
-        str | None, typer.Option(help="waiting, queued, running, succeeded, ...")
+        str | None,
+        typer.Option(help=", ".join(JOB_STATUSES), callback=_one_of(*JOB_STATUSES)),
     ] = None,
-    kind: Annotated[str | None, typer.Option(help="soc, fit, prepare, retrain")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help=", ".join(JOB_KINDS), callback=_one_of(*JOB_KINDS))
+    ] = None,
     since: Annotated[str | None, typer.Option(help="created at or after (ISO 8601)")] = None,
     metric: Annotated[
         list[str] | None, typer.Option(help="filter such as 'r2_min>=0.99' (repeatable)")
@@ -489,9 +520,18 @@ def download(
 
 
 def networks(
-    kind: Annotated[str | None, typer.Option(help="kind of the job that made it")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(
+            help="kind of the job that made it: soc, fit, retrain",
+            callback=_one_of("soc", "fit", "retrain"),
+        ),
+    ] = None,
     n: Annotated[int | None, typer.Option(help="number of units")] = None,
-    method: Annotated[str | None, typer.Option(help="hennequin2014 or kao2021")] = None,
+    method: Annotated[
+        str | None,
+        typer.Option(help=" or ".join(SOC_METHODS), callback=_one_of(*SOC_METHODS)),
+    ] = None,
     metric: Annotated[
         list[str] | None, typer.Option(help="filter such as 'r2_min>=0.99' (repeatable)")
     ] = None,
@@ -927,7 +967,7 @@ def sweep(
 ) -> None:
     """Submit one job per point of axes over a spec's dotted fields; prints the sweep's id (or
     the sweep with --json). With --wait, exit status 1 when a job failed or was cancelled."""
-    text = sys.stdin.read() if str(spec_file) == "-" else spec_file.read_text()
+    text = _read_spec_file(spec_file)
     try:
         data = json.loads(text)
         whole = isinstance(data, dict) and "spec" in data and "kind" not in data

@@ -88,6 +88,16 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+JOB_STATUSES = (
+    "waiting",
+    "queued",
+    "running",
+    "cancelling",
+    "succeeded",
+    "failed",
+    "cancelled",
+)
+"""A job's statuses (the service's status machine, README "Jobs and their status")."""
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 NETWORK_ARTIFACT = "network.safetensors"
 EVENT_PAGE = 1000

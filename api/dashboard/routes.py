@@ -582,6 +582,18 @@ async def job_status(request: Request, job_id: str, visitor: VisitorDep) -> JSON
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
+@router.get("/jobs/{job_id}/series.json")
+async def job_series(
+    request: Request,
+    job_id: str,
+    visitor: VisitorDep,
+    after: Annotated[int, Query(ge=-1, le=2**31)] = -1,
+) -> JSONResponse:
+    """The job's curves (``GET /jobs/{id}/series``): what the job page draws and extends."""
+    body = await api_json(request, visitor, f"/jobs/{job_id}/series", after=after)
+    return JSONResponse(body["series"], headers={"Cache-Control": "no-store"})
+
+
 @router.post("/jobs/{job_id}/cancel")
 async def cancel(request: Request, job_id: str, visitor: VisitorDep) -> Response:
     """Cancel the job through the API (409 for a finished job shows as a notice)."""

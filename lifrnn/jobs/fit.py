@@ -14,7 +14,7 @@ from lifrnn import __version__
 from lifrnn.files import load_matrix, write_safetensors
 from lifrnn.jobs.base import JobContext, JobResult
 from lifrnn.jobs.progress import FitProgress
-from lifrnn.jobs.soc import build_from_spec
+from lifrnn.jobs.soc import build_from_spec, not_converged_message
 from lifrnn.networks import load_network
 from lifrnn.specs import FitSpec, MovementSpec, SOCSpec, spec_sha256
 from lifrnn.specs.resources import fit_estimate, soc_estimate
@@ -71,10 +71,8 @@ def _network(
             spec.network, lambda f, m: context.report(build_share(spec) * f, m), context, initial
         )
         if not result.converged:
-            raise NotConvergedError(
-                f"the inline SOC network did not converge (abscissa {result.spectral_abscissa:.3f}"
-                f" > {result.parameters.target_abscissa})"
-            )
+            reason = not_converged_message(result.history, result.parameters.target_abscissa)
+            raise NotConvergedError(f"the inline SOC network {reason}")
         W = torch.from_numpy(result.weights)
         return W.to(device, dtype), result.parameters.n_excitatory, None
     saved = load_network(context.input_path("network"))

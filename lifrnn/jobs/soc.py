@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,34 @@ def _amplification_or_none(W: np.ndarray) -> float | None:
         return amplification(W)
     except InvalidNetworkError:
         return None
+
+
+def not_converged_message(history: Sequence[float] | np.ndarray, target: float) -> str:
+    """Why a build stopped short and what to change, from its abscissa ``history`` (one entry
+    per iteration, the initial network's first): how far it got, and either the iterations it
+    still needs at its recent rate, or, when the abscissa has stopped falling, other settings."""
+    start, final, iterations = float(history[0]), float(history[-1]), len(history) - 1
+    share = (start - final) / (start - target) if start > target else 0.0
+    window = max(10, iterations // 10)
+    recent = float(history[max(0, iterations - window)])
+    rate = (recent - final) / min(window, iterations) if iterations > 0 else 0.0
+    needed = (final - target) / rate if rate > 0 else math.inf
+    if needed <= 10 * max(iterations, 1):
+        advice = (
+            f"at its last rate ({rate:.2g} per iteration) it needs about {needed:,.0f} more "
+            f"iterations: raise max_iterations to about {iterations + 1.2 * needed:,.0f}"
+        )
+    else:
+        advice = (
+            f"the abscissa has stopped falling ({final - recent:+.2g} over the last {window} "
+            "iterations): more iterations will not help; a smaller rate may settle it, a larger "
+            f"n leaves more room, or accept target_abscissa >= {final:.3g}"
+        )
+    return (
+        f"did not converge: spectral abscissa {final:.4f} > target {target} after "
+        f"{iterations} iterations (max_iterations), {share:.0%} of the way from {start:.3g}; "
+        f"{advice}"
+    )
 
 
 CHECKPOINT = "soc"
@@ -155,11 +184,7 @@ def run_soc(spec: SOCSpec, context: JobContext) -> JobResult:
     )
     error = None
     if not result.converged:
-        error = (
-            f"did not converge: spectral abscissa {final_abscissa:.4f} > target "
-            f"{params.target_abscissa} after {result.iterations} iterations (max_iterations); "
-            "W was saved"
-        )
+        error = f"{not_converged_message(result.history, params.target_abscissa)}; W was saved"
     return JobResult(
         kind="soc",
         status="succeeded" if result.converged else "failed",

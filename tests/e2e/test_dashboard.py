@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium: sign in, submit, watch, read, download, cancel.
 
 The jobs are small SOC networks (a few seconds on a CPU); the long one is cancelled soon after it
-starts. A screenshot of a finished job's page is written to ``test-output/dashboard-job.png``.
+starts. Screenshots of a finished job's page and of a running job's live curve are written to
+``test-output/`` (``dashboard-job.png``, ``dashboard-live-curve.png``).
 """
 
 from __future__ import annotations
@@ -121,6 +122,10 @@ def test_a_job_submitted_from_the_form_finishes_on_its_page(
     figure.scroll_into_view_if_needed()
     loaded = "(img) => img.complete && img.naturalWidth > 400"
     assert alice.evaluate(loaded, figure.element_handle())
+    alice.wait_for_selector("#curve-abscissa canvas")  # the abscissa per iteration (uPlot)
+    with dashboard.api("alice") as api:
+        iterations = api.get(f"/jobs/{finished_job}").json()["metrics"]["iterations"]
+    assert alice.locator("#curves").get_attribute("data-points") == str(iterations)
     alice.screenshot(path=str(output_dir / "dashboard-job.png"), full_page=True)
 
 
@@ -164,11 +169,22 @@ def test_an_invalid_spec_shows_the_apis_422_inline(
     alice.screenshot(path=str(output_dir / "dashboard-submit-422.png"))
 
 
-def test_a_long_job_is_cancelled_from_its_page(alice: Any, dashboard: Any) -> None:
+def test_a_long_job_is_cancelled_from_its_page(
+    alice: Any, dashboard: Any, output_dir: Path
+) -> None:
     job_id = submit_from_form(alice, dashboard.url, LONG_SOC)
     # live progress: the page follows the job from queued to running without a reload
     alice.wait_for_selector("#job-status .s-running", timeout=60_000)
     alice.locator("#job-message", has_text="SOC iteration").wait_for(timeout=30_000)
+    # a live curve: the abscissa's points grow while the job runs, and the time shows
+    alice.wait_for_selector("#curve-abscissa canvas", timeout=30_000)
+    points = int(alice.locator("#curves").get_attribute("data-points") or 0)
+    alice.wait_for_function(
+        f"() => Number(document.querySelector('#curves').dataset.points) > {points}",
+        timeout=30_000,
+    )
+    alice.locator("#job-timing", has_text="ran").wait_for(timeout=30_000)
+    alice.screenshot(path=str(output_dir / "dashboard-live-curve.png"), full_page=True)
     alice.click("#cancel")
     alice.wait_for_selector("#job-status .s-cancelled", timeout=60_000)
     alice.locator("#cancel").wait_for(state="detached")  # the page reloaded: nothing to cancel

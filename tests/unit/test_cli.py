@@ -251,3 +251,24 @@ def test_open_prints_the_dashboard_page_of_a_job():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "http://lab:8000/ui/jobs/1234"
+
+
+def test_options_with_a_fixed_set_of_values_list_them_and_a_missing_spec_is_no_traceback(
+    tmp_path,
+):
+    from lifrnn.client import JOB_STATUSES
+    from lifrnn.store.status import STATUSES
+
+    assert JOB_STATUSES == STATUSES  # the client's list is the service's status machine
+    for args, allowed in (
+        (["jobs", "--kind", "fitt"], ("soc", "fit", "prepare", "retrain")),
+        (["jobs", "--status", "runing"], STATUSES),
+        (["networks", "--method", "bogus"], ("hennequin2014", "kao2021")),
+    ):
+        done = lifrnn(*args, "--url", "http://127.0.0.1:9")  # refused before any request
+        assert done.returncode == 2 and "is not one of:" in done.stderr, done.stderr
+        assert all(value in done.stderr for value in allowed)
+    missing = lifrnn("submit", str(tmp_path / "nope.json"), "--url", "http://127.0.0.1:9")
+    said = " ".join(missing.stderr.split())  # rich wraps long lines
+    assert missing.returncode == 2 and "Traceback" not in said
+    assert "cannot read the spec" in said and "nope.json: No such file" in said

@@ -3,6 +3,9 @@ their traceback (in the log and in the job's ``error_detail``), our own checks s
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -69,3 +72,27 @@ def test_the_traceback_is_kept_on_the_job(tmp_path, monkeypatch):
         row = session.get(Job, job.id)
         assert row.status == "failed" and "inv" in (row.error_detail or "")
     store.dispose()
+
+
+def test_an_soc_build_cut_short_says_how_many_more_iterations_it_needs():
+    from lifrnn.jobs.soc import not_converged_message
+
+    falling = list(np.linspace(10.0, 0.5, 101))  # 0.095 per iteration, 0.35 to go
+    message = not_converged_message(falling, 0.15)
+    assert "spectral abscissa 0.5000 > target 0.15 after 100 iterations" in message
+    assert "96% of the way from 10" in message
+    assert "needs about 4 more iterations: raise max_iterations to about 104" in message
+
+
+def test_an_soc_build_on_a_plateau_is_told_that_more_iterations_will_not_help():
+    from lifrnn.jobs.soc import not_converged_message
+
+    plateau = [*np.linspace(4.0, 0.9, 50), *[0.9] * 200]
+    message = not_converged_message(plateau, 0.81)
+    assert "stopped falling" in message and "more iterations will not help" in message
+    assert "a smaller rate" in message and "accept target_abscissa >= 0.9" in message
+    job = run_job(
+        parse_spec({"kind": "soc", "n": 20, "radius": 2.0, "max_iterations": 3}),
+        JobContext(out_dir=Path(tempfile.mkdtemp())),
+    )
+    assert job.status == "failed" and "raise max_iterations to about" in job.error
