@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 TORCH_PIN ?= torch==2.13.0
 OUT ?= runs/soc-default
 
-.PHONY: install install-test run serve test lint bench bench-api bench-upload bench-progress clean
+.PHONY: install install-test run serve test lint docs bench bench-api bench-upload bench-progress clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench-api: install
 
 bench-upload: install
 	$(PY) bench/upload.py
+
+# docs/specs.md from the spec models (a test fails when it is stale)
+docs: install
+	$(PY) -m lifrnn.spec_docs > docs/specs.md
 
 bench-progress: install
 	$(PY) bench/progress.py

@@ -44,8 +44,8 @@ from api.dashboard.sessions import (
     start_session,
     unsign,
 )
+from api.dashboard.summaries import key_metrics, spec_summary, timing
 from api.deps import check_token
-from lifrnn.durations import format_duration
 from lifrnn.store import TERMINAL, Job, Store, User
 from lifrnn.store.models import utcnow
 from lifrnn.store.users import TokenError
@@ -178,6 +178,17 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def as_table(value: Any) -> tuple[list[str], list[list[Any]]] | None:
+    """A metric that is a list of records with the same keys (prepare's controller x movement
+    results) as (columns, rows); None for anything else."""
+    if not isinstance(value, list) or not value or not all(isinstance(v, dict) for v in value):
+        return None
+    columns = list(value[0])
+    if any(list(record) != columns for record in value):
+        return None
+    return columns, [[record[c] for c in columns] for record in value]
+
+
 def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     """Nested dicts as ``(dotted.name, leaf)`` pairs, in key order."""
     if isinstance(value, dict):
@@ -192,6 +203,9 @@ TEMPLATES.env.filters["short"] = short_id
 TEMPLATES.env.filters["when"] = format_time
 TEMPLATES.env.filters["value"] = format_value
 TEMPLATES.env.globals["duration"] = duration
+TEMPLATES.env.filters["spec_summary"] = spec_summary
+TEMPLATES.env.filters["key_metrics"] = key_metrics
+TEMPLATES.env.filters["timing"] = timing
 TEMPLATES.env.globals["flatten"] = flatten
 
 
@@ -541,6 +555,8 @@ async def job_page(
     if job["owner_id"] != visitor.user.id:  # an admin reading another user's job
         names, _ = await run_in_threadpool(user_names_and_load, request.app.state.store)
         owner = names.get(job["owner_id"], f"user {job['owner_id']}")
+    metrics = job["metrics"] or {}
+    tables = {name: table for name, value in metrics.items() if (table := as_table(value))}
     context = {
         "visitor": visitor,
         "job": job,
@@ -549,23 +565,14 @@ async def job_page(
         "events": events,
         "networks": networks,
         "figures": [a for a in job["artifacts"] if is_figure(a)],
-        "metrics": flatten(job["metrics"] or {}),
+        "metrics": flatten({k: v for k, v in metrics.items() if k not in tables}),
+        "tables": [(name, *table) for name, table in tables.items()],
         "spec_text": json.dumps(job["spec"], indent=2),
         "terminal": job["status"] in TERMINAL,
-        "timing": timing_text(job),
+        "timing": f"ran {timing(job)}" if job.get("elapsed_seconds") is not None else "",
         "notice": notice,
     }
     return render(request, "job.html", context)
-
-
-def timing_text(job: dict[str, Any]) -> str:
-    """``ran 12 s, about 3 min left`` for a job's page (empty before it started)."""
-    elapsed = job.get("elapsed_seconds")
-    if elapsed is None:
-        return ""
-    eta = job.get("eta_seconds")
-    left = f", about {format_duration(eta)} left" if eta is not None else ""
-    return f"ran {format_duration(elapsed)}{left}"
 
 
 @router.get("/jobs/{job_id}/status.json")
@@ -576,7 +583,7 @@ async def job_status(request: Request, job_id: str, visitor: VisitorDep) -> JSON
         "status": job["status"],
         "progress": job["progress"],
         "message": job["message"],
-        "timing": timing_text(job),
+        "timing": f"ran {timing(job)}" if job.get("elapsed_seconds") is not None else "",
         "terminal": job["status"] in TERMINAL,
     }
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
@@ -815,6 +822,7 @@ async def submit_page(
     id as its ``network``, so the new job records the network as its lineage parent.
     """
     examples = example_specs()
+    error = None
     if from_job:
         job = await api_json(request, visitor, f"/jobs/{from_job}")
         text = json.dumps(job["spec"], indent=2)
@@ -828,10 +836,15 @@ async def submit_page(
             spec = {}
         text = json.dumps({"kind": kind, **spec, "network": parent["id"]}, indent=2)
     else:
-        chosen = example if example in examples else ("soc" if "soc" in examples else "")
+        name = (example or "").removesuffix(".json")  # ?example=fit.json names it too
+        chosen = name if name in examples else ("soc" if "soc" in examples else "")
+        if name and name not in examples:
+            error = (
+                f"no example named {example!r} (there are: {', '.join(examples)}); showing {chosen}"
+            )
         text = examples.get(chosen, '{\n  "kind": "soc"\n}\n')
         text = await with_network(request, visitor, text, None)
-    return submit_form(request, visitor, example=chosen, spec_text=text)
+    return submit_form(request, visitor, example=chosen, spec_text=text, error=error)
 
 
 @router.post("/submit")

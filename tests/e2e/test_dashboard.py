@@ -228,6 +228,9 @@ def test_two_runs_compare_side_by_side(
         other = api.post("/jobs", json={**SMALL_SOC, "seed": 1}).json()["id"]
         wait_until(api, other, "succeeded")
     alice.goto(f"{dashboard.url}/ui/jobs")
+    row = alice.locator("#jobs tbody tr", has=alice.locator(f"a[href='/ui/jobs/{other}']"))
+    assert row.locator(".spec-summary").inner_text() == "hennequin2014 n=40 seed 1"
+    assert re.fullmatch(r"α 0\.\d+ · \d+ it", row.locator(".key-metrics").inner_text())
     alice.check(f"input[name=ids][value='{finished_job}']")
     alice.check(f"input[name=ids][value='{other}']")
     alice.screenshot(path=str(output_dir / "dashboard-queue.png"))
@@ -357,3 +360,11 @@ def test_sign_out_ends_the_session_even_for_a_copied_cookie(browser: Any, dashbo
     page.goto(f"{dashboard.url}/ui/jobs")
     assert "/ui/login" in page.url
     context.close()
+
+
+def test_the_submit_form_loads_the_example_it_is_asked_for(alice: Any, dashboard: Any) -> None:
+    alice.goto(f"{dashboard.url}/ui/submit?example=fit.json")
+    assert json.loads(alice.locator("#spec").input_value())["kind"] == "fit"
+    alice.goto(f"{dashboard.url}/ui/submit?example=nope")
+    assert "no example named 'nope'" in alice.locator("#spec-error").inner_text()
+    assert json.loads(alice.locator("#spec").input_value())["kind"] == "soc"

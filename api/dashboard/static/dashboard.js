@@ -24,6 +24,14 @@
     };
     window.setTimeout(tick, 500);
   }
+  document.querySelectorAll("[data-copy]").forEach(function (button) {
+    button.addEventListener("click", async function () {
+      try {
+        await navigator.clipboard.writeText(button.dataset.copy);
+        button.textContent = "copied";
+      } catch (error) { button.textContent = "select and copy"; }
+    });
+  });
   const curves = document.querySelector("[data-series]");
   if (curves) { drawCurves(curves); }
   const refresh = document.querySelector("[data-refresh]");
