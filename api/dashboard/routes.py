@@ -48,6 +48,7 @@ from api.dashboard.summaries import key_metrics, spec_summary, timing
 from api.deps import check_token
 from lifrnn.store import TERMINAL, Job, Store, User
 from lifrnn.store.models import utcnow
+from lifrnn.store.status import STATUSES
 from lifrnn.store.users import TokenError
 
 logger = logging.getLogger(__name__)
@@ -511,15 +512,7 @@ async def queue(
             "order_by": order_by or "",
         },
         "search_error": search_error,
-        "statuses": (
-            "waiting",
-            "queued",
-            "running",
-            "cancelling",
-            "succeeded",
-            "failed",
-            "cancelled",
-        ),
+        "statuses": STATUSES,
         "kinds": ("soc", "fit", "prepare", "retrain"),
         "active": any(job["status"] in ACTIVE_STATUSES for job in page["items"]),
         "page_size": PAGE_SIZE,

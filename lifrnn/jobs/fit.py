@@ -64,11 +64,12 @@ def _network(
 ) -> tuple[torch.Tensor, int, torch.Tensor | None]:
     """W, n_excitatory and (for a saved fit) its spontaneous state."""
     if isinstance(spec.network, SOCSpec):
+        share = build_share(spec)  # once, not on every SOC iteration's report
         initial = (
             context.input_path("network.initial_weights") if spec.network.initial_weights else None
         )
         result = build_from_spec(
-            spec.network, lambda f, m: context.report(build_share(spec) * f, m), context, initial
+            spec.network, lambda f, m: context.report(share * f, m), context, initial
         )
         if not result.converged:
             reason = not_converged_message(result.history, result.parameters.target_abscissa)
