@@ -212,3 +212,21 @@ def test_the_cli_lists_a_search(service, runs):
     bad = CliRunner().invoke(app, ["jobs", "--filter", "params.n >> 3"], env=env)
     assert bad.exit_code != 0
     assert "position 11" in bad.output
+
+
+def test_a_succeeded_spec_is_reused_on_request_and_only_then(service):
+    """#15.5 on both databases: ``?reuse=true`` returns your succeeded run of the same spec
+    (200, ``reused``); without it, or for another user, the spec runs again (201)."""
+    spec = {"kind": "soc", "n": 40, "radius": 4.0, "seed": 77}
+    with service.client("alice") as alice, service.client("bob") as bob:
+        first = alice.post("/jobs", json=spec).json()
+        assert wait_for(alice, first["id"], {"succeeded", "failed"}, timeout=120)["status"] == (
+            "succeeded"
+        )
+        again = alice.post("/jobs", params={"reuse": "true"}, json=spec)
+        assert again.status_code == 200 and again.json()["reused"] is True
+        assert again.json()["id"] == first["id"]
+        fresh = alice.post("/jobs", json=spec)
+        assert fresh.status_code == 201 and fresh.json()["id"] != first["id"]
+        theirs = bob.post("/jobs", params={"reuse": "true"}, json=spec)
+        assert theirs.status_code == 201 and theirs.json()["id"] != first["id"]
