@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any, get_args
 
 from pydantic import BaseModel
@@ -93,30 +94,58 @@ def _nested(model: type[BaseModel] | None, name: str) -> dict[str, type[BaseMode
     return found
 
 
-def _rows(
+@dataclass(frozen=True)
+class SpecField:
+    """One field of a kind's spec, as documented: dotted name, type, default, limits, meaning."""
+
+    name: str
+    type: str
+    default: str
+    limits: str
+    description: str
+
+
+def _fields(
     model: type[BaseModel] | None,
     schema: dict[str, Any],
     defs: dict[str, Any],
     prefix: str = "",
-) -> list[str]:
-    """Table rows of ``schema``'s properties; nested models' fields follow as ``a.b`` (an
-    inline ``soc`` network's are those of ``kind: "soc"``)."""
-    rows: list[str] = []
+) -> list[SpecField]:
+    """``schema``'s properties; nested models' fields follow as ``a.b`` (an inline ``soc``
+    network's are those of ``kind: "soc"``)."""
+    rows: list[SpecField] = []
     for name, field in schema.get("properties", {}).items():
         if name == "kind":
             continue
         rows.append(
-            f"| `{prefix}{name}` | {_cell(_type(field, defs))} | "
-            f"{_cell(_default(model, name, field))} | {_cell(_limits(field))} | "
-            f"{_cell(field.get('description', ''))} |"
+            SpecField(
+                name=f"{prefix}{name}",
+                type=_type(field, defs),
+                default=_default(model, name, field),
+                limits=_limits(field),
+                description=" ".join(field.get("description", "").split()),
+            )
         )
         classes = _nested(model, name)
         for option in [field, *field.get("anyOf", []), *field.get("oneOf", [])]:
             reference = option.get("$ref", "")
             title = reference.rsplit("/", 1)[-1]
             if reference and title != "SOCSpec" and defs.get(title, {}).get("properties"):
-                rows += _rows(classes.get(title), defs[title], defs, f"{prefix}{name}.")
+                rows += _fields(classes.get(title), defs[title], defs, f"{prefix}{name}.")
     return rows
+
+
+def spec_fields(kind: str) -> list[SpecField]:
+    """Every field of ``kind``'s spec (``soc``, ``fit``, ``prepare``, ``retrain``), nested ones
+    dotted; ``KeyError`` for another kind."""
+    model = dict(KINDS)[kind]
+    schema = model.model_json_schema()
+    return _fields(model, schema, schema.get("$defs", {}))
+
+
+def summary(kind: str) -> str:
+    """The first paragraph of ``kind``'s spec docstring, on one line."""
+    return " ".join((dict(KINDS)[kind].__doc__ or "").strip().split("\n\n")[0].split())
 
 
 def render() -> str:
@@ -131,17 +160,19 @@ def render() -> str:
         'networks and files; `{"job": id}` names the network a job makes.',
         "",
     ]
-    for kind, model in KINDS:
-        schema = model.model_json_schema()
-        defs = schema.get("$defs", {})
+    for kind, _ in KINDS:
         lines += [
             f'## `kind: "{kind}"`',
             "",
-            _cell((model.__doc__ or "").strip().split("\n\n")[0]),
+            _cell(summary(kind)),
             "",
             "| field | type | default | limits | meaning |",
             "|---|---|---|---|---|",
-            *_rows(model, schema, defs),
+            *(
+                f"| `{f.name}` | {_cell(f.type)} | {_cell(f.default)} | {_cell(f.limits)} | "
+                f"{_cell(f.description)} |"
+                for f in spec_fields(kind)
+            ),
             "",
         ]
     return "\n".join(lines)

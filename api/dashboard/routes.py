@@ -15,6 +15,7 @@ refused when its ``Origin`` is another site.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.resources
 import json
 import logging
@@ -46,6 +47,7 @@ from api.dashboard.sessions import (
 )
 from api.dashboard.summaries import key_metrics, spec_summary, timing
 from api.deps import check_token
+from lifrnn.spec_docs import spec_fields, summary
 from lifrnn.store import TERMINAL, Job, Store, User
 from lifrnn.store.models import utcnow
 from lifrnn.store.status import STATUSES
@@ -70,13 +72,18 @@ EXAMPLES = importlib.resources.files("lifrnn.examples")
 """Example specs offered by the submit form (``lifrnn/examples/*.json``, shipped in the package)."""
 STARTS_FROM = {"fit": "fit", "prepare": "prepare", "retrain": "retrain"}
 """``/ui/submit?network=ID&kind=K``: the example each kind of job on a network starts from."""
+SWEEP_AXIS = "seed"
+"""``/ui/submit?network=ID&kind=K&sweep=1``: the field the offered sweep varies, to edit (every
+kind on a network has a ``seed``: a sweep over it tells a result from the draw's luck)."""
+SWEEP_WAYS = ("grid", "zip", "random")
+JOB_KINDS = ("soc", "fit", "prepare", "retrain")
 
 LEGACY_TOKEN_COOKIE = "lifrnn_token"
 """Where sign-in kept the raw API token before sessions: deleted wherever it is still found."""
 CSRF_COOKIE = "lifrnn_csrf"
 COOKIE_PATH = "/ui"
 PAGE_SIZE = 50
-MAX_COMPARE = 8
+MAX_COMPARE = 20
 ACTIVE_STATUSES = ("waiting", "queued", "running", "cancelling")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
@@ -513,7 +520,7 @@ async def queue(
         },
         "search_error": search_error,
         "statuses": STATUSES,
-        "kinds": ("soc", "fit", "prepare", "retrain"),
+        "kinds": JOB_KINDS,
         "active": any(job["status"] in ACTIVE_STATUSES for job in page["items"]),
         "page_size": PAGE_SIZE,
     }
@@ -642,13 +649,18 @@ class TreeNode:
 
     network: dict[str, Any]
     children: list[TreeNode] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    """Jobs on this network that make no network of their own (prepare), oldest first."""
 
 
-def lineage_forest(networks: list[dict[str, Any]]) -> list[TreeNode]:
-    """Networks as trees along ``parent_network_id``: roots newest first, children oldest first.
+def lineage_forest(
+    networks: list[dict[str, Any]], runs: list[dict[str, Any]] | None = None
+) -> list[TreeNode]:
+    """Networks as trees along ``parent_network_id``: roots newest first, children oldest first;
+    each of ``runs`` (jobs that make no network: prepare) hangs under the network it ran on.
 
     A network whose parent is not in the list (deleted, another user's) is a root; so is one on a
-    cycle of parent links, which a tree cannot draw.
+    cycle of parent links, which a tree cannot draw. A run whose network is not shown is left out.
     """
     by_id = {network["id"]: network for network in networks}
 
@@ -671,6 +683,9 @@ def lineage_forest(networks: list[dict[str, Any]]) -> list[TreeNode]:
             nodes[parent].children.append(node)
         else:
             roots.append(node)
+    for run in sorted(runs or [], key=lambda job: (job["queued_at"], job["id"])):
+        if run.get("parent_network_id") in nodes:
+            nodes[run["parent_network_id"]].runs.append(run)
     roots.reverse()
     return roots
 
@@ -685,14 +700,69 @@ async def networks_page(
     if everyone:
         params["all_users"] = "true"
     page = await api_json(request, visitor, "/networks", **params)
+    runs = await api_json(request, visitor, "/jobs", kind="prepare", **params)
     context = {
         "visitor": visitor,
-        "forest": lineage_forest(page["items"]),
+        "forest": lineage_forest(page["items"], runs["items"]),
         "total": page["total"],
         "shown": len(page["items"]),
         "everyone": everyone,
     }
     return render(request, "networks.html", context)
+
+
+# -- sweeps --------------------------------------------------------------------------------------
+
+
+@router.get("/sweeps")
+async def sweeps_page(
+    request: Request, visitor: VisitorDep, offset: Annotated[int, Query(ge=0)] = 0
+) -> Response:
+    """Your sweeps, newest first, with how far each is."""
+    page = await api_json(request, visitor, "/sweeps", limit=PAGE_SIZE, offset=offset)
+    context = {"visitor": visitor, "page": page, "page_size": PAGE_SIZE}
+    return render(request, "sweeps.html", context)
+
+
+def sweep_columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
+    """The swept fields and the metrics of a sweep's table, each in first-seen order."""
+    fields: list[str] = []
+    metrics: list[str] = []
+    for row in rows:
+        fields.extend(name for name in row["values"] if name not in fields)
+        metrics.extend(name for name in row["metrics"] if name not in metrics)
+    return fields, metrics
+
+
+@router.get("/sweeps/{sweep_id}")
+async def sweep_page(request: Request, sweep_id: str, visitor: VisitorDep) -> Response:
+    """A sweep: its axes, progress and one row per point (values, status, metrics); its
+    succeeded jobs open in the compare view."""
+    sweep = await api_json(request, visitor, f"/sweeps/{sweep_id}")
+    fields, metrics = sweep_columns(sweep["rows"])
+    succeeded = [row["job_id"] for row in sweep["rows"] if row["status"] == "succeeded"]
+    context = {
+        "visitor": visitor,
+        "sweep": sweep,
+        "fields": fields,
+        "metrics": metrics,
+        "compare_ids": succeeded[:MAX_COMPARE],
+        "max_compare": MAX_COMPARE,
+        "active": sweep["progress"]["finished"] < sweep["progress"]["total"],
+        "base_spec": json.dumps(sweep["spec"], indent=2),
+        "axes": json.dumps(sweep["axes"], indent=2),
+    }
+    return render(request, "sweep.html", context)
+
+
+@router.post("/sweeps/{sweep_id}/cancel")
+async def cancel_sweep(request: Request, sweep_id: str, visitor: VisitorDep) -> Response:
+    """Cancel the sweep's unfinished jobs through the API."""
+    await read_form(request)
+    response = await call_api(request, visitor, "POST", f"/sweeps/{sweep_id}/cancel")
+    if not response.is_success:
+        raise PageError(response.status_code, problem(response))
+    return RedirectResponse(f"/ui/sweeps/{sweep_id}", status_code=status.HTTP_303_SEE_OTHER)
 
 
 # -- comparing runs ------------------------------------------------------------------------------
@@ -711,15 +781,69 @@ def side_by_side(jobs: list[dict[str, Any]], key: str) -> list[tuple[str, list[A
     return rows
 
 
+def is_plottable(value: Any) -> bool:
+    """A finite number (not a bool): what a scatter plot can place."""
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    )
+
+
+def job_label(job: dict[str, Any]) -> str:
+    """How a job is named in a legend: its name if it has one, else its short id."""
+    return str(job.get("name") or short_id(job["id"]))
+
+
+def scatter_data(
+    jobs: list[dict[str, Any]],
+    spec_rows: list[tuple[str, list[Any], bool]],
+    metric_rows: list[tuple[str, list[Any], bool]],
+) -> dict[str, Any]:
+    """What the compare view's metric-vs-parameter scatter plots: the numeric parameters (those
+    that differ first) and numeric metrics of each job, as JSON for the page's script."""
+    numeric_params = [
+        (name, differs)
+        for name, values, differs in spec_rows
+        if any(is_plottable(v) for v in values)
+    ]
+    params = [name for name, differs in numeric_params if differs]
+    params += [name for name, differs in numeric_params if not differs]
+    metrics = [name for name, values, _ in metric_rows if any(is_plottable(v) for v in values)]
+    spec_columns = [dict(flatten(job["spec"])) for job in jobs]
+    metric_columns = [dict(flatten(job.get("metrics") or {})) for job in jobs]
+    return {
+        "params": params,
+        "metrics": metrics,
+        "jobs": [
+            {
+                "id": job["id"],
+                "label": job_label(job),
+                "params": {k: v for k, v in spec.items() if k in params and is_plottable(v)},
+                "metrics": {k: v for k, v in found.items() if k in metrics and is_plottable(v)},
+            }
+            for job, spec, found in zip(jobs, spec_columns, metric_columns, strict=True)
+        ],
+    }
+
+
 @router.get("/compare")
 async def compare(
     request: Request,
     visitor: VisitorDep,
     ids: Annotated[list[str] | None, Query()] = None,
 ) -> Response:
-    """Selected runs side by side: spec, metrics and figures (same figure name in one row)."""
-    chosen = list(dict.fromkeys(ids or []))[:MAX_COMPARE]
-    jobs = [await api_json(request, visitor, f"/jobs/{job_id}") for job_id in chosen]
+    """Selected runs side by side: the parameters that differ (the rest folded away), metrics,
+    overlaid curves, a metric-vs-parameter scatter and figures (same figure name in one row)."""
+    chosen = list(dict.fromkeys(ids or []))
+    if len(chosen) > MAX_COMPARE:
+        raise PageError(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"compare takes at most {MAX_COMPARE} jobs; {len(chosen)} were ticked",
+        )
+    jobs = list(
+        await asyncio.gather(*(api_json(request, visitor, f"/jobs/{job_id}") for job_id in chosen))
+    )
     figure_names: list[str] = []
     for job in jobs:
         figure_names.extend(
@@ -732,13 +856,27 @@ async def compare(
         )
         for name in figure_names
     ]
+    spec_rows = side_by_side(jobs, "spec")
+    metric_rows = side_by_side(jobs, "metrics")
     context = {
         "visitor": visitor,
         "jobs": jobs,
-        "spec_rows": side_by_side(jobs, "spec"),
-        "metric_rows": side_by_side(jobs, "metrics"),
+        "spec_differs": [row for row in spec_rows if row[2]],
+        "spec_same": [row for row in spec_rows if not row[2]],
+        "metric_rows": metric_rows,
         "figures": figures,
         "max_compare": MAX_COMPARE,
+        "plot": {
+            "series": [
+                {
+                    "id": job["id"],
+                    "label": job_label(job),
+                    "url": f"/ui/jobs/{job['id']}/series.json",
+                }
+                for job in jobs
+            ],
+            **scatter_data(jobs, spec_rows, metric_rows),
+        },
     }
     return render(request, "compare.html", context)
 
@@ -789,6 +927,7 @@ def submit_form(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
+    kind, is_sweep = spec_kind(spec_text)
     context = {
         "visitor": visitor,
         "examples": list(example_specs()),
@@ -796,8 +935,35 @@ def submit_form(
         "spec_text": spec_text,
         "error": error,
         "submission": secrets.token_urlsafe(16),
+        "kind": kind,
+        "is_sweep": is_sweep,
+        "kind_summary": summary(kind) if kind else "",
+        "fields": spec_fields(kind) if kind else [],
     }
     return render(request, "submit.html", context, status_code=status_code)
+
+
+def spec_kind(text: str) -> tuple[str | None, bool]:
+    """The job kind a form's JSON is about (a sweep's: its base spec's), and whether it is a
+    sweep definition; ``(None, False)`` when it names no known kind."""
+    try:
+        spec = json.loads(text)
+    except ValueError:
+        return None, False
+    is_sweep = is_sweep_definition(spec)
+    if is_sweep:
+        spec = spec["spec"]
+    kind = spec.get("kind") if isinstance(spec, dict) else None
+    return (kind if kind in JOB_KINDS else None), is_sweep
+
+
+def is_sweep_definition(value: Any) -> bool:
+    """A ``POST /sweeps`` body (a base ``spec`` and axes) rather than a job spec."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("spec"), dict)
+        and any(way in value for way in SWEEP_WAYS)
+    )
 
 
 @router.get("/submit")
@@ -808,11 +974,14 @@ async def submit_page(
     from_job: Annotated[str | None, Query(alias="from")] = None,
     network: str | None = None,
     kind: Annotated[str, Query(pattern="^(fit|prepare|retrain)$")] = "fit",
+    sweep: bool = False,
 ) -> Response:
     """The submit form, filled from an example, an earlier job's spec, or to build on a network.
 
     ``?network=ID&kind=fit|prepare|retrain`` starts from that kind's example with the network's
-    id as its ``network``, so the new job records the network as its lineage parent.
+    id as its ``network``, so the new job records the network as its lineage parent; with
+    ``&sweep=1`` the form holds a sweep over that spec (``POST /sweeps``) with a first axis to
+    edit.
     """
     examples = example_specs()
     error = None
@@ -827,7 +996,10 @@ async def submit_page(
             spec = json.loads(examples.get(chosen, "{}"))
         except ValueError:
             spec = {}
-        text = json.dumps({"kind": kind, **spec, "network": parent["id"]}, indent=2)
+        spec = {"kind": kind, **spec, "network": parent["id"]}
+        if sweep:
+            spec = {"spec": spec, "grid": {SWEEP_AXIS: [0, 1, 2]}}
+        text = json.dumps(spec, indent=2)
     else:
         name = (example or "").removesuffix(".json")  # ?example=fit.json names it too
         chosen = name if name in examples else ("soc" if "soc" in examples else "")
@@ -850,12 +1022,18 @@ async def submit(request: Request, visitor: VisitorDep) -> Response:
     if form.get("submission"):
         # a double click or a re-sent form returns the job the first click made
         headers["Idempotency-Key"] = form["submission"]
+    try:
+        is_sweep = is_sweep_definition(json.loads(spec_text))
+    except ValueError:
+        is_sweep = False  # the API names what is wrong with the JSON
+    target = "/sweeps" if is_sweep else "/jobs"
     response = await call_api(
-        request, visitor, "POST", "/jobs", content=spec_text.encode(), headers=headers
+        request, visitor, "POST", target, content=spec_text.encode(), headers=headers
     )
     if response.is_success:
-        job_id = response.json()["id"]
-        return RedirectResponse(f"/ui/jobs/{job_id}", status_code=status.HTTP_303_SEE_OTHER)
+        made = response.json()["id"]
+        page = f"/ui/sweeps/{made}" if is_sweep else f"/ui/jobs/{made}"
+        return RedirectResponse(page, status_code=status.HTTP_303_SEE_OTHER)
     detail = problem(response)
     if response.status_code == status.HTTP_409_CONFLICT:
         detail += " (this form was sent before with another spec: submit again for a new job)"

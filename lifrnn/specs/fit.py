@@ -117,21 +117,30 @@ class FitSpec(SpecBase):
         default_factory=_default_fit_network,
         description='inline SOC spec, the id of one of your networks, or {"job": id}',
     )
-    movements: MovementSpec = Field(default_factory=MovementSpec)
+    movements: MovementSpec = Field(
+        default_factory=MovementSpec, description="the reaches to fit (fields below)"
+    )
     tau: float = Field(0.15, gt=0, le=10.0, description="time constant, seconds")
     dt: float = Field(1e-3, gt=0, le=0.05, description="Euler step and sampling, seconds")
-    gain: Literal["relu", "tanh_shifted"] = "relu"
+    gain: Literal["relu", "tanh_shifted"] = Field(
+        "relu", description="rate function r(x): rectified linear, or tanh shifted to r(0) = 0"
+    )
     state_radius: float = Field(0.2, gt=0, description="RMS of x* - x_sp per unit and movement")
     output_weights: list[Annotated[float, Field(gt=0)]] = Field(
-        default_factory=lambda: [1.0, 3.0], min_length=1, max_length=16
+        default_factory=lambda: [1.0, 3.0],
+        min_length=1,
+        max_length=16,
+        description="weight of each readout output in the cost (x and y velocity)",
     )
     n_modes: int | None = Field(None, ge=1, description="Gramian eigenvectors spanning x*")
     cost_tolerance: float = Field(1e-4, gt=0, description="stop below this motor cost")
     relative_tolerance: float = Field(1e-4, ge=0, description="stop below this relative change")
-    max_iterations: int = Field(200, ge=1, le=100_000)
-    seed: int = Field(0, ge=0, lt=2**63)
-    device: Device = "cpu"
-    dtype: Literal["float64", "float32"] = "float64"
+    max_iterations: int = Field(200, ge=1, le=100_000, description="L-BFGS iterations at most")
+    seed: int = Field(0, ge=0, lt=2**63, description="seed of the initial states' starting point")
+    device: Device = Field("cpu", description="where the fit runs (cuda on a GPU worker)")
+    dtype: Literal["float64", "float32"] = Field(
+        "float64", description="floating point precision of the fit"
+    )
 
     numerical_hint: ClassVar[str] = (
         "try a smaller `state_radius` or `dt`, fewer `n_modes`, or a more stable network"

@@ -51,7 +51,7 @@ class PrepareSpec(SpecBase):
     tau_thalamus: float = Field(0.01, gt=0, le=1, description="thalamic time constant, seconds")
     tau_relay: float = Field(0.01, gt=0, le=1, description="relay time constant, seconds")
     seed: int = Field(0, ge=0, lt=2**63, description="seed of the thalamic weights Y")
-    device: Device = "cpu"
+    device: Device = Field("cpu", description="where the job runs (cuda on a GPU worker)")
 
     references: ClassVar[dict[str, ReferenceKind]] = {"network": "network"}
     numerical_hint: ClassVar[str] = (

@@ -23,7 +23,10 @@ class RetrainSpec(SpecBase):
 
     kind: Literal["retrain"] = "retrain"
     network: NetworkReference
-    mode: Literal["initial_states", "full_network", "both"] = "both"
+    mode: Literal["initial_states", "full_network", "both"] = Field(
+        "both",
+        description="what adapts: new initial states only, the whole network, or both in turn",
+    )
     directions_deg: list[float] | None = Field(
         None,
         min_length=1,
@@ -42,10 +45,10 @@ class RetrainSpec(SpecBase):
     )
     keep_old_weight: float = Field(1.0, ge=0, description="weight of the trained movements")
     keep_sparsity: bool = Field(True, description="full_network keeps W's zero pattern")
-    learning_rate: float = Field(2e-3, gt=0, le=1.0)
-    max_iterations: int = Field(200, ge=1, le=100_000)
-    seed: int = Field(0, ge=0, lt=2**63)
-    device: Device = "cpu"
+    learning_rate: float = Field(2e-3, gt=0, le=1.0, description="Adam step of full_network")
+    max_iterations: int = Field(200, ge=1, le=100_000, description="optimiser steps at most")
+    seed: int = Field(0, ge=0, lt=2**63, description="seed of the new initial states' start")
+    device: Device = Field("cpu", description="where the job runs (cuda on a GPU worker)")
 
     references: ClassVar[dict[str, ReferenceKind]] = {"network": "network"}
     numerical_hint: ClassVar[str] = (

@@ -12,7 +12,10 @@ from api.dashboard.routes import (
     format_value,
     lineage_forest,
     safe_next,
+    scatter_data,
     side_by_side,
+    spec_kind,
+    sweep_columns,
 )
 
 
@@ -80,3 +83,62 @@ def test_sign_in_only_redirects_within_the_dashboard() -> None:
     assert safe_next("/ui/jobs/abc") == "/ui/jobs/abc"
     for elsewhere in ("https://evil.example/", "//evil.example/ui/", "/docs", None):
         assert safe_next(elsewhere) == "/ui/jobs"
+
+
+def run(job_id: str, network_id: str, queued: str) -> dict[str, Any]:
+    return {"id": job_id, "kind": "prepare", "parent_network_id": network_id, "queued_at": queued}
+
+
+def test_prepare_runs_hang_under_the_network_they_ran_on_oldest_first() -> None:
+    networks = [network("soc", None, "2026-01-01"), network("fit", "soc", "2026-01-02")]
+    runs = [
+        run("late", "fit", "2026-01-04"),
+        run("early", "fit", "2026-01-03"),
+        run("elsewhere", "not-shown", "2026-01-03"),
+    ]
+    [soc] = lineage_forest(networks, runs)
+    [fit] = soc.children
+    assert soc.runs == []
+    assert [job["id"] for job in fit.runs] == ["early", "late"]
+
+
+def test_the_scatter_offers_numeric_parameters_that_differ_first_and_numeric_metrics() -> None:
+    jobs = [
+        {
+            "id": "a",
+            "name": None,
+            "spec": {"n": 40, "seed": 0, "method": "x"},
+            "metrics": {"r2": 0.9, "ok": True, "curve": [1, 2]},
+        },
+        {
+            "id": "b",
+            "name": "second",
+            "spec": {"n": 40, "seed": 1, "method": "x"},
+            "metrics": {"r2": 0.8, "ok": False, "curve": [1, 3]},
+        },
+    ]
+    data = scatter_data(jobs, side_by_side(jobs, "spec"), side_by_side(jobs, "metrics"))
+    assert data["params"] == ["seed", "n"]  # the varied one first; strings left out
+    assert data["metrics"] == ["r2"]  # booleans and lists cannot be placed on an axis
+    assert data["jobs"][1] == {
+        "id": "b",
+        "label": "second",
+        "params": {"n": 40, "seed": 1},
+        "metrics": {"r2": 0.8},
+    }
+
+
+def test_the_form_tells_a_sweep_from_a_job_spec_and_finds_its_kind() -> None:
+    assert spec_kind('{"kind": "prepare"}') == ("prepare", False)
+    assert spec_kind('{"spec": {"kind": "fit"}, "grid": {"seed": [0, 1]}}') == ("fit", True)
+    assert spec_kind('{"spec": {"kind": "fit"}}') == (None, False)  # no axes: not a sweep
+    assert spec_kind('{"kind": "nope"}') == (None, False)
+    assert spec_kind("not json") == (None, False)
+
+
+def test_a_sweeps_table_has_its_swept_fields_then_its_metrics() -> None:
+    rows = [
+        {"values": {"seed": 0}, "metrics": {}},
+        {"values": {"seed": 1, "dt": 0.001}, "metrics": {"cost": 0.1}},
+    ]
+    assert sweep_columns(rows) == (["seed", "dt"], ["cost"])
