@@ -270,7 +270,7 @@ def list_(
             max_length=2000,
             description="a search over params.KEY, metrics.KEY, tags.KEY, kind, status, name, "
             "created: comparisons = != < <= > >= like, and, or, parentheses, 'strings' and "
-            "numbers, e.g. params.n = 200 and metrics.r2_min >= 0.99 (README: Search)",
+            "numbers, e.g. params.n = 200 and metrics.r2_min >= 0.99 (docs/service.md: Search)",
         ),
     ] = None,
     order_by: Annotated[

@@ -116,7 +116,8 @@ def create(
     fields set (dotted names: ``movements.duration``), checked like ``POST /jobs`` before
     anything is created. ``{"sweep": id}`` as an axis value stands for the networks of that
     sweep's jobs (``{"job": child}`` each). All jobs or none; they wait in your queue (a sweep is
-    admitted while your queue has room) and run ``max_running`` at a time (README: Sweeps)."""
+    admitted while your queue has room) and run ``max_running`` at a time (docs/service.md:
+    Sweeps)."""
     try:
         check_queue_room(session, user, store.settings.default_max_queued)  # before the work
         points = plan_sweep(session, store.settings, user, definition)

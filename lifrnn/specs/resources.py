@@ -4,8 +4,9 @@ Each spec kind's ``estimate(inputs)`` returns an :class:`Estimate`: peak memory 
 process beyond its idle size (bytes), bytes of the artifacts it writes, and work (nominal
 floating-point operations). The service compares them with its limits at submit
 (:mod:`lifrnn.limits`), so a spec it cannot afford is a 422 instead of a worker that swaps for
-hours. The formulas (README "Limits") are fitted to measured peaks on CPU, float64 unless the
-spec says float32; ``tests/science/test_resource_estimates.py`` checks them within a factor of 2.
+hours. The formulas (docs/service.md "Limits") are fitted to measured peaks on CPU, float64
+unless the spec says float32; ``tests/science/test_resource_estimates.py`` checks them within a
+factor of 2.
 
 Symbols: ``n`` units, ``M`` movements (conditions), ``T`` time samples of one movement or trial
 (``duration / dt + 1``), ``B`` bytes per number (8 for float64, 4 for float32), ``K`` optimiser
