@@ -1,47 +1,130 @@
-"""Benchmark of the job service's API on the embedded default (SQLite), on loopback.
+"""Benchmark of the job service's API under a lab's load, driven by wrk, beside a baseline.
 
-With 10,000 jobs inserted directly into a fresh store and the worker pool off (nothing runs),
-32 concurrent clients (httpx, asyncio) call ``GET /jobs/{id}``, ``GET /jobs?status=...`` and
-``POST /jobs`` (a trivial spec). Prints throughput and p50/p99 latency of each; the goal on 2
-cores is p99 < 100 ms and >= 300 requests/s for the reads.
+A store with 10,000 jobs (inserted directly; the worker pool off, so nothing runs) is served by
+``lifrnn serve`` on loopback, once on SQLite and once on PostgreSQL; wrk (a C load generator:
+``apt-get install wrk``) then calls, for ``--seconds`` each:
 
-    .venv/bin/python bench/api.py [--jobs 10000] [--clients 32] [--seconds 5]
+- ``GET /jobs/{id}`` with 1 connection and with 32 connections (random ids),
+- ``GET /jobs?status=...`` (a page of 50, 32 connections),
+- ``POST /jobs`` (a small SOC spec with a random seed, 32 connections),
+- ``GET /health`` (32 connections: the framework's floor).
+
+The same runs against the code of ``--baseline`` (a git revision, default the previous release's
+commit: checked out into a temporary worktree and served by the same interpreter), side by side
+in the same run, and the table prints both with the ratio. Goals on 2 cores (issue 17): ``GET
+/jobs/{id}`` >= 1,500 req/s with p99 < 50 ms, ``GET /jobs?status=`` >= 500 req/s with p99 <
+100 ms, ``POST /jobs`` >= 300 req/s.
+
+    .venv/bin/python bench/api.py [--jobs 10000] [--seconds 5] [--baseline REV] [--databases ...]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import json
 import logging
 import os
-import random
+import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from sqlalchemy import insert
+from sqlalchemy import create_engine, insert, text
+from sqlalchemy.engine import make_url
 
-from lifrnn import __version__
-from lifrnn.settings import Settings
-from lifrnn.store import Job, Store
-from lifrnn.store.models import new_id, utcnow
-from lifrnn.store.users import create_user
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lifrnn import __version__  # noqa: E402
+from lifrnn.settings import Settings  # noqa: E402
+from lifrnn.store import Job, Store  # noqa: E402
+from lifrnn.store.models import new_id, utcnow  # noqa: E402
+from lifrnn.store.users import create_user  # noqa: E402
 
 logger = logging.getLogger("bench.api")
 
 STATUSES = ["succeeded"] * 6 + ["failed", "cancelled", "queued", "running"]
 SPEC = {"kind": "soc", "n": 40, "radius": 4.0, "seed": 1}
+POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+BASELINE = "a25af21"
+"""The last commit of the release before issue 17's API work (stop 21)."""
+
+WRK_SCRIPT = r"""
+-- lifrnn bench: one scenario, chosen by the first script argument
+local ids = {}
+local scenario, token
+function init(args)
+  scenario, token = args[1], args[2]
+  for line in io.lines(args[3]) do ids[#ids + 1] = line end
+  math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 100000)
+end
+function request()
+  local headers = { ["Authorization"] = "Bearer " .. token }
+  if scenario == "get" then
+    return wrk.format("GET", "/jobs/" .. ids[math.random(#ids)], headers)
+  elseif scenario == "list" then
+    local status = (math.random(2) == 1) and "failed" or "queued"
+    return wrk.format("GET", "/jobs?status=" .. status, headers)
+  elseif scenario == "post" then
+    headers["Content-Type"] = "application/json"
+    local seed = math.random(1, 1000000000)
+    local body = '{"kind": "soc", "n": 40, "radius": 4.0, "seed": ' .. seed .. '}'
+    return wrk.format("POST", "/jobs", headers, body)
+  else
+    return wrk.format("GET", "/health", headers)
+  end
+end
+function done(summary, latency, requests)
+  io.write(string.format(
+    'RESULT {"requests": %d, "seconds": %f, "errors": %d, "non2xx": %d, ' ..
+    '"p50_us": %d, "p99_us": %d}\n',
+    summary.requests, summary.duration / 1e6,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.status, latency:percentile(50), latency:percentile(99)))
+end
+"""
+
+SCENARIOS = (
+    ("GET /jobs/{id}, 1 conn", "get", 1),
+    ("GET /jobs/{id}", "get", 32),
+    ("GET /jobs?status=...", "list", 32),
+    ("POST /jobs", "post", 32),
+    ("GET /health", "health", 32),
+)
 
 
-def seed_store(home: Path, jobs: int) -> tuple[str, list[str]]:
-    """A store under ``home`` with one user and ``jobs`` jobs; returns (token, job ids)."""
-    store = Store(Settings(home=home, workers=0))
+@dataclass
+class Result:
+    """One wrk run: throughput and latency."""
+
+    requests: int
+    seconds: float
+    errors: int
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def seed_store(settings: Settings, jobs: int) -> tuple[str, list[str]]:
+    """A migrated store with one user and ``jobs`` jobs; returns (token, job ids)."""
+    store = Store(settings)
     store.migrate()
     with store.session() as session:
         user, token = create_user(session, "bench", max_queued=10**9, max_running=0)
@@ -65,145 +148,184 @@ def seed_store(home: Path, jobs: int) -> tuple[str, list[str]]:
             }
             for index, job_id in enumerate(ids)
         ]
-        session.execute(insert(Job), rows)
+        for start in range(0, len(rows), 2000):
+            session.execute(insert(Job), rows[start : start + 2000])
         session.commit()
     store.dispose()
     return token, ids
 
 
-SERVER_PID = 0
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of process ``pid`` (Linux /proc; 0 elsewhere)."""
+@contextmanager
+def database(kind: str, home: Path, postgres: str) -> Iterator[str]:
+    """A fresh database URL of ``kind`` (sqlite or postgresql), dropped afterwards."""
+    if kind == "sqlite":
+        yield f"sqlite:///{home / 'lifrnn.db'}"
+        return
+    name = f"lifrnn_bench_{os.getpid()}_{home.name[-6:].lower()}"
+    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        yield make_url(postgres).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "LIFRNN_HOME": str(home), "LIFRNN_WORKERS": "0"}
-    env["LIFRNN_ACCESS_LOG"] = "false"
-    server = subprocess.Popen(
-        [sys.executable, "-m", "lifrnn", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+@contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    """The code of ``revision`` in a temporary git worktree."""
+    folder = Path(tempfile.mkdtemp(prefix="lifrnn-baseline-"))
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), revision],
+        check=True,
+        capture_output=True,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("server did not start")
-
-
-async def scenario(
-    base: str, token: str, name: str, request: object, clients: int, seconds: float
-) -> dict[str, float]:
-    """Run ``request(client)`` from ``clients`` tasks for ``seconds``; latency statistics."""
-    latencies: list[float] = []
-    errors = 0
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(
-        base_url=base, headers=headers, limits=limits, trust_env=False
-    ) as client:
-        stop = time.perf_counter() + seconds
-
-        async def loop() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop:
-                started = time.perf_counter()
-                response = await request(client)  # type: ignore[operator]
-                latencies.append(time.perf_counter() - started)
-                if response.status_code >= 400:
-                    errors += 1
-
-        began = time.perf_counter()
-        cpu = time.process_time()
-        server_cpu = _cpu_seconds(SERVER_PID)
-        await asyncio.gather(*(loop() for _ in range(clients)))
-        elapsed = time.perf_counter() - began
-        cpu = time.process_time() - cpu
-        server_cpu = _cpu_seconds(SERVER_PID) - server_cpu
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "errors": errors,
-        "throughput": len(latencies) / elapsed,
-        "p50_ms": 1e3 * statistics.median(latencies),
-        "p99_ms": 1e3 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
-        "client_cpu": cpu / elapsed,
-        "server_cpu": server_cpu / elapsed,
-    }
-
-
-async def run(base: str, token: str, ids: list[str], clients: int, seconds: float) -> None:
-    rng = random.Random(0)
-
-    async def get_job(client: httpx.AsyncClient) -> httpx.Response:
-        return await client.get(f"/jobs/{rng.choice(ids)}")
-
-    async def list_jobs(client: httpx.AsyncClient) -> httpx.Response:
-        return await client.get("/jobs", params={"status": rng.choice(["failed", "queued"])})
-
-    async def post_job(client: httpx.AsyncClient) -> httpx.Response:
-        return await client.post("/jobs", json={**SPEC, "seed": rng.randrange(10**9)})
-
-    print(
-        f"{'operation':<24}{'requests':>10}{'errors':>8}{'req/s':>10}{'p50 ms':>10}"
-        f"{'p99 ms':>10}{'server CPU':>12}{'client CPU':>12}"
-    )
-    for name, request in [
-        ("GET /jobs/{id}", get_job),
-        ("GET /jobs?status=...", list_jobs),
-        ("POST /jobs", post_job),
-    ]:
-        await scenario(base, token, name, request, clients, 1.0)  # warm-up
-        stats = await scenario(base, token, name, request, clients, seconds)
-        print(
-            f"{name:<24}{stats['requests']:>10.0f}{stats['errors']:>8.0f}"
-            f"{stats['throughput']:>10.0f}{stats['p50_ms']:>10.1f}{stats['p99_ms']:>10.1f}"
-            f"{stats['server_cpu']:>12.2f}{stats['client_cpu']:>12.2f}",
-            flush=True,
+    try:
+        yield folder
+    finally:
+        subprocess.run(
+            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)],
+            check=False,
+            capture_output=True,
         )
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextmanager
+def server(code: Path, home: Path, url: str) -> Iterator[str]:
+    """``lifrnn serve`` from the code in ``code`` on a free port; its base URL."""
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("LIFRNN_")},
+        "LIFRNN_HOME": str(home),
+        "LIFRNN_DATABASE_URL": url,
+        "LIFRNN_WORKERS": "0",
+        "LIFRNN_ACCESS_LOG": "false",
+        "LIFRNN_MIGRATE_ON_START": "false",
+        "PYTHONPATH": str(code),
+    }
+    command = [sys.executable, "-m", "lifrnn", "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        command, cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError(f"the server from {code} did not start")
+            time.sleep(0.2)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def wrk(
+    base: str, scenario: str, connections: int, seconds: float, token: str, ids: Path
+) -> Result:
+    """One wrk run of ``scenario``; its result."""
+    script = ids.with_name("bench.lua")
+    script.write_text(WRK_SCRIPT)
+    threads = min(2, connections)
+    done = subprocess.run(
+        [
+            *(
+                "wrk",
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{max(1, round(seconds))}s",
+                "-s",
+                str(script),
+            ),
+            *(base, "--", scenario, token, str(ids)),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    found = json.loads(line.removeprefix("RESULT "))
+    return Result(
+        requests=found["requests"],
+        seconds=found["seconds"],
+        errors=found["errors"] + found["non2xx"],
+        p50_ms=found["p50_us"] / 1e3,
+        p99_ms=found["p99_us"] / 1e3,
+    )
+
+
+def settle(base: str, timeout: float = 60) -> None:
+    """Wait until the server answers ``/health`` within 100 ms: the requests a scenario left in
+    flight (writes waiting for the database's lock) are done before the next one starts."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        httpx.get(f"{base}/health", timeout=timeout)
+        if time.monotonic() - started < 0.1:
+            return
+        time.sleep(0.5)
+
+
+def measure(code: Path, kind: str, args: argparse.Namespace) -> dict[str, Result]:
+    """Every scenario against the code in ``code`` on a fresh ``kind`` database."""
+    with tempfile.TemporaryDirectory(prefix="lifrnn-bench-") as folder:
+        home = Path(folder)
+        with database(kind, home, args.postgres) as url:
+            token, ids = seed_store(Settings(home=home, database_url=url, workers=0), args.jobs)
+            id_file = home / "ids.txt"
+            id_file.write_text("\n".join(ids) + "\n")
+            with server(code, home, url) as base:
+                results = {}
+                for label, scenario, connections in SCENARIOS:
+                    settle(base)
+                    wrk(base, scenario, connections, 1, token, id_file)  # warm-up
+                    results[label] = wrk(base, scenario, connections, args.seconds, token, id_file)
+                return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000)
-    parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--baseline", default=BASELINE, help="git revision to compare with")
+    parser.add_argument("--postgres", default=POSTGRES, help="server URL (a database is made)")
+    parser.add_argument("--databases", default="sqlite,postgresql")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="lifrnn-bench-") as folder:
-        home = Path(folder)
-        token, ids = seed_store(home, args.jobs)
-        port = free_port()
-        server = start_server(home, port)
-        global SERVER_PID
-        SERVER_PID = server.pid
-        try:
-            print(
-                f"lifrnn {__version__}, SQLite, {args.jobs} jobs, {args.clients} clients, "
-                f"{args.seconds:g} s per operation, {os.cpu_count()} CPUs"
-            )
-            asyncio.run(run(f"http://127.0.0.1:{port}", token, ids, args.clients, args.seconds))
-        finally:
-            server.send_signal(signal.SIGTERM)
-            server.wait(timeout=30)
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is missing: apt-get install wrk")
+    print(
+        f"lifrnn {__version__} vs {args.baseline}: {args.jobs} jobs, {args.seconds:g} s per "
+        f"scenario, {os.cpu_count()} CPUs"
+    )
+    header = (
+        f"{'database':<11}{'operation':<24}{'base req/s':>11}{'req/s':>9}{'ratio':>7}"
+        f"{'base p99':>10}{'p99 ms':>8}{'p50 ms':>8}{'errors':>8}"
+    )
+    with worktree(args.baseline) as baseline_code:
+        for kind in args.databases.split(","):
+            before = measure(baseline_code, kind, args)
+            after = measure(ROOT, kind, args)
+            print(header)
+            for label, _, _ in SCENARIOS:
+                old, new = before[label], after[label]
+                print(
+                    f"{kind:<11}{label:<24}{old.rate:>11.0f}{new.rate:>9.0f}"
+                    f"{new.rate / max(old.rate, 1e-9):>6.2f}x{old.p99_ms:>10.1f}{new.p99_ms:>8.1f}"
+                    f"{new.p50_ms:>8.1f}{new.errors:>8d}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":
