@@ -19,7 +19,7 @@ from lifrnn.networks import load_network
 from lifrnn.specs import FitSpec, MovementSpec, SOCSpec, spec_sha256
 from lifrnn.specs.resources import fit_estimate, soc_estimate
 from lifrnn_core.arm import hand_torques_for_reaches
-from lifrnn_core.dynamics import background_input, spontaneous_state
+from lifrnn_core.dynamics import background_input, gain_function, spontaneous_state
 from lifrnn_core.errors import DivergenceError, InvalidNetworkError, NotConvergedError
 from lifrnn_core.figures import fit_figure
 from lifrnn_core.fitting import FitConfig, FitState, fit_initial_states
@@ -31,6 +31,8 @@ _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 CHECKPOINT = "fit"
 TYPICAL_SOC_ITERATIONS = {"hennequin2014": 2000, "kao2021": 200}
 """Iterations an SOC build usually takes at the default settings (n = 200)."""
+RATE_LABELS = {"relu": "rate r(x) (a.u.)", "tanh_shifted": "rate r(x) − r₀ (Hz)"}
+"""Axis label of the firing rates under each gain (docs/science.md §1)."""
 TYPICAL_FIT_ITERATIONS = 5
 """L-BFGS iterations a fit usually takes (two to ten reaches)."""
 
@@ -280,6 +282,10 @@ def run_fit(spec: FitSpec, context: JobContext) -> JobResult:
             target_kind=spec.movements.target,
             dt=spec.dt,
             title=f"fit: {len(spec.movements.directions_deg)} reaches, n={n}",
+            rates=gain_function(spec.gain)(result.states).cpu().double().numpy(),
+            rate_label=RATE_LABELS[spec.gain],
+            r2=result.r2,
+            cost_history=result.history,
         ),
     )
     metrics = {

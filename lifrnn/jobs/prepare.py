@@ -279,6 +279,7 @@ def run_prepare(spec: PrepareSpec, context: JobContext) -> JobResult:
             go=timing.go_step * dt,
             dt=dt,
             title=f"preparation: {len(directions)} reaches, n={n}, delay {timing.delay:g} s",
+            summary=per_controller,
         ),
     )
     metrics["seconds"] = time.perf_counter() - start

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from lifrnn import __version__
 from lifrnn.files import write_safetensors
@@ -284,24 +285,64 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
                 sequence.metrics["directions_deg"],
                 interval=spec.interval,
                 dt=dt,
+                title=f"sequence on the retrained network (n={network.W.shape[0]})",
             ),
         )
     context.save_figure(
         "retrain.png",
-        retrain_figure(
-            old_targets.cpu().numpy(),
-            new_targets.cpu().numpy(),
-            {
-                mode: (r.outputs_old.cpu().numpy(), r.outputs_new.cpu().numpy())
-                for mode, r in results.items()
-            },
-            trained,
-            new_directions,
+        _figure(
+            network,
+            results,
+            (old_targets, new_targets),
+            (trained, new_directions),
             dt=dt,
+            bound=bound,
         ),
     )
     return JobResult(
         kind="retrain", status="succeeded", metrics=metrics, artifacts=dict(context.artifacts)
+    )
+
+
+def _figure(
+    before: FittedNetwork,
+    results: dict[str, RetrainResult],
+    targets: tuple[torch.Tensor, torch.Tensor],
+    directions: tuple[list[float], list[float]],
+    *,
+    dt: float,
+    bound: float,
+) -> Figure:
+    """``retrain.png``: reaches per mode, losses, spectrum before/after against the stability
+    bound, and the weight change (only when the full network was retrained)."""
+    W_before = before.W.detach().cpu().double().numpy()
+    spectra = {"before": np.linalg.eigvals(W_before)}
+    change = None
+    if "full_network" in results:
+        W_after = results["full_network"].network.W.detach().cpu().double().numpy()
+        spectra["after full_network"] = np.linalg.eigvals(W_after)
+        change = W_after - W_before
+    old, new = directions
+    return retrain_figure(
+        targets[0].cpu().numpy(),
+        targets[1].cpu().numpy(),
+        {
+            mode: (r.outputs_old.cpu().numpy(), r.outputs_new.cpu().numpy())
+            for mode, r in results.items()
+        },
+        old,
+        new,
+        dt=dt,
+        title=(
+            f"retraining: {len(new)} new on {len(old)} trained reaches, n={W_before.shape[0]}, "
+            f"stability bound {bound:.3g}"
+        ),
+        histories={mode: r.history for mode, r in results.items()},
+        spectra=spectra,
+        stability_bound=bound,
+        weight_change=change,
+        n_excitatory=before.n_excitatory,
+        r2={mode: (r.r2_old, r.r2_new) for mode, r in results.items()},
     )
 
 

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 
 from lifrnn import __version__
 from lifrnn.files import load_matrix, write_safetensors
 from lifrnn.jobs.base import JobContext, JobResult
 from lifrnn.jobs.progress import SOCProgress
 from lifrnn.specs import SOCSpec, spec_sha256
+from lifrnn_core.amplification import EvokedEnergy, evoked_energy
 from lifrnn_core.errors import InvalidNetworkError
 from lifrnn_core.figures import soc_figure
 from lifrnn_core.soc import SOCResult, amplification, initial_weights, optimise_inhibition
@@ -56,6 +58,31 @@ def not_converged_message(history: Sequence[float] | np.ndarray, target: float) 
         f"{iterations} iterations (max_iterations), {share:.0%} of the way from {start:.3g}; "
         f"{advice}"
     )
+
+
+EVOKED_ENERGY_MAX_N = 400
+"""Largest network whose figure shows the evoked energy: it needs two Gramians, eigenvectors and
+matrix exponentials (about 0.1 s at n = 200, growing as n^3); larger ones get a note instead."""
+
+
+def evoked_energies(
+    W: np.ndarray, reference: np.ndarray | None, seed: int
+) -> tuple[dict[str, EvokedEnergy], str]:
+    """Evoked energy of the SOC network and of ``reference`` (the random network scaled to the
+    same abscissa) for the figure, or why it was skipped."""
+    if W.shape[0] > EVOKED_ENERGY_MAX_N:
+        return {}, f"evoked energy skipped for n > {EVOKED_ENERGY_MAX_N} (cost grows as n³)"
+    rng = np.random.default_rng(seed)
+    networks = {"SOC": W} if reference is None else {"SOC": W, "random, same α": reference}
+    try:
+        with threadpool_limits(limits=1):  # small dense LAPACK calls: one thread is fastest
+            energies = {
+                name: evoked_energy(weights, rng, duration=4.0, steps=60)
+                for name, weights in networks.items()
+            }
+        return energies, ""
+    except InvalidNetworkError:
+        return {}, "evoked energy undefined: W − I is not stable (abscissa ≥ 1)"
 
 
 CHECKPOINT = "soc"
@@ -143,7 +170,7 @@ def run_soc(spec: SOCSpec, context: JobContext) -> JobResult:
     final_abscissa = float(result.eigenvalues_final.real.max())  # recomputed from the final W
     amplification_final = _amplification_or_none(W)
     # Reference: the initial random network scaled to the same spectral abscissa.
-    amplification_random = None
+    amplification_random, scaled = None, None
     if result.history[0] > 0 and final_abscissa > 0:
         scaled = result.initial_weights * (final_abscissa / result.history[0])
         amplification_random = _amplification_or_none(scaled)
@@ -172,6 +199,7 @@ def run_soc(spec: SOCSpec, context: JobContext) -> JobResult:
             "lifrnn_version": __version__,
         },
     )
+    evoked, evoked_note = evoked_energies(W, scaled, spec.seed)
     context.save_figure(
         "soc.png",
         soc_figure(
@@ -180,6 +208,10 @@ def run_soc(spec: SOCSpec, context: JobContext) -> JobResult:
             result.history,
             params.target_abscissa,
             title=f"SOC {spec.method}, n={spec.n}, seed {spec.seed}",
+            weights=W,
+            n_excitatory=params.n_excitatory,
+            evoked=evoked,
+            evoked_note=evoked_note,
         ),
     )
     error = None

@@ -1,0 +1,12 @@
+"""Matplotlib figures of lifrnn results (Agg backend: no display needed), one module per job.
+
+Each function takes plain arrays and returns a :class:`matplotlib.figure.Figure`; saving it is
+the caller's business. Every panel has labelled axes with units; text is at least 8 pt.
+"""
+
+from lifrnn_core.figures.fit import fit_figure
+from lifrnn_core.figures.prepare import preparation_figure
+from lifrnn_core.figures.retrain import retrain_figure, sequence_figure
+from lifrnn_core.figures.soc import soc_figure
+
+__all__ = ["fit_figure", "preparation_figure", "retrain_figure", "sequence_figure", "soc_figure"]
