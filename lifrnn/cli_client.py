@@ -25,32 +25,26 @@ import webbrowser
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, get_args
+from typing import TYPE_CHECKING, Annotated, Any, get_args
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
-from lifrnn.builders import fit, prepare, retrain, soc
-from lifrnn.client import (
-    DEFAULT_URL,
-    JOB_STATUSES,
-    Client,
-    ClientError,
-    InvalidSpecError,
-    Job,
-    JobCancelledError,
-    JobFailedError,
-    NotFoundError,
-    Sweep,
-    WaitTimeoutError,
-)
 from lifrnn.durations import format_duration
-from lifrnn.specs.local import LocalFileError
 from lifrnn_core.soc_parameters import SOCMethod
 
+if TYPE_CHECKING:
+    from lifrnn.client import Client, Job, Sweep
+
+# ``lifrnn.client`` (httpx, the spec models, numpy) is imported by the commands that talk to the
+# service, not here: ``lifrnn --help`` and ``--version`` start without it.
+
 JOB_KINDS = ("soc", "fit", "prepare", "retrain")
+JOB_STATUSES = ("waiting", "queued", "running", "cancelling", "succeeded", "failed", "cancelled")
+"""``lifrnn.client.JOB_STATUSES``, spelled out so that building the commands' options does not
+import the client (tests/unit/test_cli_imports.py checks that the two agree)."""
 SOC_METHODS: tuple[str, ...] = get_args(SOCMethod)
 
 __all__ = ["DemoStep", "demo_steps", "register", "run_demo"]
@@ -89,6 +83,8 @@ def _exit_for(job: Job) -> None:
 def _service_errors() -> Iterator[None]:
     """Client errors become a red line on stderr and an exit status: 2 an invalid spec, 3 a
     cancelled job, 124 a wait that timed out, 1 anything else (a failed job)."""
+    from lifrnn.client import ClientError, InvalidSpecError, JobCancelledError, WaitTimeoutError
+
     # one INFO line per HTTP request is noise on a terminal; ``lifrnn -v`` shows the client's
     if logging.getLogger().getEffectiveLevel() > logging.DEBUG:
         logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -106,6 +102,13 @@ def _service_errors() -> Iterator[None]:
     except ClientError as error:
         stderr.print(f"[red]error:[/] {error}")
         raise typer.Exit(1) from None
+
+
+def _connect(url: str | None, token: str | None) -> Client:
+    """A client of the service at ``url`` with ``token`` (None: the defaults of :class:`Client`)."""
+    from lifrnn.client import Client
+
+    return Client(url, token)
 
 
 def _read_spec_file(path: Path) -> str:
@@ -214,7 +217,7 @@ def upload(
     token: TokenOption = None,
 ) -> None:
     """Upload a file for specs to name by id; prints its id (or the file with --json)."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         stored = client.upload(file)
     if as_json:
         _write_json(stored.data)
@@ -234,7 +237,7 @@ def files(
     token: TokenOption = None,
 ) -> None:
     """List your uploaded files, newest first."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         page = client.files(limit=limit, offset=offset)
     if as_json:
         _write_json(
@@ -280,13 +283,15 @@ def submit(
 
     Local files the spec names (paths instead of ids) are uploaded first.
     """
+    from lifrnn.specs.local import LocalFileError
+
     text = _read_spec_file(spec_file)
     try:
         spec = json.loads(text)
     except ValueError as error:
         stderr.print(f"[red]invalid spec: {spec_file} is not JSON: {error}[/]")
         raise typer.Exit(2) from None
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         try:
             job = client.submit(spec, idempotency_key=idempotency_key, reuse=reuse)
         except LocalFileError as error:
@@ -343,7 +348,7 @@ def jobs(
     token: TokenOption = None,
 ) -> None:
     """List your jobs, newest first."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         page = client.jobs(
             kind=kind,
             status=status,
@@ -388,7 +393,7 @@ def status(
     token: TokenOption = None,
 ) -> None:
     """Show one job: status, progress, metrics, artifacts."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         job = client.job(job_id)
         if as_json:
             _write_json(job.data)
@@ -407,7 +412,9 @@ def wait(
     token: TokenOption = None,
 ) -> None:
     """Follow a job to its end with a progress bar; exit 0 succeeded, 1 failed, 3 cancelled."""
-    with _service_errors(), Client(url, token) as client:
+    from lifrnn.client import JobCancelledError, JobFailedError
+
+    with _service_errors(), _connect(url, token) as client:
         job = client.job(job_id)
         # a failed or cancelled job is shown below, with the exit status of its end
         with contextlib.suppress(JobFailedError, JobCancelledError):
@@ -422,7 +429,7 @@ def delete(
     token: TokenOption = None,
 ) -> None:
     """Delete a finished job with its history, files and networks (cancel a running one first)."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         client.job(job_id).delete()
     stderr.print(f"deleted job {job_id}")
 
@@ -433,6 +440,8 @@ def open_(
 ) -> None:
     """Print the address of the job's dashboard page, and open it in a browser when run from a
     terminal."""
+    from lifrnn.client import DEFAULT_URL
+
     base = (url or os.environ.get("LIFRNN_URL") or DEFAULT_URL).rstrip("/")
     page = f"{base}/ui/jobs/{job_id}"
     sys.stdout.write(page + "\n")
@@ -448,7 +457,7 @@ def logs(
     token: TokenOption = None,
 ) -> None:
     """Show a job's history: status changes and progress reports (JSON lines with --json)."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         events = client.follow(job_id) if follow else iter(client.events(job_id))
         for event in events:
             if as_json:
@@ -473,7 +482,7 @@ def series(
     token: TokenOption = None,
 ) -> None:
     """Print a job's curves (SOC abscissa, fit cost, retraining loss) as CSV: series,step,value."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         curves = client.series(job_id, *(names or []))
     if as_json:
         _write_json({key: {"steps": c.steps, "values": c.values} for key, c in curves.items()})
@@ -491,7 +500,7 @@ def cancel(
     token: TokenOption = None,
 ) -> None:
     """Cancel a queued job, or ask a running one to stop."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         job = client.cancel(job_id)
     if as_json:
         _write_json(job.data)
@@ -507,7 +516,9 @@ def download(
     token: TokenOption = None,
 ) -> None:
     """Download a job's artifacts (all, or the one named) into a folder; prints their paths."""
-    with _service_errors(), Client(url, token) as client:
+    from lifrnn.client import NotFoundError
+
+    with _service_errors(), _connect(url, token) as client:
         job = client.job(job_id)
         artifacts = job.artifacts
         if name is not None and name not in artifacts:
@@ -542,7 +553,7 @@ def networks(
     token: TokenOption = None,
 ) -> None:
     """List your trained networks, newest first."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         page = client.networks(
             kind=kind, n=n, method=method, metric=metric, limit=limit, offset=offset
         )
@@ -589,6 +600,8 @@ CONTROLLERS = ("feedforward", "lqr", "min_energy", "thalamic_loop")
 
 def demo_steps(quick: bool) -> list[DemoStep]:
     """SOC -> fit two reaches -> prepare -> retrain novel + a sequence; ``quick``: N=40, short."""
+    from lifrnn.builders import fit, prepare, retrain, soc
+
     if quick:
         network = soc(method="kao2021", n=40, seed=0)
         fit_fields: dict[str, Any] = {"duration": 0.2, "dt": 0.002, "cost_tolerance": 1e-3}
@@ -598,7 +611,7 @@ def demo_steps(quick: bool) -> list[DemoStep]:
             "sequence": [0, 60],
             "max_iterations": 5,
         }
-    else:  # the README's runs: examples/fit.json, prepare.json, retrain.json
+    else:  # docs/jobs.md's runs: examples/fit.json, prepare.json, retrain.json
         network = soc(method="kao2021", n=200, seed=0)
         fit_fields = {}
         prepare_fields = {}
@@ -720,7 +733,9 @@ def demo(
     token: TokenOption = None,
 ) -> None:
     """Run the seed's experiment on the service and write a report (Markdown, figures)."""
-    with _service_errors(), Client(url, token) as client:
+    from lifrnn.client import JobCancelledError, JobFailedError
+
+    with _service_errors(), _connect(url, token) as client:
         try:
             report = run_demo(client, out, quick, progress=stderr.is_terminal)
         except (JobFailedError, JobCancelledError) as error:
@@ -735,7 +750,7 @@ def _limit(value: Any) -> str:
 
 def me(as_json: JsonOption = False, url: UrlOption = None, token: TokenOption = None) -> None:
     """Who you are: role, quotas and what you use of them, and your token's expiry."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         data = client.me()
     if as_json:
         _write_json(data)
@@ -782,7 +797,7 @@ def tokens_rotate(
 ) -> None:
     """Swap your API token for a new one, printed on stdout (shown once); the old one stops
     working. A token read from the local token file is replaced there too."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         answer = client.rotate_token(expires_in)
         token_file = client.token_file
     sys.stdout.write(answer["token"] + "\n")
@@ -979,7 +994,7 @@ def sweep(
     except (ValueError, AxisError) as error:
         stderr.print(f"[red]invalid sweep: {error}[/]")
         raise typer.Exit(2) from None
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         made = client.sweep(
             body["spec"],
             grid=body.get("grid"),
@@ -1009,7 +1024,7 @@ def sweeps(
     token: TokenOption = None,
 ) -> None:
     """List your sweeps, newest first, with their progress."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         page = client.sweeps(limit=limit, offset=offset)
     if as_json:
         _write_json({"items": [item.data for item in page], "total": page.total})
@@ -1047,7 +1062,7 @@ def sweep_show(
     token: TokenOption = None,
 ) -> None:
     """Show a sweep: its progress and one row per point (swept values, status, metrics, job)."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         found = client.get_sweep(sweep_id)
     if as_json:
         _write_json(found.data)
@@ -1061,7 +1076,7 @@ def sweep_cancel(
     token: TokenOption = None,
 ) -> None:
     """Cancel every unfinished job of a sweep."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         found = client.get_sweep(sweep_id).cancel()
     stderr.print(f"sweep {found.id}: {_sweep_status(found)}")
 
@@ -1072,7 +1087,7 @@ def sweep_delete(
     token: TokenOption = None,
 ) -> None:
     """Delete a sweep and its jobs (cancel a running sweep first)."""
-    with _service_errors(), Client(url, token) as client:
+    with _service_errors(), _connect(url, token) as client:
         client.get_sweep(sweep_id).delete()
     stderr.print(f"deleted sweep {sweep_id}")
 

@@ -97,7 +97,7 @@ JOB_STATUSES = (
     "failed",
     "cancelled",
 )
-"""A job's statuses (the service's status machine, README "Jobs and their status")."""
+"""A job's statuses (the service's status machine, docs/service.md "Jobs and their status")."""
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 NETWORK_ARTIFACT = "network.safetensors"
 EVENT_PAGE = 1000
@@ -1145,9 +1145,9 @@ class Client:
     ) -> SearchResult:
         """Your jobs matching ``filter``, in ``order_by`` (then newest first), like
         ``mlflow.search_runs``: ``client.search("params.n = 200 and metrics.r2_min >= 0.99",
-        "metrics.cost asc").to_dataframe()``. The grammar is the service's (README: Search); a
-        bad filter raises :class:`InvalidSpec` naming the token and its position. Nothing is
-        read until the result is iterated (or ``total`` asked for)."""
+        "metrics.cost asc").to_dataframe()``. The grammar is the service's (docs/service.md:
+        Search); a bad filter raises :class:`InvalidSpec` naming the token and its position.
+        Nothing is read until the result is iterated (or ``total`` asked for)."""
         query = {
             "filter": filter,
             "order_by": order_by,
@@ -1418,7 +1418,8 @@ class Client:
         random: Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> Sweep:
-        """Submit one job per point of the axes over ``spec``'s dotted fields (README: Sweeps).
+        """Submit one job per point of the axes over ``spec``'s dotted fields (docs/service.md:
+        Sweeps).
 
         Exactly one of ``grid`` (every combination: ``{"seed": range(3), "radius": [8, 10,
         12]}``), ``zip`` (lists of one length, side by side) or ``random`` (``{"n": 20, "seed":

@@ -7,7 +7,8 @@ Two published variants, named after their papers:
   sparse random initial network, shift ``s = max(1.5 a, a + 0.2)``, block renormalisation of
   inhibition, 40 % inhibitory density, stop at spectral abscissa 0.15.
 - ``kao2021`` (Kao, Sadabadi & Hennequin 2021): lognormal excitation, dense inhibition, every row
-  summing to -10, shift ``s = max(1, 1.2 a)``, stop at spectral abscissa 0.81.
+  summing to -10, shift ``s = max(1, 1.2 a)`` (its margin above ``a`` narrowed by ``n / 200``
+  for smaller networks, :class:`SOCParameters`), stop at spectral abscissa 0.81.
 
 Weights are (n, n) with column j the presynaptic unit j: the first ``n_excitatory`` columns are
 excitatory (>= 0), the rest inhibitory (<= 0), and the diagonal is zero (no autapses).
@@ -45,6 +46,7 @@ __all__ = [
     "build_soc",
     "check_dale",
     "initial_weights",
+    "kao2021_shift",
     "normalise_rows",
     "optimise_inhibition",
     "smoothed_spectral_abscissa",
@@ -312,9 +314,19 @@ def normalise_rows(W: torch.Tensor, n_excitatory: int, row_sum: float) -> torch.
     return W
 
 
+def kao2021_shift(alpha: float, shift_scale: float = 1.0) -> float:
+    """Shift ``s`` of a kao2021 step at spectral abscissa ``alpha``: Kao's ``max(1, 1.2 alpha)``,
+    its margin above ``alpha`` multiplied by ``shift_scale`` (``SOCParameters``; 1 at n >= 200).
+    """
+    published = max(1.0, 1.2 * alpha)
+    if shift_scale == 1.0:
+        return published  # computed as published, so that default builds stay bit for bit
+    return alpha + shift_scale * (published - alpha)
+
+
 def _kao2021_step(W: torch.Tensor, factor: _Factorisation, params: SOCParameters) -> torch.Tensor:
     alpha = factor.spectral_abscissa
-    shift = max(1.0, 1.2 * alpha)
+    shift = kao2021_shift(alpha, params.shift_scale)
     G = factor.gradient(shift).to(W.device)
     G.fill_diagonal_(0.0)
     n_e = params.n_excitatory

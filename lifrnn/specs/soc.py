@@ -16,7 +16,10 @@ class SOCSpec(SpecBase):
     """Build a stability-optimised E/I weight matrix (docs/science.md §2).
 
     ``None`` fields take the published default of ``method`` (hennequin2014: fraction 0.5,
-    p 0.1, rate 10, target 0.15; kao2021: fraction 0.8, p 0.2, rate 1, target 0.81).
+    p 0.1, rate 10, target 0.15; kao2021: fraction 0.8, p 0.2, rate 1, target 0.81). Below
+    n = 200 the build adapts to n so that small networks converge (``SOCParameters``):
+    hennequin2014's default rate is ``10 sqrt(n / 200)``, and kao2021 narrows its shift's margin
+    above the abscissa by ``n / 200``.
     """
 
     kind: Literal["soc"] = "soc"
@@ -32,7 +35,13 @@ class SOCSpec(SpecBase):
     )
     radius: float = Field(10.0, gt=0, description="initial spectral radius R (hennequin2014)")
     gamma: float = Field(3.0, gt=0, description="inhibition/excitation ratio (hennequin2014)")
-    rate: float | None = Field(None, gt=0, validate_default=True, description="gradient step size")
+    rate: float | None = Field(
+        None,
+        gt=0,
+        validate_default=True,
+        description="gradient step size (default: the method's; hennequin2014: "
+        "10 sqrt(n/200) below n = 200)",
+    )
     target_abscissa: float | None = Field(
         None, validate_default=True, description="stop at this spectral abscissa of W"
     )
