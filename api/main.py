@@ -129,6 +129,35 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return document
 
 
+def prepare_store(store: Store) -> None:
+    """What a serving process does to its store before it runs jobs: migrations (unless
+    ``migrate_on_start`` is off), the local user's token on a loopback server, stale jobs back
+    to the queue."""
+    settings = store.settings
+    if settings.migrate_on_start:
+        store.migrate()
+    with store.session() as session:
+        if settings.is_loopback:
+            ensure_local_user(session, settings.token_path)
+            session.commit()
+        requeue_stale(session, settings.stale_after_seconds, settings.max_attempts)
+
+
+def start_jobs(store: Store) -> WorkerPool | Dispatcher | None:
+    """Start what runs the jobs: the Celery dispatcher in distributed mode, else the embedded
+    worker threads (none with ``workers`` 0)."""
+    settings = store.settings
+    pool: WorkerPool | Dispatcher | None = None
+    if settings.broker_url:
+        # Distributed mode: Celery workers run the jobs; this process only dispatches.
+        pool = celery_dispatcher(store)
+        pool.start()
+    elif settings.workers > 0:
+        pool = WorkerPool(store, settings.workers)
+        pool.start()
+    return pool
+
+
 def create_app(settings: Settings | None = None, *, store: Store | None = None) -> FastAPI:
     """The API over ``settings`` (default: from the environment)."""
     settings = settings or Settings()
@@ -138,22 +167,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Sync routes run in AnyIO's thread pool; a small one keeps the GIL hand-offs few.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
-        if settings.migrate_on_start:
-            store.migrate()
-        with store.session() as session:
-            if settings.is_loopback:
-                ensure_local_user(session, settings.token_path)
-                session.commit()
-            requeue_stale(session, settings.stale_after_seconds, settings.max_attempts)
+        if settings.runs_jobs:
+            prepare_store(store)
         app.state.session_key = load_session_key(settings)
-        pool: WorkerPool | Dispatcher | None = None
-        if settings.broker_url:
-            # Distributed mode: Celery workers run the jobs; this process only dispatches.
-            pool = celery_dispatcher(store)
-            pool.start()
-        elif settings.workers > 0:
-            pool = WorkerPool(store, settings.workers)
-            pool.start()
+        pool = start_jobs(store) if settings.runs_jobs else None
         app.state.pool = pool
         try:
             yield

@@ -25,21 +25,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from rich.logging import RichHandler
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from lifrnn import __version__
 from lifrnn.cli_client import register as register_service_commands
-from lifrnn.settings import Settings
-from lifrnn.specs import describe_validation_error, parse_spec
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from lifrnn.jobs import JobResult
+    from lifrnn.settings import Settings
+
+# Commands import what they use (the spec models, settings, the store, torch) when they run, so
+# that ``lifrnn --help`` and ``--version`` start in a fraction of a second
+# (tests/unit/test_cli_imports.py).
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +62,8 @@ the default level; ``lifrnn -v`` shows them."""
 
 
 def _configure_logging(verbose: bool) -> None:
+    from rich.logging import RichHandler
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
@@ -101,6 +102,8 @@ def _emit(result: JobResult, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(result.model_dump_json() + "\n")
         return
+    from rich.table import Table
+
     console = Console()
     colour = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}[result.status]
     console.print(f"[bold]{result.kind}[/] job [{colour}]{result.status}[/]")
@@ -128,7 +131,11 @@ def run(
     ] = True,
 ) -> None:
     """Run one job in-process, write its artifacts into OUT and record it in the local store."""
+    from pydantic import ValidationError
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from lifrnn.local_run import LocalSpecError, run_locally
+    from lifrnn.specs import describe_validation_error, parse_spec
 
     try:
         spec = parse_spec(spec_file.read_text(), local_files=True)
@@ -187,12 +194,17 @@ def serve(
     workers: Annotated[
         int | None, typer.Option(help="in-process worker threads (LIFRNN_WORKERS)")
     ] = None,
+    api_workers: Annotated[
+        int | None,
+        typer.Option(
+            help="HTTP server processes (LIFRNN_API_WORKERS); with more than one, the jobs run "
+            "in this process and the others only serve requests",
+        ),
+    ] = None,
 ) -> None:
     """Start the job service: REST API (docs at /docs) and in-process workers."""
-    import uvicorn
-
-    from api.main import create_app
-    from api.slow_clients import http_protocol
+    from lifrnn.serving import serve as run_server
+    from lifrnn.settings import Settings
 
     # a server's log is read from files: plain lines with times, no terminal layout
     logging.basicConfig(
@@ -203,7 +215,12 @@ def serve(
     )
     overrides = {
         name: value
-        for name, value in {"host": host, "port": port, "workers": workers}.items()
+        for name, value in {
+            "host": host,
+            "port": port,
+            "workers": workers,
+            "api_workers": api_workers,
+        }.items()
         if value is not None
     }
     settings = Settings(**overrides)  # type: ignore[arg-type]
@@ -216,19 +233,7 @@ def serve(
         "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host,
         settings.port,
     )
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_level="info",
-        log_config=None,
-        access_log=settings.access_log,
-        timeout_graceful_shutdown=10,
-        limit_concurrency=settings.limit_concurrency,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        http=http_protocol(settings.request_timeout_seconds),
-    )
+    run_server(settings)
 
 
 @app.command("worker")
@@ -256,6 +261,7 @@ def run_worker(
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations (Alembic) to LIFRNN_DATABASE_URL."""
+    from lifrnn.settings import Settings
     from lifrnn.store import Store
 
     store = Store(Settings())
@@ -292,6 +298,7 @@ def _users_session() -> Iterator[tuple[Settings, Session]]:
     """The configured store's settings and a session (migrated first) for ``lifrnn users``;
     committed at the end. An unknown user, or one that exists already, ends the command with
     its message (exit 1)."""
+    from lifrnn.settings import Settings
     from lifrnn.store import Store
     from lifrnn.store.users import UnknownUserError, UserExistsError
 
@@ -390,7 +397,8 @@ def users_limits(
         str | None, typer.Option(help="work of one job, nominal flop, e.g. 1e16 ('default')")
     ] = None,
 ) -> None:
-    """Set user NAME's own per-job limits (README "Limits"); prints the limits that now apply."""
+    """Set user NAME's own per-job limits (docs/service.md "Limits"); prints the limits that
+    now apply."""
     from lifrnn.store.limits import JobLimits
     from lifrnn.store.users import find_user
 

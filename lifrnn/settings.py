@@ -147,6 +147,18 @@ class Settings(BaseSettings):
     )
     access_log: bool = Field(True, description="log every HTTP request")
     migrate_on_start: bool = Field(True, description="apply Alembic migrations at start-up")
+    api_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="HTTP server processes of `lifrnn serve`; with more than one, the jobs run "
+        "(or are dispatched) in the parent process and the API processes only serve requests",
+    )
+    runs_jobs: bool = Field(
+        True,
+        description="this process runs or dispatches jobs (false in the API processes of "
+        "`lifrnn serve --api-workers N`, whose parent does)",
+    )
 
     @model_validator(mode="after")
     def _embedded_defaults(self) -> Settings:
