@@ -15,7 +15,10 @@ in the same run, and the table prints both with the ratio. Goals on 2 cores (iss
 /jobs/{id}`` >= 1,500 req/s with p99 < 50 ms, ``GET /jobs?status=`` >= 500 req/s with p99 <
 100 ms, ``POST /jobs`` >= 300 req/s.
 
-    .venv/bin/python bench/api.py [--jobs 10000] [--seconds 5] [--baseline REV] [--databases ...]
+    .venv/bin/python bench/api.py [--jobs 10000] [--seconds 5] [--baseline REV] [--api-workers N]
+
+``--api-workers N`` serves this code with ``lifrnn serve --api-workers N`` (the baseline, which
+has no such option, with one process).
 """
 
 from __future__ import annotations
@@ -194,7 +197,7 @@ def worktree(revision: str) -> Iterator[Path]:
 
 
 @contextmanager
-def server(code: Path, home: Path, url: str) -> Iterator[str]:
+def server(code: Path, home: Path, url: str, api_workers: int = 1) -> Iterator[str]:
     """``lifrnn serve`` from the code in ``code`` on a free port; its base URL."""
     port = free_port()
     env = {
@@ -207,6 +210,8 @@ def server(code: Path, home: Path, url: str) -> Iterator[str]:
         "PYTHONPATH": str(code),
     }
     command = [sys.executable, "-m", "lifrnn", "serve", "--port", str(port)]
+    if api_workers > 1:
+        command += ["--api-workers", str(api_workers)]
     process = subprocess.Popen(
         command, cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -277,7 +282,9 @@ def settle(base: str, timeout: float = 60) -> None:
         time.sleep(0.5)
 
 
-def measure(code: Path, kind: str, args: argparse.Namespace) -> dict[str, Result]:
+def measure(
+    code: Path, kind: str, args: argparse.Namespace, api_workers: int = 1
+) -> dict[str, Result]:
     """Every scenario against the code in ``code`` on a fresh ``kind`` database."""
     with tempfile.TemporaryDirectory(prefix="lifrnn-bench-") as folder:
         home = Path(folder)
@@ -285,7 +292,7 @@ def measure(code: Path, kind: str, args: argparse.Namespace) -> dict[str, Result
             token, ids = seed_store(Settings(home=home, database_url=url, workers=0), args.jobs)
             id_file = home / "ids.txt"
             id_file.write_text("\n".join(ids) + "\n")
-            with server(code, home, url) as base:
+            with server(code, home, url, api_workers) as base:
                 results = {}
                 for label, scenario, connections in SCENARIOS:
                     settle(base)
@@ -301,13 +308,14 @@ def main() -> None:
     parser.add_argument("--baseline", default=BASELINE, help="git revision to compare with")
     parser.add_argument("--postgres", default=POSTGRES, help="server URL (a database is made)")
     parser.add_argument("--databases", default="sqlite,postgresql")
+    parser.add_argument("--api-workers", type=int, default=1, help="server processes (this code)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     if shutil.which("wrk") is None:
         sys.exit("wrk is missing: apt-get install wrk")
     print(
         f"lifrnn {__version__} vs {args.baseline}: {args.jobs} jobs, {args.seconds:g} s per "
-        f"scenario, {os.cpu_count()} CPUs"
+        f"scenario, {os.cpu_count()} CPUs, this code with {args.api_workers} API process(es)"
     )
     header = (
         f"{'database':<11}{'operation':<24}{'base req/s':>11}{'req/s':>9}{'ratio':>7}"
@@ -316,7 +324,7 @@ def main() -> None:
     with worktree(args.baseline) as baseline_code:
         for kind in args.databases.split(","):
             before = measure(baseline_code, kind, args)
-            after = measure(ROOT, kind, args)
+            after = measure(ROOT, kind, args, args.api_workers)
             print(header)
             for label, _, _ in SCENARIOS:
                 old, new = before[label], after[label]
