@@ -76,7 +76,7 @@ def fit_figure(
     grid = figure.add_gridspec(2, 4)
     path_ax, speed_ax, out_ax, cost_ax = (figure.add_subplot(grid[0, j]) for j in range(4))
     rates_ax = figure.add_subplot(grid[1, :2])
-    pc_ax, legend_ax = figure.add_subplot(grid[1, 2]), figure.add_subplot(grid[1, 3])
+    pc_ax, r2_ax = figure.add_subplot(grid[1, 2]), figure.add_subplot(grid[1, 3])
     colours = [f"C{k % 10}" for k in range(len(directions_deg))]
     quantity, unit, names = _UNITS.get(target_kind, ("readout", "a.u.", ("1", "2")))
     velocity = target_kind == "hand_velocity"
@@ -141,17 +141,27 @@ def fit_figure(
         pc_ax.plot(pcs[k, :, 0], pcs[k, :, 1], color=colour, lw=1.2)
         pc_ax.plot(pcs[k, 0, 0], pcs[k, 0, 1], "o", color=colour, ms=4)
     label(pc_ax, "population activity (dot: x*)", "PC 1 of x (a.u.)", "PC 2 of x (a.u.)")
-    legend_ax.axis("off")
-    for k, colour in enumerate(colours):
-        text = f"{directions_deg[k]:g}°"
-        if r2 is not None:
-            text += f"   R² = {r2[k]:.3f}"
-        legend_ax.plot([], [], color=colour, lw=2, label=text)
-    legend_ax.legend(
-        loc="center",
-        title="direction, R² of the readout",
-        ncols=1 if len(colours) <= 10 else 2,
-        fontsize=TICK_SIZE + 1,
-        title_fontsize=TICK_SIZE + 1,
+    # R² per reach as bars, coloured as in the other panels, each with its value on top
+    values = np.asarray(r2, dtype=float) if r2 is not None else np.zeros(len(colours))
+    bars = r2_ax.bar(range(len(colours)), values, color=colours)
+    every = max(1, len(colours) // 8)  # at most ~8 tick labels
+    r2_ax.set_xticks(range(0, len(colours), every), [f"{d:g}" for d in directions_deg[::every]])
+    if r2 is not None and len(colours) <= 12:  # beyond, the values would overlap
+        r2_ax.bar_label(
+            bars,
+            labels=[f"{v:.3f}" for v in values],
+            fontsize=TICK_SIZE,
+            padding=2,
+            rotation=90 if len(colours) > 5 else 0,
+        )
+        low = min(0.0, float(values.min()))
+        headroom = 0.45 if 5 < len(colours) <= 12 else 0.15  # room for the (turned) values
+        r2_ax.set_ylim(low - 0.05 * (1.0 - low), 1.0 + headroom * (1.0 - low))
+        r2_ax.axhline(1.0, color="grey", lw=0.6, ls=":")
+    label(
+        r2_ax,
+        "R² per reach (motor output)" if r2 is not None else "reaches (no R² given)",
+        "reach direction (°)",
+        "R² (1 = exact)",
     )
     return figure

@@ -211,11 +211,27 @@ def test_fit_figure_draws_equal_aspect_paths_rates_r2_and_the_cost():
     assert titled(figure, "units").get_ylabel() == "rate r(x) (a.u.)"
     cost = titled(figure, "L-BFGS")
     assert cost.get_yscale() == "log" and len(cost.lines[0].get_xdata()) == 4
-    legend_texts = [
-        t.get_text() for ax in figure.axes if ax.get_legend() for t in ax.get_legend().get_texts()
-    ]
-    assert [t for t in legend_texts if "R² = 0.982" in t]
+    r2_panel = titled(figure, "R² per reach")  # a bar per reach, its R² written on it
+    assert [t.get_text() for t in r2_panel.texts] == ["0.991", "0.982", "0.973"]
     assert_labelled_with_units(figure)
+    assert_readable(figure)
+
+
+def test_a_ten_reach_fit_figure_keeps_its_r2_values_readable():
+    directions = [18.0 * k for k in range(10)]
+    time, targets = velocity_targets(directions)
+    states = np.ones((10, len(time), 30))
+    r2 = [0.99 - 0.001 * k for k in range(10)]
+    figure = fit_figure(
+        time, targets, targets, states, directions, dt=0.005, r2=r2, cost_history=[1.0, 0.1]
+    )
+    panel = titled(figure, "R² per reach")
+    assert len(panel.texts) == 10 and all(t.get_rotation() == 90 for t in panel.texts)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    boxes = [t.get_window_extent(canvas.get_renderer()) for t in panel.texts]
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert all(box.y1 <= panel.get_window_extent().y1 for box in boxes)  # inside the panel
     assert_readable(figure)
 
 
