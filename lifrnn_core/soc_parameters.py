@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 SOCMethod = Literal["hennequin2014", "kao2021"]
+SOCStep = Literal["fixed", "adaptive"]
 
 REFERENCE_N = 200
 """Network size the published defaults are for; :meth:`SOCParameters.for_method` adapts the step
@@ -53,6 +54,10 @@ class SOCParameters:
         shift_scale: the shift's margin above the abscissa a, as a fraction of Kao's
             ``max(1, 1.2 a) - a`` (kao2021; 1 is Kao's rule; default scaled with n below 200,
             see above).
+        step: ``"fixed"`` (the published rule: every step ``rate`` times the gradient) or
+            ``"adaptive"`` (backtracking from a growing step size that never goes below
+            ``rate``; same gradient, projections and stop test, far fewer Schur forms;
+            :func:`lifrnn_core.soc.optimise_inhibition`).
     """
 
     method: SOCMethod = "hennequin2014"
@@ -67,6 +72,7 @@ class SOCParameters:
     inhibitory_density: float = 0.4
     row_sum: float = -10.0
     shift_scale: float = 1.0
+    step: SOCStep = "fixed"
 
     @classmethod
     def for_method(cls, method: SOCMethod, **overrides: object) -> SOCParameters:

@@ -46,6 +46,18 @@ class SOCSpec(SpecBase):
         None, validate_default=True, description="stop at this spectral abscissa of W"
     )
     max_iterations: int = Field(5000, ge=1, le=1_000_000)
+    step: Literal["fixed", "adaptive"] = Field(
+        "fixed",
+        # Left out of the dumped spec at its default, so that the hash (spec_sha256) of every
+        # spec written before this field existed is unchanged.
+        exclude_if=lambda value: value == "fixed",
+        description="'fixed': every step is `rate` times the gradient, as published; "
+        "'adaptive': the step size doubles after each step taken at its first try and "
+        "backtracks (x0.25, never below `rate`, at most 8 `rate`) until the projected W lowers "
+        "the smoothed abscissa; same gradient, projections and stop test, usually several "
+        "times fewer Schur forms but not the same network (docs/science.md §2); "
+        "`max_iterations` counts steps taken",
+    )
     seed: int = Field(0, ge=0, lt=2**63, description="seed of the random initial network")
     device: Device = Field("cpu", description="'cuda' uses the sign-function solver on the GPU")
     initial_weights: FileId | None = Field(
@@ -121,4 +133,5 @@ class SOCSpec(SpecBase):
             rate=self.rate,
             target_abscissa=self.target_abscissa,
             max_iterations=self.max_iterations,
+            step=self.step,
         )
