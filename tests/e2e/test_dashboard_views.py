@@ -154,6 +154,8 @@ def test_prepare_runs_hang_under_their_network_in_the_lineage(
 
 def test_the_submit_form_lists_the_fields_of_the_chosen_kind(page: Any, dashboard: Any) -> None:
     page.goto(f"{dashboard.url}/ui/submit?example=prepare")
+    assert page.title() == "Submit · lifrnn"  # the table is in the page, not in its title
+    assert page.locator("#spec-fields").count() == 1
     fields = page.locator("#spec-fields")
     assert "prepare" in fields.locator("summary").inner_text()
     text = fields.inner_text()
