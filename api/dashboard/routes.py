@@ -801,28 +801,26 @@ def scatter_data(
     metric_rows: list[tuple[str, list[Any], bool]],
 ) -> dict[str, Any]:
     """What the compare view's metric-vs-parameter scatter plots: the numeric parameters (those
-    that differ first) and numeric metrics of each job, as JSON for the page's script."""
-    numeric_params = [
-        (name, differs)
-        for name, values, differs in spec_rows
-        if any(is_plottable(v) for v in values)
-    ]
-    params = [name for name, differs in numeric_params if differs]
-    params += [name for name, differs in numeric_params if not differs]
-    metrics = [name for name, values, _ in metric_rows if any(is_plottable(v) for v in values)]
-    spec_columns = [dict(flatten(job["spec"])) for job in jobs]
-    metric_columns = [dict(flatten(job.get("metrics") or {})) for job in jobs]
+    that differ first) and numeric metrics of each job, read from the side-by-side rows, as JSON
+    for the page's script."""
+    numeric_params = [row for row in spec_rows if any(is_plottable(v) for v in row[1])]
+    numeric_params.sort(key=lambda row: not row[2])  # stable: the varied ones first
+    numeric_metrics = [row for row in metric_rows if any(is_plottable(v) for v in row[1])]
+
+    def plottable(rows: list[tuple[str, list[Any], bool]], index: int) -> dict[str, Any]:
+        return {name: values[index] for name, values, _ in rows if is_plottable(values[index])}
+
     return {
-        "params": params,
-        "metrics": metrics,
+        "params": [name for name, _, _ in numeric_params],
+        "metrics": [name for name, _, _ in numeric_metrics],
         "jobs": [
             {
                 "id": job["id"],
                 "label": job_label(job),
-                "params": {k: v for k, v in spec.items() if k in params and is_plottable(v)},
-                "metrics": {k: v for k, v in found.items() if k in metrics and is_plottable(v)},
+                "params": plottable(numeric_params, index),
+                "metrics": plottable(numeric_metrics, index),
             }
-            for job, spec, found in zip(jobs, spec_columns, metric_columns, strict=True)
+            for index, job in enumerate(jobs)
         ],
     }
 
