@@ -5,7 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    computed_field,
+    field_validator,
+)
 
 
 class ArtifactOut(BaseModel):
@@ -16,9 +23,17 @@ class ArtifactOut(BaseModel):
     id: str
     name: str
     media_type: str
-    size: int
-    sha256: str
+    size: int | None = Field(description="bytes; null for a figure not drawn yet")
+    sha256: str | None = Field(description="SHA-256 of the bytes; null for a figure not drawn yet")
     url: str = ""
+
+    @computed_field(  # type: ignore[prop-decorator]
+        description="a figure drawn when first downloaded: its size and sha256 follow then"
+    )
+    @property
+    def pending(self) -> bool:
+        """True for a figure not drawn yet."""
+        return self.sha256 is None
 
 
 TAG_KEY_PATTERN = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
@@ -107,10 +122,13 @@ class JobDetail(JobOut):
 
 
 class JobList(BaseModel):
-    """One page of jobs and how many match in all."""
+    """One page of jobs, and how many match in all when asked (``count=true``)."""
 
     items: list[JobOut]
-    total: int
+    total: int | None = Field(
+        description="every match, when asked for with count=true (else null: not counted)"
+    )
+    has_more: bool = Field(False, description="more match after this page (offset + limit)")
     limit: int
     offset: int
 
@@ -176,10 +194,13 @@ class NetworkDetail(NetworkOut):
 
 
 class NetworkList(BaseModel):
-    """One page of networks and how many match in all."""
+    """One page of networks, and how many match in all when asked (``count=true``)."""
 
     items: list[NetworkOut]
-    total: int
+    total: int | None = Field(
+        description="every match, when asked for with count=true (else null: not counted)"
+    )
+    has_more: bool = Field(False, description="more match after this page (offset + limit)")
     limit: int
     offset: int
 
@@ -206,10 +227,14 @@ class FileOut(BaseModel):
 
 
 class FileList(BaseModel):
-    """One page of uploaded files, and the bytes the user stores in all."""
+    """One page of uploaded files, the bytes the user stores in all, and how many files
+    there are when asked (``count=true``)."""
 
     items: list[FileOut]
-    total: int
+    total: int | None = Field(
+        description="every match, when asked for with count=true (else null: not counted)"
+    )
+    has_more: bool = Field(False, description="more match after this page (offset + limit)")
     limit: int
     offset: int
     used_bytes: int
@@ -324,9 +349,13 @@ class SweepDetail(SweepOut):
 
 
 class SweepList(BaseModel):
-    """One page of sweeps, newest first, and how many there are in all."""
+    """One page of sweeps, newest first, and how many there are in all when asked
+    (``count=true``)."""
 
     items: list[SweepOut]
-    total: int
+    total: int | None = Field(
+        description="every match, when asked for with count=true (else null: not counted)"
+    )
+    has_more: bool = Field(False, description="more match after this page (offset + limit)")
     limit: int
     offset: int

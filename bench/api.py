@@ -46,6 +46,8 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from worktree import worktree  # noqa: E402  (bench/worktree.py)
+
 from lifrnn import __version__  # noqa: E402
 from lifrnn.settings import Settings  # noqa: E402
 from lifrnn.store import Job, Store  # noqa: E402
@@ -174,26 +176,6 @@ def database(kind: str, home: Path, postgres: str) -> Iterator[str]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
-
-
-@contextmanager
-def worktree(revision: str) -> Iterator[Path]:
-    """The code of ``revision`` in a temporary git worktree."""
-    folder = Path(tempfile.mkdtemp(prefix="lifrnn-baseline-"))
-    subprocess.run(
-        ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder), revision],
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield folder
-    finally:
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(folder)],
-            check=False,
-            capture_output=True,
-        )
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextmanager

@@ -204,7 +204,8 @@ def _print_job(job: Job) -> None:
     if artifacts:
         table = Table("artifact", "size", "media type", title="artifacts")
         for artifact in artifacts.values():
-            table.add_row(artifact.name, f"{artifact.size:,}", artifact.media_type)
+            size = "drawn when downloaded" if artifact.size is None else f"{artifact.size:,}"
+            table.add_row(artifact.name, size, artifact.media_type)
         console.print(table)
 
 

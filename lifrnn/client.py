@@ -5,7 +5,7 @@
     >>> network = client.submit(soc(method="kao2021", n=40))
     >>> reaches = client.submit(fit(network=network, duration=0.2, dt=0.002))  # waits server-side
     >>> trial = client.submit(prepare(network=reaches)).wait()
-    >>> reaches.wait().metrics["r2_min"], reaches.artifacts["fit.png"].size
+    >>> reaches.wait().metrics["r2_min"], reaches.artifacts["network.safetensors"].size
     >>> tensors = reaches.network()              # W, h, x_sp, C, x_star as torch tensors
 
 Specs name stored inputs by id. A :class:`Job` given as the ``network`` of a spec stands for the
@@ -32,7 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 import httpx
 from httpx_sse import connect_sse
@@ -240,14 +240,19 @@ def _time(value: Any) -> datetime | None:
 
 @dataclass
 class Artifact:
-    """A file a job produced (download with :meth:`download`)."""
+    """A file a job produced (download with :meth:`download`).
+
+    A figure is drawn when first downloaded: until then ``pending`` is True and ``size`` and
+    ``sha256`` are None (the job's record has them after the first download).
+    """
 
     id: str
     name: str
     media_type: str
-    size: int
-    sha256: str
+    size: int | None
+    sha256: str | None
     client: Client = field(repr=False, compare=False)
+    pending: bool = False
 
     def download(self, path: str | Path | None = None) -> Path:
         """Write the file to ``path`` (a file, or an existing folder; default: ./NAME)."""
@@ -447,9 +452,10 @@ class Job(_Record):
                 id=item["id"],
                 name=item["name"],
                 media_type=item["media_type"],
-                size=int(item["size"]),
+                size=item["size"],
                 sha256=item["sha256"],
                 client=self._client,
+                pending=bool(item.get("pending", False)),
             )
             for item in self._detail().get("artifacts", [])
         }
@@ -682,9 +688,11 @@ class File(_Record):
 
 
 class _Page(list[Any]):
-    """A page of a listing: a list, plus ``total`` (all matches) and :meth:`to_dataframe`."""
+    """A page of a listing: a list, plus ``total`` (all matches; None when asked with
+    ``count=False``), ``has_more`` (another page follows) and :meth:`to_dataframe`."""
 
-    total: int
+    total: int | None = None
+    has_more: bool = False
     columns: tuple[str, ...] = ()
 
     def rows(self) -> list[dict[str, Any]]:
@@ -714,6 +722,17 @@ class _Page(list[Any]):
         return frame.set_index("id") if "id" in frame.columns else frame
 
 
+PageT = TypeVar("PageT", bound=_Page)
+
+
+def _fill_page(page: PageT, data: dict[str, Any]) -> PageT:
+    """``page`` with the listing's ``total`` (None when not counted) and ``has_more``."""
+    total = data.get("total")
+    page.total = None if total is None else int(total)
+    page.has_more = bool(data.get("has_more", False))
+    return page
+
+
 class SearchResult:
     """The jobs matching a search (:meth:`Client.search`); iterating pages through all of them
     lazily (``page_size`` per request), ``total`` counts them, :meth:`to_dataframe` makes one
@@ -729,7 +748,11 @@ class SearchResult:
         if offset == 0 and self._first is not None:
             return self._first
         page: dict[str, Any] = self._client._get_json(
-            "/jobs", **self._query, limit=self._page_size, offset=offset
+            "/jobs",
+            **self._query,
+            limit=self._page_size,
+            offset=offset,
+            count=offset == 0 or None,  # the first page counts every match, once
         )
         if offset == 0:
             self._first = page
@@ -1109,12 +1132,15 @@ class Client:
         all_users: bool = False,
         filter: str | None = None,
         order_by: str | None = None,
+        count: bool = True,
     ) -> JobList:
         """One page of your jobs, newest first (or in ``order_by``), filtered.
 
         ``since``/``before``: created at or after / before (a datetime, ISO text, or a timedelta
         back from now); ``metric``: ``"r2_min>=0.99"`` (a list combines with AND); ``filter`` and
-        ``order_by``: the search grammar (see :meth:`search`, which pages through every match).
+        ``order_by``: the search grammar (see :meth:`search`, which pages through every match);
+        ``count=False``: the page's ``total`` is None (the service skips counting every match),
+        ``has_more`` still says whether another page follows.
         """
         data = self._get_json(
             "/jobs",
@@ -1128,10 +1154,9 @@ class Client:
             limit=limit,
             offset=offset,
             all_users=all_users or None,
+            count=count or None,
         )
-        page = JobList(Job(self, item) for item in data["items"])
-        page.total = int(data["total"])
-        return page
+        return _fill_page(JobList(Job(self, item) for item in data["items"]), data)
 
     def search(
         self,
@@ -1257,8 +1282,9 @@ class Client:
         limit: int = 50,
         offset: int = 0,
         all_users: bool = False,
+        count: bool = True,
     ) -> NetworkList:
-        """Your networks, newest first, filtered (``metric`` as for :meth:`jobs`)."""
+        """Your networks, newest first, filtered (``metric`` and ``count`` as for :meth:`jobs`)."""
         data = self._get_json(
             "/networks",
             kind=kind,
@@ -1268,10 +1294,9 @@ class Client:
             limit=limit,
             offset=offset,
             all_users=all_users or None,
+            count=count or None,
         )
-        page = NetworkList(Network(self, item) for item in data["items"])
-        page.total = int(data["total"])
-        return page
+        return _fill_page(NetworkList(Network(self, item) for item in data["items"]), data)
 
     # files
 
@@ -1305,11 +1330,11 @@ class Client:
         """One of your files (an upload or an artifact) by id."""
         return File(self, self._get_json(f"/files/{file_id}"))
 
-    def files(self, limit: int = 50, offset: int = 0) -> FileList:
-        """Your uploaded files, newest first (``used_bytes``: all you store, for the quota)."""
-        data = self._get_json("/files", limit=limit, offset=offset)
-        page = FileList(File(self, item) for item in data["items"])
-        page.total = int(data["total"])
+    def files(self, limit: int = 50, offset: int = 0, count: bool = True) -> FileList:
+        """Your uploaded files, newest first (``used_bytes``: all you store, for the quota;
+        ``count`` as for :meth:`jobs`)."""
+        data = self._get_json("/files", limit=limit, offset=offset, count=count or None)
+        page = _fill_page(FileList(File(self, item) for item in data["items"]), data)
         page.used_bytes = int(data["used_bytes"])
         return page
 
@@ -1451,12 +1476,11 @@ class Client:
         """One of your sweeps, with its table (raises :class:`NotFoundError`)."""
         return Sweep(self, self._get_json(f"/sweeps/{sweep_id}"))
 
-    def sweeps(self, limit: int = 50, offset: int = 0) -> SweepList:
-        """Your sweeps, newest first, with their progress (``total``: all of them)."""
-        data = self._get_json("/sweeps", limit=limit, offset=offset)
-        page = SweepList(Sweep(self, item) for item in data["items"])
-        page.total = int(data["total"])
-        return page
+    def sweeps(self, limit: int = 50, offset: int = 0, count: bool = True) -> SweepList:
+        """Your sweeps, newest first, with their progress (``total``: all of them; ``count``
+        as for :meth:`jobs`)."""
+        data = self._get_json("/sweeps", limit=limit, offset=offset, count=count or None)
+        return _fill_page(SweepList(Sweep(self, item) for item in data["items"]), data)
 
 
 def _sweep_value(value: Any) -> Any:

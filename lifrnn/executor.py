@@ -47,7 +47,7 @@ from lifrnn.store.jobs import (
     requeue_stale,
     transition,
 )
-from lifrnn.store.models import Artifact, Job, JobInput, Network, utcnow
+from lifrnn.store.models import RECIPE_BLOB_NAME, Artifact, Job, JobInput, Network, utcnow
 from lifrnn.store.objects import ObjectNotFoundError, delete_prefix
 from lifrnn.store.search import record_metrics
 from lifrnn.store.series import Point
@@ -120,6 +120,7 @@ def execute_job(
     shutdown: threading.Event | None = None,
     claimed: bool = False,
     task_id: str | None = None,
+    defer_figures: bool = True,
 ) -> JobResult | None:
     """Claim the queued job ``job_id`` and run it to its final status; None if not claimed.
 
@@ -131,6 +132,8 @@ def execute_job(
     written into ``out_dir`` (default that scratch folder), then ingested into the store.
     ``shutdown`` set while the job runs stops it and puts it back in the queue for another
     worker, which resumes from the job's checkpoints in the object store.
+    ``defer_figures``: store figures as recipes, drawn when first downloaded (the service;
+    see :mod:`lifrnn.figure_recipes`); False draws them now (``lifrnn run``).
     """
     with store.session() as session:
         if not claimed and not claim_job(
@@ -152,6 +155,7 @@ def execute_job(
     private_dir(settings.scratch)
     scratch = Path(tempfile.mkdtemp(prefix=f"{job_id}-", dir=settings.scratch))
     checkpoints = Checkpoints(store.objects, checkpoint_prefix(job_id), settings.checkpoint_seconds)
+    figures: dict[str, str] = {}
     try:
         try:
             spec = parse_spec(spec_json)
@@ -176,12 +180,16 @@ def execute_job(
                     provenance=provenance,
                     milestones=progress.milestone,
                     series=progress.point,
+                    defer_figures=defer_figures,
+                    figures=figures,
                 )
                 try:
                     result = run_job(spec, context)
                 finally:
                     progress.close()
-        finished = _finish(store, job_id, owner_id, parent_network_id, worker, result, shutdown)
+        finished = _finish(
+            store, job_id, owner_id, parent_network_id, worker, result, figures, shutdown
+        )
         if finished:
             checkpoints.clear()  # the job is over: nothing to resume
         return result
@@ -343,9 +351,13 @@ def _finish(
     parent_network_id: str | None,
     worker: str,
     result: JobResult,
+    figures: dict[str, str],
     shutdown: threading.Event | None,
 ) -> bool:
     """Ingest artifacts, record the network and set the final status, in one transaction.
+
+    ``figures``: figures not drawn yet (artifact name -> recipe file): their recipes are stored
+    and their rows say so (drawn when first downloaded).
 
     Returns True when the job reached its final status here (False: it went back to the queue,
     or another worker or a cancellation took it meanwhile).
@@ -405,6 +417,18 @@ def _finish(
             session.add(artifact)
             if name == NETWORK_ARTIFACT:
                 network_artifact = (artifact, path)
+        for name, location in figures.items():
+            recipe, _ = store.artifacts.put_file(Path(location), RECIPE_BLOB_NAME)
+            session.add(
+                Artifact(
+                    job_id=job_id,
+                    owner_id=owner_id,
+                    name=name,
+                    media_type=media_type(name),
+                    format=Path(name).suffix.lstrip(".").lower(),
+                    recipe_sha256=recipe,
+                )
+            )
         session.flush()
         metrics = finite_json(result.metrics)
         if network_artifact is not None and result.status == "succeeded":

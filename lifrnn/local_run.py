@@ -127,8 +127,14 @@ def run_locally(
             )
         if record:
             logger.info("recording the job as %s in %s", job.id, settings.database_url)
-        result = execute_job(
-            store, job.id, worker=worker, out_dir=out, on_progress=on_progress, claimed=True
+        result = execute_job(  # figures drawn now: the user reads them in ``out``
+            store,
+            job.id,
+            worker=worker,
+            out_dir=out,
+            on_progress=on_progress,
+            claimed=True,
+            defer_figures=False,
         )
         assert result is not None
         return result

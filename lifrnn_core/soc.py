@@ -36,11 +36,11 @@ import scipy.linalg
 import scipy.optimize
 import torch
 from scipy.linalg.lapack import dtrsyl
-from threadpoolctl import threadpool_limits
 
 from lifrnn_core.errors import InvalidNetworkError
 from lifrnn_core.gramians import SchurForm, lyap_sign, observability_gramian
 from lifrnn_core.soc_parameters import SOCMethod, SOCParameters
+from lifrnn_core.threads import blas_threads
 
 __all__ = [
     "SOCMethod",
@@ -458,8 +458,8 @@ def optimise_inhibition(
     if backend != "sign" and torch.device(device).type != "cpu":
         raise ValueError(f"the {backend} backend runs on the CPU; use backend='sign' on a GPU")
     # Small dense LAPACK calls run fastest on one thread; more threads only contend.
-    blas_threads = 1 if params.n <= _SINGLE_THREAD_MAX_N else None
-    with threadpool_limits(limits=blas_threads):
+    threads = 1 if params.n <= _SINGLE_THREAD_MAX_N else None
+    with blas_threads(threads):
         return _optimise(
             W0, params, backend, device, callback, checkpoint, checkpoint_every, list(history)
         )

@@ -480,7 +480,8 @@ async def queue(
     """The queue: your jobs (admins: everyone's, with each user's load), newest first, or
     searched (``filter``, ``order_by``: the API's grammar; a bad one is shown on the page)."""
     everyone = visitor.is_admin and scope != "mine"
-    params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": offset}
+    # the page shows how many match and pages by it: ask the API to count them
+    params: dict[str, Any] = {"limit": PAGE_SIZE, "offset": offset, "count": "true"}
     if status_:
         params["status"] = status_
     if kind:
@@ -699,7 +700,7 @@ async def networks_page(
     params: dict[str, Any] = {"limit": 1000}
     if everyone:
         params["all_users"] = "true"
-    page = await api_json(request, visitor, "/networks", **params)
+    page = await api_json(request, visitor, "/networks", count="true", **params)
     runs = await api_json(request, visitor, "/jobs", kind="prepare", **params)
     context = {
         "visitor": visitor,
@@ -719,7 +720,7 @@ async def sweeps_page(
     request: Request, visitor: VisitorDep, offset: Annotated[int, Query(ge=0)] = 0
 ) -> Response:
     """Your sweeps, newest first, with how far each is."""
-    page = await api_json(request, visitor, "/sweeps", limit=PAGE_SIZE, offset=offset)
+    page = await api_json(request, visitor, "/sweeps", limit=PAGE_SIZE, offset=offset, count="true")
     context = {"visitor": visitor, "page": page, "page_size": PAGE_SIZE}
     return render(request, "sweeps.html", context)
 

@@ -6,10 +6,12 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
+from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep, StoreDep
 from api.routes.jobs import is_uuid_text
 from api.schemas import Problem
+from lifrnn.drawing import FigureUnavailableError, draw_pending
 from lifrnn.store import Artifact, Store
 from lifrnn.store.objects import ObjectNotFoundError
 
@@ -20,7 +22,7 @@ def content_response(store: Store, artifact: Artifact) -> Response:
     """The stored bytes of ``artifact``: a file response (file backend) or a stream (S3)."""
     key = store.artifacts.key(artifact.blob_key)
     headers = {
-        "X-Content-SHA256": artifact.sha256,
+        "X-Content-SHA256": artifact.sha256 or "",
         "Content-Disposition": f"attachment; filename*=utf-8''{quote(artifact.name)}",
     }
     local = store.objects.local_path(key)
@@ -46,6 +48,15 @@ def content_response(store: Store, artifact: Artifact) -> Response:
     return StreamingResponse(stream(), media_type=artifact.media_type, headers=headers)  # type: ignore[arg-type]
 
 
+def drawn(store: Store, session: Session, artifact: Artifact) -> Artifact:
+    """``artifact`` with its bytes: a job's figure not drawn yet is drawn now (a 404 if its
+    recipe has gone missing)."""
+    try:
+        return draw_pending(store, session, artifact)
+    except FigureUnavailableError as error:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(error)) from None
+
+
 @router.get(
     "/{artifact_id}",
     responses={
@@ -57,8 +68,12 @@ def content_response(store: Store, artifact: Artifact) -> Response:
     },
 )
 def download(artifact_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
-    """The artifact's bytes (safetensors: application/octet-stream, PNG, JSON)."""
+    """The artifact's bytes (safetensors: application/octet-stream, PNG, JSON).
+
+    A figure not drawn yet (``pending`` in the job's artifact list) is drawn now, stored, and
+    served; later downloads get the stored bytes.
+    """
     artifact = session.get(Artifact, artifact_id) if is_uuid_text(artifact_id) else None
     if artifact is None or (artifact.owner_id != user.id and not user.is_admin):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no artifact {artifact_id}")
-    return content_response(store, artifact)
+    return content_response(store, drawn(store, session, artifact))

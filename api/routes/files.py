@@ -17,8 +17,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from api.deps import CurrentUser, SessionDep, StoreDep
-from api.routes.artifacts import content_response
-from api.routes.jobs import is_uuid_text
+from api.routes.artifacts import content_response, drawn
+from api.routes.jobs import COUNT_DESCRIPTION, is_uuid_text
 from api.schemas import FileList, FileOut, Problem
 from lifrnn.headers import HeaderError, TooLargeError
 from lifrnn.store import Artifact, Job, JobInput, Store, User
@@ -141,20 +141,25 @@ def list_(
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    count: Annotated[bool, Query(description=COUNT_DESCRIPTION)] = False,
 ) -> FileList:
-    """Your uploaded files, newest first, and the bytes you store in all (quota)."""
+    """Your uploaded files, newest first, and the bytes you store in all (quota); ``has_more``
+    says whether more follow this page, and with ``count=true`` ``total`` counts them all."""
     conditions = [Artifact.owner_id == user.id, Artifact.job_id.is_(None)]
-    total = session.scalar(select(func.count()).select_from(Artifact).where(*conditions)) or 0
+    total = None
+    if count:
+        total = session.scalar(select(func.count()).select_from(Artifact).where(*conditions)) or 0
     rows = session.scalars(
         select(Artifact)
         .where(*conditions)
         .order_by(Artifact.created_at.desc(), Artifact.id)
-        .limit(limit)
+        .limit(limit + 1)
         .offset(offset)
-    )
+    ).all()
     return FileList(
-        items=[file_out(row) for row in rows],
+        items=[file_out(row) for row in rows[:limit]],
         total=total,
+        has_more=len(rows) > limit,
         limit=limit,
         offset=offset,
         used_bytes=used_bytes(session, user.id),
@@ -162,9 +167,10 @@ def list_(
 
 
 @router.get("/{file_id}", response_model=FileOut, responses=NOT_FOUND)
-def read(file_id: str, session: SessionDep, user: CurrentUser) -> FileOut:
-    """One file's metadata: name, size, SHA-256, format, tensor shapes (an artifact's too)."""
-    return file_out(owned_file(session, user, file_id))
+def read(file_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> FileOut:
+    """One file's metadata: name, size, SHA-256, format, tensor shapes (an artifact's too; a
+    job's figure not drawn yet is drawn first)."""
+    return file_out(drawn(store, session, owned_file(session, user, file_id)))
 
 
 @router.get(
@@ -173,7 +179,7 @@ def read(file_id: str, session: SessionDep, user: CurrentUser) -> FileOut:
 )
 def content(file_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
     """The file's bytes."""
-    return content_response(store, owned_file(session, user, file_id))
+    return content_response(store, drawn(store, session, owned_file(session, user, file_id)))
 
 
 @router.delete(

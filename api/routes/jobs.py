@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import StringConstraints
-from sqlalchemy import select
+from pydantic import BaseModel, StringConstraints
+from sqlalchemy import bindparam, func, outerjoin, select
 from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
@@ -23,7 +23,6 @@ from starlette.types import Receive, Scope, Send
 from api.deps import CurrentUser, LabelsBody, SessionDep, SpecBody, StoreDep
 from api.schemas import (
     SERIES_PATTERN,
-    ArtifactOut,
     CurveOut,
     EventOut,
     JobDetail,
@@ -36,15 +35,17 @@ from api.schemas import (
 from lifrnn.store import Artifact, Job, Network, SearchError, User
 from lifrnn.store.inputs import InputError, resolve_inputs
 from lifrnn.store.jobs import (
+    JOB_COLUMNS,
     DependentsError,
     IdempotencyConflictError,
     JobQuery,
+    JobRow,
     MetricFilterError,
     QuotaExceededError,
     delete_job,
     job_events,
+    job_page,
     label_job,
-    list_jobs,
     parse_metric_filter,
     request_cancel,
     reusable_job,
@@ -62,6 +63,10 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "no such job (or not yours)"}
 }
 KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+COUNT_DESCRIPTION = (
+    "also count every match (total); without it total is null, has_more still says whether "
+    "another page follows"
+)
 
 
 def is_uuid_text(value: str) -> bool:
@@ -136,18 +141,89 @@ def as_utc(moment: datetime | None, name: str) -> datetime | None:
         ) from None
 
 
-def job_detail(session: Session, job: Job) -> JobDetail:
-    """The job with its artifacts and networks."""
-    detail = JobDetail.model_validate(job)
-    artifacts = session.scalars(
-        select(Artifact).where(Artifact.job_id == job.id).order_by(Artifact.name)
+# The read paths select Core rows, not ORM objects: no identity map, no instrumented
+# attributes, one query for a job with its artifacts and networks. The response is validated
+# once and serialised by pydantic's Rust core in the route's thread (a returned model would be
+# validated again, in a second thread hop).
+
+DERIVED_FIELDS = ("elapsed_seconds", "eta_seconds", "params", "flat_metrics")
+"""Fields of :class:`JobOut` that :class:`Job`'s properties derive from its columns."""
+
+ARTIFACT_PREFIX = "artifact_"
+ARTIFACT_COLUMNS = tuple(
+    column.label(ARTIFACT_PREFIX + column.key) for column in Artifact.__table__.columns
+)
+"""Every column of ``artifacts`` (a new one flows through to :class:`ArtifactOut`)."""
+
+
+def job_fields(row: JobRow) -> dict[str, Any]:
+    """A ``jobs`` row as :class:`JobOut`'s fields: its columns, and what :class:`Job`'s
+    properties derive from them (the same code: elapsed and ETA in seconds, flattened keys)."""
+    fields = dict(row._mapping)
+    for name in DERIVED_FIELDS:
+        fields[name] = getattr(Job, name).fget(row)
+    return fields
+
+
+DETAIL = (
+    select(
+        *JOB_COLUMNS,
+        select(func.aggregate_strings(Network.id, ","))
+        .where(Network.job_id == Job.id)
+        .scalar_subquery()
+        .label("network_id_list"),
+        *ARTIFACT_COLUMNS,
     )
-    detail.artifacts = [
-        ArtifactOut.model_validate(a).model_copy(update={"url": f"/artifacts/{a.id}"})
-        for a in artifacts
+    .select_from(outerjoin(Job.__table__, Artifact.__table__, Artifact.job_id == Job.id))
+    .where(Job.id == bindparam("job_id"))
+    .order_by(Artifact.name)
+)
+"""A job with its network ids, once per artifact (by name; one row without): built once."""
+
+
+def detail_rows(session: Session, job_id: str) -> list[JobRow]:
+    """Job ``job_id`` with its network ids, once per artifact (by name; one row without):
+    one query on the session's connection (Core: no ORM bookkeeping). Empty when there is no
+    such job."""
+    return list(session.connection().execute(DETAIL, {"job_id": job_id}).all())
+
+
+def detail_of(rows: list[JobRow], reused: bool = False) -> JobDetail:
+    """The :class:`JobDetail` of :func:`detail_rows`' rows (at least one)."""
+    fields = job_fields(rows[0])
+    fields["artifacts"] = [
+        {
+            **{
+                column.key: row._mapping[ARTIFACT_PREFIX + column.key]
+                for column in Artifact.__table__.columns
+            },
+            "url": f"/artifacts/{row._mapping[ARTIFACT_PREFIX + 'id']}",
+        }
+        for row in rows
+        if row._mapping[ARTIFACT_PREFIX + "id"] is not None
     ]
-    detail.network_ids = list(session.scalars(select(Network.id).where(Network.job_id == job.id)))
-    return detail
+    listed = rows[0].network_id_list
+    fields["network_ids"] = listed.split(",") if listed else []
+    fields["reused"] = reused
+    return JobDetail.model_validate(fields)
+
+
+def job_detail(session: Session, job_id: str, reused: bool = False) -> JobDetail:
+    """Job ``job_id`` (it exists) with its artifacts and networks."""
+    return detail_of(detail_rows(session, job_id), reused=reused)
+
+
+def json_response(
+    model: BaseModel, status_code: int = status.HTTP_200_OK, headers: dict[str, str] | None = None
+) -> Response:
+    """``model`` as a JSON response, serialised by pydantic's Rust core (as FastAPI would,
+    without validating the model again)."""
+    return Response(
+        model.__pydantic_serializer__.to_json(model),
+        status_code=status_code,
+        headers=headers,
+        media_type="application/json",
+    )
 
 
 @router.post(
@@ -179,7 +255,6 @@ def job_detail(session: Session, job: Job) -> JobDetail:
 )
 def submit(
     request: Request,
-    response: Response,
     spec: SpecBody,
     labels: LabelsBody,
     session: SessionDep,
@@ -201,7 +276,7 @@ def submit(
             "version) instead of running it again"
         ),
     ] = False,
-) -> JobDetail:
+) -> Response:
     """Queue a job; the body is a job spec (``kind`` selects its schema).
 
     With ``reuse=true`` your latest succeeded job of the same spec (its SHA-256, which covers the
@@ -214,9 +289,10 @@ def submit(
         inputs = resolve_inputs(session, user, spec)
         earlier = reusable_job(session, user, spec) if reuse else None
         if earlier is not None:
-            response.status_code = status.HTTP_200_OK
-            response.headers["Location"] = f"/jobs/{earlier.id}"
-            return job_detail(session, earlier).model_copy(update={"reused": True})
+            return json_response(
+                job_detail(session, earlier.id, reused=True),
+                headers={"Location": f"/jobs/{earlier.id}"},
+            )
         JobLimits.for_user(store.settings, user).check(spec.estimate(inputs.facts))
     except (InputError, LimitExceededError) as error:
         raise HTTPException(
@@ -241,10 +317,11 @@ def submit(
         pool = getattr(request.app.state, "pool", None)
         if pool is not None:
             pool.notify()
-    else:
-        response.status_code = status.HTTP_200_OK
-    response.headers["Location"] = f"/jobs/{job.id}"
-    return job_detail(session, job)
+    return json_response(
+        job_detail(session, job.id),
+        status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        headers={"Location": f"/jobs/{job.id}"},
+    )
 
 
 @router.get("", response_model=JobList, responses={422: {"description": "bad filter"}})
@@ -284,8 +361,10 @@ def list_(
     all_users: Annotated[bool, Query(description="admins: every user's jobs")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-) -> JobList:
-    """Your jobs, newest first (or in ``order_by``), filtered; ``total`` counts all matches.
+    count: Annotated[bool, Query(description=COUNT_DESCRIPTION)] = False,
+) -> Response:
+    """Your jobs, newest first (or in ``order_by``), filtered; ``has_more`` says whether more
+    match after this page, and with ``count=true`` ``total`` counts them all (else null).
 
     A ``filter`` or ``order_by`` that cannot be read is a 422 naming the offending token and its
     position (from 1).
@@ -307,20 +386,29 @@ def list_(
         order_by=order_by or None,
         limit=limit,
         offset=offset,
+        count=count,
     )
     try:
-        jobs, total = list_jobs(session, query)
+        page = job_page(session, query)
     except SearchError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
-    return JobList(
-        items=[JobOut.model_validate(job) for job in jobs], total=total, limit=limit, offset=offset
-    )
+    listing = {
+        "items": [job_fields(row) for row in page.rows],
+        "total": page.total,
+        "has_more": page.has_more,
+        "limit": limit,
+        "offset": offset,
+    }
+    return json_response(JobList.model_validate(listing))
 
 
 @router.get("/{job_id}", response_model=JobDetail, responses=NOT_FOUND)
-def read(job_id: str, session: SessionDep, user: CurrentUser) -> JobDetail:
+def read(job_id: str, session: SessionDep, user: CurrentUser) -> Response:
     """One job, with its artifacts."""
-    return job_detail(session, owned_job(session, user, job_id))
+    rows = detail_rows(session, job_id) if is_uuid_text(job_id) else []
+    if not rows or (rows[0].owner_id != user.id and not user.is_admin):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
+    return json_response(detail_of(rows))
 
 
 @router.patch(
@@ -328,13 +416,14 @@ def read(job_id: str, session: SessionDep, user: CurrentUser) -> JobDetail:
     response_model=JobDetail,
     responses={**NOT_FOUND, 422: {"model": Problem, "description": "a label over its limits"}},
 )
-def relabel(job_id: str, labels: RunLabels, session: SessionDep, user: CurrentUser) -> JobDetail:
+def relabel(job_id: str, labels: RunLabels, session: SessionDep, user: CurrentUser) -> Response:
     """Change the run's ``name``, ``tags`` (replaced whole) or ``note``: the fields sent are
     set, null clears one, the others stay. Your own jobs only (404 for others')."""
     job = owned_job(session, user, job_id)
     if job.owner_id != user.id:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
-    return job_detail(session, label_job(session, job, labels.model_dump(exclude_unset=True)))
+    label_job(session, job, labels.model_dump(exclude_unset=True))
+    return json_response(job_detail(session, job.id))
 
 
 @router.post(

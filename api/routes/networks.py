@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep
-from api.routes.jobs import KIND_PATTERN, is_uuid_text
+from api.routes.jobs import COUNT_DESCRIPTION, KIND_PATTERN, is_uuid_text
 from api.schemas import NetworkDetail, NetworkList, NetworkOut, Problem
 from lifrnn.store import Network, User
 from lifrnn.store.jobs import (
@@ -50,8 +50,10 @@ def list_(
     all_users: Annotated[bool, Query(description="admins: every user's networks")] = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    count: Annotated[bool, Query(description=COUNT_DESCRIPTION)] = False,
 ) -> NetworkList:
-    """Your networks, newest first."""
+    """Your networks, newest first; ``has_more`` says whether more match after this page, and
+    with ``count=true`` ``total`` counts them all (else null)."""
     if all_users and not user.is_admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins may list every user's networks")
     conditions = [] if all_users else [Network.owner_id == user.id]
@@ -67,17 +69,20 @@ def list_(
             conditions.append(metric_condition(Network.metrics, parse_metric_filter(text), dialect))
     except MetricFilterError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
-    total = session.scalar(select(func.count()).select_from(Network).where(*conditions)) or 0
+    total = None
+    if count:
+        total = session.scalar(select(func.count()).select_from(Network).where(*conditions)) or 0
     rows = session.scalars(
         select(Network)
         .where(*conditions)
         .order_by(Network.created_at.desc(), Network.id)
-        .limit(limit)
+        .limit(limit + 1)
         .offset(offset)
-    )
+    ).all()
     return NetworkList(
-        items=[network_out(row) for row in rows],
+        items=[network_out(row) for row in rows[:limit]],
         total=total,
+        has_more=len(rows) > limit,
         limit=limit,
         offset=offset,
     )

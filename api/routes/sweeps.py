@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from sqlalchemy.orm import Session
 
 from api.deps import CurrentUser, SessionDep, StoreDep
-from api.routes.jobs import is_uuid_text, on_behalf
+from api.routes.jobs import COUNT_DESCRIPTION, is_uuid_text, on_behalf
 from api.schemas import Problem, SweepDetail, SweepList, SweepOut, SweepProgress, SweepRow
 from lifrnn.store import Sweep
 from lifrnn.store.jobs import DependentsError, QuotaExceededError
@@ -151,13 +151,17 @@ def list_(
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    count: Annotated[bool, Query(description=COUNT_DESCRIPTION)] = False,
 ) -> SweepList:
-    """Your sweeps, newest first, with their progress; ``total`` counts them all."""
-    sweeps, total = list_sweeps(session, user.id, limit=limit, offset=offset)
+    """Your sweeps, newest first, with their progress; ``has_more`` says whether more follow
+    this page, and with ``count=true`` ``total`` counts them all (else null)."""
+    found, total = list_sweeps(session, user.id, limit=limit + 1, offset=offset, count=count)
+    sweeps = found[:limit]
     progress = progress_of(session, sweeps)
     return SweepList(
         items=[sweep_out(sweep, progress[sweep.id]) for sweep in sweeps],
         total=total,
+        has_more=len(found) > limit,
         limit=limit,
         offset=offset,
     )

@@ -9,7 +9,6 @@ no convergence, divergence) into a failed result with a readable reason.
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,15 +16,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from matplotlib.figure import Figure
 from pydantic import BaseModel, Field
 
+from lifrnn.figure_recipes import FigureRecipe, encode_recipe, render_recipe
 from lifrnn.files import atomic_write, read_safetensors_bytes, safetensors_bytes
 from lifrnn.store.objects import ObjectNotFoundError, ObjectStore, delete_prefix
 from lifrnn_core.errors import InvalidNetworkError
-
-FIGURE_METADATA = {"Software": "lifrnn (matplotlib Agg)"}
-"""PNG text chunks of every figure: fixed, so identical figures are identical files."""
 
 JobStatus = Literal["succeeded", "failed", "cancelled"]
 
@@ -122,6 +118,10 @@ class JobContext:
         milestones: where reports marked ``milestone`` go (default: ``progress``): they are
             kept in the job's history even when progress reports are thinned out.
         series: where curve points go: called with (series name, step, value).
+        defer_figures: store each figure's recipe in :attr:`figures` instead of drawing it
+            (the service draws it when first downloaded; see :mod:`lifrnn.figure_recipes`).
+        artifacts: the files written so far, by artifact name.
+        figures: the figures not drawn yet: artifact name -> its recipe file.
     """
 
     out_dir: Path
@@ -132,7 +132,9 @@ class JobContext:
     provenance: dict[str, Any] = field(default_factory=dict)
     milestones: Callable[[float, str], None] | None = None
     series: Callable[[str, int, float], None] = _no_series
+    defer_figures: bool = False
     artifacts: dict[str, str] = field(default_factory=dict)
+    figures: dict[str, str] = field(default_factory=dict)
 
     def input_path(self, name: str) -> Path:
         """The local copy of input ``name`` (a dotted spec field)."""
@@ -186,10 +188,15 @@ class JobContext:
         self.artifacts[name] = str(path)
         return path
 
-    def save_figure(self, name: str, figure: Figure) -> Path:
-        """Render ``figure`` to PNG as artifact ``name`` (atomic write)."""
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=110, metadata=FIGURE_METADATA)
+    def save_figure(self, name: str, recipe: FigureRecipe) -> Path:
+        """Artifact ``name`` (a PNG) drawn from ``recipe``, or, when :attr:`defer_figures`,
+        the recipe saved for later; returns the file written."""
+        payload = encode_recipe(recipe)
+        if self.defer_figures:
+            path = self.out_dir / ".figures" / f"{name}.recipe.safetensors"
+            atomic_write(path, payload)
+            self.figures[name] = str(path)
+            return path
         path = self.artifact_path(name)
-        atomic_write(path, buffer.getvalue())
+        atomic_write(path, render_recipe(payload))
         return path

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from lifrnn import __version__
+from lifrnn.figure_recipes import FigureRecipe
 from lifrnn.files import load_matrix, write_safetensors
 from lifrnn.jobs.base import JobContext, JobResult
 from lifrnn.jobs.progress import FitProgress
@@ -21,7 +22,6 @@ from lifrnn.specs.resources import fit_estimate, soc_estimate
 from lifrnn_core.arm import hand_torques_for_reaches
 from lifrnn_core.dynamics import background_input, gain_function, spontaneous_state
 from lifrnn_core.errors import DivergenceError, InvalidNetworkError, NotConvergedError
-from lifrnn_core.figures import fit_figure
 from lifrnn_core.fitting import FitConfig, FitState, fit_initial_states
 from lifrnn_core.trajectories import reach_trajectories
 
@@ -273,7 +273,8 @@ def run_fit(spec: FitSpec, context: JobContext) -> JobResult:
     time_axis = np.arange(targets.shape[1]) * spec.dt
     context.save_figure(
         "fit.png",
-        fit_figure(
+        FigureRecipe.of(
+            "fit",
             time_axis,
             targets.cpu().double().numpy(),
             result.outputs.cpu().double().numpy(),

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from lifrnn import __version__
+from lifrnn.figure_recipes import FigureRecipe
 from lifrnn.files import write_safetensors
 from lifrnn.jobs.base import JobContext, JobResult
 from lifrnn.jobs.fit import targets_for
@@ -19,7 +20,6 @@ from lifrnn.networks import SavedNetwork, load_network
 from lifrnn.specs import MovementSpec, PrepareSpec, spec_sha256
 from lifrnn_core.control import fit_thalamic_loop, preparatory_feedback, readout_gramian
 from lifrnn_core.errors import DivergenceError, InvalidNetworkError
-from lifrnn_core.figures import preparation_figure
 from lifrnn_core.fitting import r_squared
 from lifrnn_core.gramians import spectral_abscissa
 from lifrnn_core.preparation import (
@@ -267,7 +267,8 @@ def run_prepare(spec: PrepareSpec, context: JobContext) -> JobResult:
     context.report(0.97, "figure")
     context.save_figure(
         "prepare.png",
-        preparation_figure(
+        FigureRecipe.of(
+            "prepare",
             time_axis,
             {name: torch.linalg.norm(t.inputs, dim=-1).cpu().numpy() for name, t in trials.items()},
             {name: t.distance.cpu().numpy() for name, t in trials.items()},

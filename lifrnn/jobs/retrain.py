@@ -10,9 +10,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from lifrnn import __version__
+from lifrnn.figure_recipes import FigureRecipe
 from lifrnn.files import write_safetensors
 from lifrnn.jobs.base import JobContext, JobResult
 from lifrnn.jobs.fit import TYPICAL_FIT_ITERATIONS, fit_state_saver, load_fit_state, targets_for
@@ -22,7 +22,6 @@ from lifrnn.networks import SavedNetwork, load_network
 from lifrnn.specs import MovementSpec, RetrainSpec, spec_sha256
 from lifrnn_core.control import preparatory_feedback
 from lifrnn_core.errors import InvalidNetworkError
-from lifrnn_core.figures import retrain_figure, sequence_figure
 from lifrnn_core.retraining import (
     FittedNetwork,
     FullNetworkState,
@@ -279,7 +278,8 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
         )
         context.save_figure(
             "sequence.png",
-            sequence_figure(
+            FigureRecipe.of(
+                "sequence",
                 sequence.result.outputs.cpu().numpy(),
                 sequence.targets.cpu().numpy(),
                 sequence.metrics["directions_deg"],
@@ -290,7 +290,7 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
         )
     context.save_figure(
         "retrain.png",
-        _figure(
+        _figure_recipe(
             network,
             results,
             (old_targets, new_targets),
@@ -304,7 +304,7 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
     )
 
 
-def _figure(
+def _figure_recipe(
     before: FittedNetwork,
     results: dict[str, RetrainResult],
     targets: tuple[torch.Tensor, torch.Tensor],
@@ -312,7 +312,7 @@ def _figure(
     *,
     dt: float,
     bound: float,
-) -> Figure:
+) -> FigureRecipe:
     """``retrain.png``: reaches per mode, losses, spectrum before/after against the stability
     bound, and the weight change (only when the full network was retrained)."""
     W_before = before.W.detach().cpu().double().numpy()
@@ -323,7 +323,8 @@ def _figure(
         spectra["after full_network"] = np.linalg.eigvals(W_after)
         change = W_after - W_before
     old, new = directions
-    return retrain_figure(
+    return FigureRecipe.of(
+        "retrain",
         targets[0].cpu().numpy(),
         targets[1].cpu().numpy(),
         {

@@ -10,17 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
 from lifrnn import __version__
+from lifrnn.figure_recipes import FigureRecipe
 from lifrnn.files import load_matrix, write_safetensors
 from lifrnn.jobs.base import JobContext, JobResult
 from lifrnn.jobs.progress import SOCProgress
 from lifrnn.specs import SOCSpec, spec_sha256
 from lifrnn_core.amplification import EvokedEnergy, evoked_energy
 from lifrnn_core.errors import InvalidNetworkError
-from lifrnn_core.figures import soc_figure
 from lifrnn_core.soc import SOCResult, amplification, initial_weights, optimise_inhibition
+from lifrnn_core.threads import blas_threads
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def evoked_energies(
     rng = np.random.default_rng(seed)
     networks = {"SOC": W} if reference is None else {"SOC": W, "random, same α": reference}
     try:
-        with threadpool_limits(limits=1):  # small dense LAPACK calls: one thread is fastest
+        with blas_threads(1):  # small dense LAPACK calls: one thread is fastest
             energies = {
                 name: evoked_energy(weights, rng, duration=4.0, steps=60)
                 for name, weights in networks.items()
@@ -202,7 +202,8 @@ def run_soc(spec: SOCSpec, context: JobContext) -> JobResult:
     evoked, evoked_note = evoked_energies(W, scaled, spec.seed)
     context.save_figure(
         "soc.png",
-        soc_figure(
+        FigureRecipe.of(
+            "soc",
             result.eigenvalues_initial,
             result.eigenvalues_final,
             result.history,

@@ -17,7 +17,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, case, cast, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    Row,
+    and_,
+    case,
+    cast,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -610,8 +622,8 @@ def delete_job(session: Session, job: Job, store: ArtifactStore) -> int:
     if dependents:
         raise DependentsError(job.id, dependents)
     own = session.scalars(select(Artifact).where(Artifact.job_id == job.id)).all()
-    blobs = {artifact.blob_key for artifact in own}
-    digests = {artifact.sha256 for artifact in own}
+    blobs = {key for artifact in own for key in artifact.blob_keys}
+    digests = {d for artifact in own for d in (artifact.sha256, artifact.recipe_sha256) if d}
     try:
         removed = session.execute(
             delete(Job)
@@ -626,8 +638,12 @@ def delete_job(session: Session, job: Job, store: ArtifactStore) -> int:
         raise TransitionError(job.status, "deleted")
     session.commit()
     session.expunge(job)
-    others = session.scalars(select(Artifact).where(Artifact.sha256.in_(digests)))
-    still = {artifact.blob_key for artifact in others}
+    others = session.scalars(
+        select(Artifact).where(
+            or_(Artifact.sha256.in_(digests), Artifact.recipe_sha256.in_(digests))
+        )
+    )
+    still = {key for artifact in others for key in artifact.blob_keys}
     return store.collect(still, candidates=blobs)
 
 
@@ -709,7 +725,8 @@ def metric_condition(column: Any, flt: MetricFilter, dialect: str) -> ColumnElem
 
 @dataclass(frozen=True)
 class JobQuery:
-    """Filters of a job listing; None means any."""
+    """Filters of a job listing; None means any. ``count``: also count every match (a second
+    query unless ``order_by`` sorts them all anyway); without it the total is None."""
 
     owner_id: int | None = None
     kind: str | None = None
@@ -721,13 +738,34 @@ class JobQuery:
     order_by: str | None = None
     limit: int = 50
     offset: int = 0
+    count: bool = True
 
 
-def list_jobs(session: Session, query: JobQuery) -> tuple[list[Job], int]:
-    """Jobs matching ``query``, in its ``order_by`` (then newest first), and how many match in
-    all. A ``filter`` or ``order_by`` that cannot be read raises :class:`SearchError`."""
+JobRow = Row[*tuple[Any, ...]]
+"""A Core row of the ``jobs`` table (attributes named as :class:`Job`'s columns)."""
+
+JOB_COLUMNS = tuple(Job.__table__.columns)
+"""Every column of ``jobs``, for Core selects of whole job rows."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing: its ``rows``, every match counted (``total``, None when not
+    asked) and whether more follow this page (``has_more``, known either way)."""
+
+    rows: list[JobRow]
+    total: int | None
+    has_more: bool
+
+
+def page_of(rows: Sequence[JobRow], limit: int, total: int | None) -> Page:
+    """The :class:`Page` of ``rows`` fetched with ``limit + 1`` (the extra row says more
+    follow)."""
+    return Page(rows=list(rows[:limit]), total=total, has_more=len(rows) > limit)
+
+
+def _job_conditions(session: Session, query: JobQuery) -> list[ColumnElement[bool]]:
     dialect = session.get_bind().dialect.name
-    order = compile_order(query.order_by, dialect) if query.order_by else []
     conditions: list[ColumnElement[bool]] = []
     if query.owner_id is not None:
         conditions.append(Job.owner_id == query.owner_id)
@@ -742,37 +780,63 @@ def list_jobs(session: Session, query: JobQuery) -> tuple[list[Job], int]:
     conditions.extend(metric_condition(Job.metrics, flt, dialect) for flt in query.metrics)
     if query.filter:
         conditions.append(compile_filter(query.filter, dialect))
+    return conditions
+
+
+def list_jobs(session: Session, query: JobQuery) -> tuple[list[JobRow], int | None]:
+    """Jobs matching ``query`` and how many match in all (None unless ``query.count``): the
+    rows and total of :func:`job_page`."""
+    page = job_page(session, query)
+    return page.rows, page.total
+
+
+def job_page(session: Session, query: JobQuery) -> Page:
+    """Jobs matching ``query``, in its ``order_by`` (then newest first): rows of the ``jobs``
+    table (Core rows, attributes named as :class:`Job`'s columns: no ORM objects to build),
+    and how many match in all when ``query.count``. A ``filter`` or ``order_by`` that cannot be
+    read raises :class:`SearchError`."""
+    order = compile_order(query.order_by, session.get_bind().dialect.name) if query.order_by else []
+    conditions = _job_conditions(session, query)
     if order:
         return _ordered_page(session, query, conditions, order)
-    total = session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
-    rows = session.scalars(
-        select(Job)
-        .where(*conditions)
-        .order_by(Job.queued_at.desc(), Job.id.desc())
-        .limit(query.limit)
-        .offset(query.offset)
-    ).all()
-    return list(rows), total
+    total = None
+    if query.count:
+        total = session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
+    rows = (
+        session.connection()
+        .execute(
+            select(*JOB_COLUMNS)
+            .where(*conditions)
+            .order_by(Job.queued_at.desc(), Job.id.desc())
+            .limit(query.limit + 1)
+            .offset(query.offset)
+        )
+        .all()
+    )
+    return page_of(rows, query.limit, total)
 
 
 def _ordered_page(
     session: Session, query: JobQuery, conditions: list[ColumnElement[bool]], order: list[Any]
-) -> tuple[list[Job], int]:
+) -> Page:
     """A page in ``order`` and the count in one query (``count(*) OVER ()``): every match is
     sorted anyway, so the side tables are joined once instead of twice; the count is asked
     apart only for a page past the end."""
     rows = session.execute(
-        select(Job, func.count().over())
+        select(*JOB_COLUMNS, func.count().over().label("match_count"))
         .where(*conditions)
         .order_by(*order, Job.queued_at.desc(), Job.id.desc())
-        .limit(query.limit)
+        .limit(query.limit + 1)
         .offset(query.offset)
     ).all()
+    total: int | None = None
     if rows:
-        return [row[0] for row in rows], int(rows[0][1])
-    if query.offset == 0:
-        return [], 0
-    return [], session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
+        total = int(rows[0][-1])
+    elif query.count and query.offset > 0:
+        total = session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
+    elif query.count:
+        total = 0
+    return page_of(rows, query.limit, total if query.count else None)
 
 
 def job_events(

@@ -32,6 +32,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from lifrnn.store.cas import blob_key
 from lifrnn.store.flatten import flatten_metrics, flatten_params
 
+RECIPE_BLOB_NAME = "recipe.safetensors"
+"""How a figure recipe's blob is named in the content-addressed store (its extension)."""
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -262,6 +265,10 @@ class Artifact(Base):
     Its bytes live in the content-addressed store under ``sha256``; ``format`` and ``header``
     (tensor names, dtypes and shapes, and a safetensors file's metadata) are read once, when it
     is stored, so that specs naming it are checked without reading its bytes again.
+
+    A figure not drawn yet has no bytes (``sha256`` and ``size`` null) but a recipe, stored
+    under ``recipe_sha256`` (see :mod:`lifrnn.figure_recipes`); drawing it fills ``sha256``
+    and ``size`` and clears ``recipe_sha256``.
     """
 
     __tablename__ = "artifacts"
@@ -274,16 +281,32 @@ class Artifact(Base):
     owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(255))
     media_type: Mapped[str] = mapped_column(String(100))
-    size: Mapped[int] = mapped_column(BigInteger)
-    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
     format: Mapped[str] = mapped_column(String(16), default="")
     header: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    recipe_sha256: Mapped[str | None] = mapped_column(String(64), index=True, default=None)
 
     @property
     def blob_key(self) -> str:
         """Key of the blob holding the bytes in the content-addressed store."""
+        if self.sha256 is None:
+            raise ValueError(f"artifact {self.id} ({self.name}) is a figure not drawn yet")
         return blob_key(self.sha256, self.name)
+
+    @property
+    def pending(self) -> bool:
+        """True for a figure not drawn yet (its recipe is stored, its bytes are not)."""
+        return self.sha256 is None
+
+    @property
+    def blob_keys(self) -> set[str]:
+        """Every blob this row keeps alive: its bytes, or a pending figure's recipe."""
+        keys = {blob_key(self.sha256, self.name)} if self.sha256 is not None else set()
+        if self.recipe_sha256 is not None:
+            keys.add(blob_key(self.recipe_sha256, RECIPE_BLOB_NAME))
+        return keys
 
     @property
     def uploaded(self) -> bool:

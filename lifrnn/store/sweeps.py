@@ -231,12 +231,18 @@ def sweep_progress(session: Session, sweep_ids: Iterable[str]) -> dict[str, Swee
 
 
 def list_sweeps(
-    session: Session, owner_id: int, limit: int = 50, offset: int = 0
-) -> tuple[list[Sweep], int]:
-    """The owner's sweeps, newest first, and how many they have in all."""
-    total = session.scalar(
-        select(func.count()).select_from(Sweep).where(Sweep.owner_id == owner_id)
-    )
+    session: Session, owner_id: int, limit: int = 50, offset: int = 0, count: bool = True
+) -> tuple[list[Sweep], int | None]:
+    """The owner's sweeps, newest first, and how many they have in all (None unless
+    ``count``)."""
+    total = None
+    if count:
+        total = (
+            session.scalar(
+                select(func.count()).select_from(Sweep).where(Sweep.owner_id == owner_id)
+            )
+            or 0
+        )
     rows = session.scalars(
         select(Sweep)
         .where(Sweep.owner_id == owner_id)
@@ -244,7 +250,7 @@ def list_sweeps(
         .limit(limit)
         .offset(offset)
     )
-    return list(rows), total or 0
+    return list(rows), total
 
 
 def sweep_points(session: Session, sweep: Sweep) -> list[tuple[SweepJob, Job]]:

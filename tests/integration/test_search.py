@@ -41,6 +41,7 @@ def runs(service):
 
 def search(client, filter, order_by=None, **params):
     query = {"filter": filter, **({"order_by": order_by} if order_by else {}), **params}
+    query["count"] = True
     response = client.get("/jobs", params=query)
     assert response.status_code == 200, response.text
     page = response.json()

@@ -61,14 +61,20 @@ def test_listing_filters_by_status_kind_time_and_metrics(service):
         job_id = alice.post("/jobs", json={**SMALL, "seed": 5}).json()["id"]
         wait_for(alice, job_id, FINAL)
         before = alice.get(f"/jobs/{job_id}").json()["queued_at"]
-        page = alice.get("/jobs", params={"status": "succeeded", "kind": "soc", "limit": 1})
+        page = alice.get(
+            "/jobs", params={"status": "succeeded", "kind": "soc", "limit": 1, "count": True}
+        )
         assert page.status_code == 200
         assert page.json()["total"] >= 1 and len(page.json()["items"]) == 1
         good = alice.get("/jobs", params={"metric": "spectral_abscissa<=0.15"}).json()
         assert job_id in [j["id"] for j in good["items"]]
-        none = alice.get("/jobs", params={"metric": ["spectral_abscissa<=0.15", "n>1000"]}).json()
+        none = alice.get(
+            "/jobs", params={"metric": ["spectral_abscissa<=0.15", "n>1000"], "count": True}
+        ).json()
         assert none["total"] == 0
-        later = alice.get("/jobs", params={"created_after": "2999-01-01T00:00:00Z"}).json()
+        later = alice.get(
+            "/jobs", params={"created_after": "2999-01-01T00:00:00Z", "count": True}
+        ).json()
         assert later["total"] == 0
         window = alice.get("/jobs", params={"created_before": "2999-01-01", "kind": "soc"}).json()
         assert before in [j["queued_at"] for j in window["items"]]
