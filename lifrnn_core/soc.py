@@ -39,7 +39,7 @@ from scipy.linalg.lapack import dtrsyl
 
 from lifrnn_core.errors import InvalidNetworkError
 from lifrnn_core.gramians import SchurForm, lyap_sign, observability_gramian
-from lifrnn_core.soc_parameters import SOCMethod, SOCParameters
+from lifrnn_core.soc_parameters import InitialDraw, SOCMethod, SOCParameters
 from lifrnn_core.threads import blas_threads
 
 __all__ = [
@@ -50,6 +50,7 @@ __all__ = [
     "balance_inhibition",
     "build_soc",
     "check_dale",
+    "connection_positions",
     "initial_weights",
     "kao2021_shift",
     "normalise_rows",
@@ -115,11 +116,33 @@ class SOCResult:
 # ----------------------------------------------------------------------------- initial networks
 
 
+def connection_positions(
+    n: int, n_connections: int, rng: np.random.Generator, draw: InitialDraw = "choice"
+) -> np.ndarray:
+    """Flat (row-major) indices into an (n, n) matrix of ``n_connections`` distinct off-diagonal
+    positions, drawn from ``rng``.
+
+    ``draw="choice"``: ``rng.choice`` over the ``n (n-1)`` off-diagonal positions (row-major
+    order), without replacement. ``draw="stroud"``: those positions at the first
+    ``n_connections`` entries of ``rng.permutation(n (n-1))``, the documented recipe of the
+    matrix Stroud's code is compared on (docs/science.md §2). Both are uniform draws; for the
+    same ``rng`` they pick different positions.
+
+    Returns:
+        (n_connections,) int64 indices into ``W.ravel()``.
+    """
+    off_diagonal = np.flatnonzero(~np.eye(n, dtype=bool))
+    if draw == "stroud":
+        return off_diagonal[rng.permutation(off_diagonal.size)[:n_connections]]
+    if draw == "choice":
+        return rng.choice(off_diagonal, size=n_connections, replace=False)
+    raise ValueError(f"unknown initial draw {draw!r}")
+
+
 def _hennequin2014_initial(params: SOCParameters, rng: np.random.Generator) -> np.ndarray:
     n, p, gamma = params.n, params.p, params.gamma
-    off_diagonal = np.flatnonzero(~np.eye(n, dtype=bool))
     n_connections = round(p * n * (n - 1))
-    chosen = rng.choice(off_diagonal, size=n_connections, replace=False)
+    chosen = connection_positions(n, n_connections, rng, params.initial_draw)
     w0 = math.sqrt(2.0) * params.radius / math.sqrt(p * (1.0 - p) * (1.0 + gamma**2))
     flat = np.zeros(n * n)
     flat[chosen] = w0 / math.sqrt(n)
@@ -149,14 +172,20 @@ def _kao2021_initial(params: SOCParameters, rng: np.random.Generator) -> np.ndar
 def initial_weights(params: SOCParameters, rng: np.random.Generator) -> np.ndarray:
     """Random initial E/I network of ``params.method`` (docs/science.md §2), (n, n) float64.
 
-    hennequin2014: exactly ``round(p n (n-1))`` off-diagonal entries at random positions, weight
-    ``w0 / sqrt(n)`` with ``w0 = sqrt(2) R / sqrt(p (1-p) (1+gamma^2))``, inhibitory columns
-    multiplied by ``-gamma``. kao2021: ``round(p n_e)`` lognormal excitatory inputs per row,
-    all-to-all ``-U(0, 1)`` inhibition, rows renormalised to sum to ``row_sum``.
+    hennequin2014: exactly ``round(p n (n-1))`` off-diagonal entries at random positions
+    (:func:`connection_positions` with ``params.initial_draw``), weight ``w0 / sqrt(n)`` with
+    ``w0 = sqrt(2) R / sqrt(p (1-p) (1+gamma^2))``, inhibitory columns multiplied by ``-gamma``.
+    kao2021: ``round(p n_e)`` lognormal excitatory inputs per row, all-to-all ``-U(0, 1)``
+    inhibition, rows renormalised to sum to ``row_sum`` (``initial_draw`` must be ``"choice"``).
     """
     if params.method == "hennequin2014":
         return _hennequin2014_initial(params, rng)
     if params.method == "kao2021":
+        if params.initial_draw != "choice":
+            raise InvalidNetworkError(
+                f"initial_draw {params.initial_draw!r} is a hennequin2014 recipe; kao2021 "
+                "draws its initial network one way only ('choice')"
+            )
         return _kao2021_initial(params, rng)
     raise ValueError(f"unknown SOC method {params.method!r}")
 

@@ -9,6 +9,10 @@ from typing import Literal
 
 SOCMethod = Literal["hennequin2014", "kao2021"]
 SOCStep = Literal["fixed", "adaptive"]
+InitialDraw = Literal["choice", "stroud"]
+"""How ``hennequin2014``'s connections are placed: ``"choice"`` (``Generator.choice`` over the
+off-diagonal positions) or ``"stroud"`` (the first ``k`` of ``Generator.permutation``; the
+documented matrix Stroud's code is compared on, docs/science.md §2)."""
 
 REFERENCE_N = 200
 """Network size the published defaults are for; :meth:`SOCParameters.for_method` adapts the step
@@ -58,6 +62,8 @@ class SOCParameters:
             ``"adaptive"`` (backtracking from a growing step size that never goes below
             ``rate``; same gradient, projections and stop test, far fewer Schur forms;
             :func:`lifrnn_core.soc.optimise_inhibition`).
+        initial_draw: ``"choice"`` or ``"stroud"``: how the random initial network's
+            connections are placed (hennequin2014 only; :func:`lifrnn_core.soc.initial_weights`).
     """
 
     method: SOCMethod = "hennequin2014"
@@ -73,6 +79,7 @@ class SOCParameters:
     row_sum: float = -10.0
     shift_scale: float = 1.0
     step: SOCStep = "fixed"
+    initial_draw: InitialDraw = "choice"
 
     @classmethod
     def for_method(cls, method: SOCMethod, **overrides: object) -> SOCParameters:

@@ -294,6 +294,11 @@ def run_fit(spec: FitSpec, context: JobContext) -> JobResult:
         "cost": result.cost,
         "r2": result.r2,
         "r2_min": min(result.r2),
+        # the first guess (random x*, its readout solved exactly): what optimising x* added
+        "cost_move_initial": result.cost_move_initial,
+        "cost_initial": result.cost_initial,
+        "r2_initial": result.r2_initial,
+        "r2_min_initial": min(result.r2_initial),
         "null_residual": result.null_residual,
         "iterations": result.iterations,
         "converged": result.converged,

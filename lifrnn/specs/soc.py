@@ -58,6 +58,17 @@ class SOCSpec(SpecBase):
         "times fewer Schur forms but not the same network (docs/science.md §2); "
         "`max_iterations` counts steps taken",
     )
+    initial_draw: Literal["choice", "stroud"] = Field(
+        "choice",
+        # Left out of the dumped spec at its default, as `step` is, so that existing spec
+        # hashes are unchanged.
+        exclude_if=lambda value: value == "choice",
+        description="how hennequin2014 places its round(p n (n-1)) initial connections among "
+        "the off-diagonal positions (row-major) with numpy.random.default_rng(seed): "
+        "'choice': Generator.choice without replacement; 'stroud': the first k entries of "
+        "Generator.permutation(n (n-1)), the documented matrix on which Stroud's own code is "
+        "compared (seed 0: 1,440 steps to 0.15; docs/science.md §2). hennequin2014 only",
+    )
     seed: int = Field(0, ge=0, lt=2**63, description="seed of the random initial network")
     device: Device = Field("cpu", description="'cuda' uses the sign-function solver on the GPU")
     initial_weights: FileId | None = Field(
@@ -94,6 +105,27 @@ class SOCSpec(SpecBase):
                     f"{value} of n={n} gives {n_excitatory} excitatory and "
                     f"{n - n_excitatory} inhibitory units; both must be at least 1"
                 )
+        return value
+
+    @field_validator("initial_draw")
+    @classmethod
+    def _draw_is_hennequin2014(cls, value: str, info: ValidationInfo) -> str:
+        method = info.data.get("method", "hennequin2014")
+        if value != "choice" and method != "hennequin2014":
+            raise ValueError(
+                f"initial_draw {value!r} places hennequin2014's sparse connections; {method} "
+                "draws its initial network one way only ('choice')"
+            )
+        return value
+
+    @field_validator("initial_weights")
+    @classmethod
+    def _no_draw_for_given_weights(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("initial_draw", "choice") != "choice":
+            raise ValueError(
+                "initial_weights replaces the random initial network; leave initial_draw at "
+                "'choice' (it would draw nothing)"
+            )
         return value
 
     def check_inputs(self, inputs: dict[str, InputFacts], prefix: str = "") -> None:
@@ -134,4 +166,5 @@ class SOCSpec(SpecBase):
             target_abscissa=self.target_abscissa,
             max_iterations=self.max_iterations,
             step=self.step,
+            initial_draw=self.initial_draw,
         )
