@@ -132,7 +132,9 @@ def retrain(
     """A ``retrain`` spec: learn novel reaches ``directions_deg`` (and a ``sequence``) on a fit.
 
     ``directions_deg`` None: the seed's ten directions minus the trained ones. Other keywords are
-    :class:`RetrainSpec` fields (``mode``, ``interval``, ``max_iterations``, ...).
+    :class:`RetrainSpec` fields (``mode``: ``"initial_states"``, ``"initial_states_and_readout"``,
+    ``"full_network"``, ``"both"`` or ``"all"``; ``keep_structure``, ``interval``,
+    ``max_iterations``, ...).
     """
     result: RetrainSpec = _build(
         RetrainSpec,

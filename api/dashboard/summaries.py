@@ -43,7 +43,8 @@ def spec_summary(job: dict[str, Any]) -> str:
 
 def key_metrics(job: dict[str, Any]) -> str:
     """The first numbers to look at: SOC abscissa and iterations, a fit's worst R², each
-    controller's worst motor R², retraining's worst R² on new and old reaches."""
+    controller's worst motor R², retraining's worst R² on new and old reaches per mode (flagged
+    when its readout cannot reach the new targets, or it did not converge)."""
     metrics = job.get("metrics") or {}
     flat = job.get("flat_metrics") or {}
     if not metrics:
@@ -61,11 +62,17 @@ def key_metrics(job: dict[str, Any]) -> str:
         )
     if kind == "retrain":
         parts = []
-        for mode in ("initial_states", "full_network"):
+        for mode in ("initial_states", "initial_states_and_readout", "full_network"):
             if mode in metrics:
                 new = _number(metrics[mode].get("r2_new_min"), 3)
                 old = _number(metrics[mode].get("r2_old_min"), 3)
-                parts.append(f"{mode}: new {new}, old {old}")
+                part = f"{mode}: new {new}, old {old}"
+                if metrics[mode].get("reachable") is False:
+                    best = _number(metrics[mode].get("best_r2_possible"), 3)
+                    part += f" (unreachable, best {best})"
+                if metrics[mode].get("converged") is False:
+                    part += " (not converged)"
+                parts.append(part)
         return " · ".join(parts)
     return ""
 

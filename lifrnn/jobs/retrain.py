@@ -29,6 +29,7 @@ from lifrnn_core.retraining import (
     RetrainResult,
     retrain_full_network,
     retrain_initial_states,
+    retrain_initial_states_and_readout,
 )
 from lifrnn_core.sequences import SequenceResult, run_sequence, shortest_interval
 from lifrnn_core.trajectories import SEED_DIRECTIONS_DEG
@@ -39,7 +40,12 @@ _FITTED_TENSORS = ("W", "h", "x_sp", "C", "x_star")
 
 
 CHECKPOINT_INITIAL = "retrain_initial_states"
+CHECKPOINT_READOUT = "retrain_initial_states_and_readout"
 CHECKPOINT_FULL = "retrain_full_network"
+CHECKPOINTS = {
+    "initial_states": CHECKPOINT_INITIAL,
+    "initial_states_and_readout": CHECKPOINT_READOUT,
+}
 
 
 def _fitted(saved: SavedNetwork, device: torch.device) -> FittedNetwork:
@@ -65,7 +71,7 @@ def _new_directions(spec: RetrainSpec, trained: list[float]) -> list[float]:
 
 
 def _mode_metrics(result: RetrainResult, seconds: float) -> dict[str, Any]:
-    return {
+    metrics: dict[str, Any] = {
         "r2_new": result.r2_new,
         "r2_old": result.r2_old,
         "r2_new_min": min(result.r2_new),
@@ -73,8 +79,15 @@ def _mode_metrics(result: RetrainResult, seconds: float) -> dict[str, Any]:
         "weight_change": result.weight_change,
         "spectral_abscissa_after": result.spectral_abscissa_after,
         "iterations": result.iterations,
+        "converged": result.converged,
+        "stop_reason": result.stop_reason,
         "seconds": seconds,
     }
+    if result.reachability is not None:
+        metrics |= result.reachability.metrics()
+    if result.structure:
+        metrics["structure"] = result.structure
+    return metrics
 
 
 def _save_network(
@@ -106,12 +119,152 @@ def _save_network(
     )
 
 
+MODES = {
+    "initial_states": ("initial_states",),
+    "initial_states_and_readout": ("initial_states_and_readout",),
+    "full_network": ("full_network",),
+    "both": ("initial_states", "full_network"),
+    "all": ("initial_states", "initial_states_and_readout", "full_network"),
+}
+"""The retraining modes each ``mode`` value runs, in order."""
+
+
+def _stages(mode: str) -> list[str]:
+    """Modes to compute in order: full_network starts from initial_states_and_readout's x*, which
+    runs first (unreported unless asked for)."""
+    wanted = MODES[mode]
+    stages: list[str] = [m for m in ("initial_states", "initial_states_and_readout") if m in wanted]
+    if "full_network" in wanted:
+        if "initial_states_and_readout" not in stages:
+            stages.append("initial_states_and_readout")
+        stages.append("full_network")
+    return stages
+
+
+def _run_modes(
+    spec: RetrainSpec,
+    context: JobContext,
+    network: FittedNetwork,
+    targets: tuple[torch.Tensor, torch.Tensor],
+    config: RetrainConfig,
+    metrics: dict[str, Any],
+) -> dict[str, RetrainResult]:
+    """Run the modes ``spec.mode`` asks for, each resumable from its checkpoint; writes each
+    reported mode's metrics into ``metrics`` and returns the reported results in order."""
+    stages = _stages(spec.mode)
+    # A fit-like stage takes about ten evaluations, each Adam step of the full network one.
+    weights = [
+        spec.max_iterations if stage == "full_network" else 2 * TYPICAL_FIT_ITERATIONS
+        for stage in stages
+    ]
+    offsets = [sum(weights[:k]) / sum(weights) for k in range(len(stages) + 1)]
+    computed: dict[str, RetrainResult] = {}
+    for index, stage in enumerate(stages):
+        share = (offsets[index], offsets[index + 1])
+        start = time.perf_counter()
+        if stage == "full_network":
+            computed[stage] = _full_network(
+                context, network, targets, config, computed["initial_states_and_readout"], share
+            )
+        else:
+            computed[stage] = _fit_stage(stage, spec, context, network, targets, config, share)
+        if stage in MODES[spec.mode]:
+            metrics[stage] = _mode_metrics(computed[stage], time.perf_counter() - start)
+    return {mode: computed[mode] for mode in stages if mode in MODES[spec.mode]}
+
+
+def _fit_stage(
+    stage: str,
+    spec: RetrainSpec,
+    context: JobContext,
+    network: FittedNetwork,
+    targets: tuple[torch.Tensor, torch.Tensor],
+    config: RetrainConfig,
+    share: tuple[float, float],
+) -> RetrainResult:
+    """``initial_states`` or ``initial_states_and_readout``: an L-BFGS fit with W frozen."""
+    low, high = share
+    name = CHECKPOINTS[stage]
+    series = "cost" if stage == "initial_states" else "readout_cost"
+    pace = FitProgress(config.cost_tolerance, config.relative_tolerance, config.max_iterations)
+    last = [f"{stage}: first guess"]
+
+    def on_fit_iteration(iteration: int, cost: float) -> None:
+        last[0] = f"{stage} step {iteration}: loss {cost:.3g}"
+        context.report(low + (high - low) * pace.iteration(iteration, cost), last[0])
+        context.record(series, iteration, cost)
+
+    def on_evaluation() -> None:
+        context.report(low + (high - low) * pace.evaluation(), last[0])
+
+    resume = load_fit_state(context, name, network.W)
+    if resume is not None:
+        context.report(
+            low,
+            f"resuming {stage} from its checkpoint at step {len(resume.history)}",
+            milestone=True,
+        )
+    retrain = (
+        retrain_initial_states if stage == "initial_states" else retrain_initial_states_and_readout
+    )
+    return retrain(
+        network,
+        targets[1],
+        targets[0],
+        config=config,
+        # Each mode draws its first guess from the seed alone, whichever modes ran before it.
+        generator=torch.Generator().manual_seed(spec.seed),
+        callback=on_fit_iteration,
+        resume=resume,
+        checkpoint=fit_state_saver(context, name),
+        on_evaluation=on_evaluation,
+    )
+
+
+def _full_network(
+    context: JobContext,
+    network: FittedNetwork,
+    targets: tuple[torch.Tensor, torch.Tensor],
+    config: RetrainConfig,
+    start: RetrainResult,
+    share: tuple[float, float],
+) -> RetrainResult:
+    """``full_network``, from the initial states of ``start`` (the W-frozen joint fit)."""
+    low, high = share
+
+    def on_adam_step(iteration: int, loss: float) -> None:
+        fraction = low + (high - low) * iteration / config.max_iterations
+        context.report(fraction, f"full_network step {iteration}: loss {loss:.3g}")
+        context.record("loss", iteration, loss)
+
+    resume = _load_full_state(context, network.W)
+    if resume is not None:
+        context.report(
+            low,
+            f"resuming full_network from its checkpoint at step {len(resume.history)}",
+            milestone=True,
+        )
+    n_old = targets[0].shape[0]
+    return retrain_full_network(
+        network,
+        targets[1],
+        targets[0],
+        config=config,
+        new_x_star=start.network.x_star[n_old:],
+        old_x_star=start.network.x_star[:n_old],
+        callback=on_adam_step,
+        resume=resume,
+        checkpoint=lambda state: _save_full_state(context, state),
+    )
+
+
 def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
     """Retrain ``spec.network`` on new directions in the requested mode(s).
 
-    Writes ``network.safetensors`` (the full-network result when that mode ran, else the
-    initial-states one; its ``x_star`` stacks trained then new movements), for ``mode: both``
-    also ``network_initial_states.safetensors``, ``targets.safetensors`` and ``retrain.png``.
+    Writes ``network.safetensors`` (the last mode's result: full_network when it ran; its
+    ``x_star`` stacks trained then new movements), ``network_<mode>.safetensors`` for each
+    earlier mode (``mode: both``: ``network_initial_states.safetensors``),
+    ``targets.safetensors`` and ``retrain.png``.
     """
     if spec.device == "cuda" and not torch.cuda.is_available():
         raise InvalidNetworkError("device 'cuda' requested but torch sees no CUDA device")
@@ -148,6 +301,9 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
         keep_old_weight=spec.keep_old_weight,
         keep_sparsity=spec.keep_sparsity,
         learning_rate=spec.learning_rate,
+        cost_tolerance=spec.cost_tolerance,
+        relative_tolerance=spec.relative_tolerance,
+        keep_structure=spec.keep_structure,
     )
     parent_sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     base_metadata: dict[str, Any] = {
@@ -161,81 +317,18 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
         "spec_sha256": spec_sha256(spec),
         "lifrnn_version": __version__,
     }
-    generator = torch.Generator().manual_seed(spec.seed)
     metrics: dict[str, Any] = {
         "new_directions_deg": new_directions,
         "trained_directions_deg": trained,
         "stability_bound": bound,
         "parent_sha256": parent_sha256,
     }
-    # The initial-state fit takes about ten evaluations, each Adam step of the full network one.
-    full_steps = spec.max_iterations if spec.mode != "initial_states" else 0
-    first_share = 2 * TYPICAL_FIT_ITERATIONS / (2 * TYPICAL_FIT_ITERATIONS + full_steps)
-    pace = FitProgress(config.cost_tolerance, config.relative_tolerance, config.max_iterations)
-    last = ["initial_states: first guess"]
-
-    def on_fit_iteration(iteration: int, cost: float) -> None:
-        last[0] = f"initial_states step {iteration}: loss {cost:.3g}"
-        context.report(first_share * pace.iteration(iteration, cost), last[0])
-        context.record("cost", iteration, cost)
-
-    def on_evaluation() -> None:
-        context.report(first_share * pace.evaluation(), last[0])
-
-    def on_adam_step(iteration: int, loss: float) -> None:
-        fraction = first_share + (1 - first_share) * iteration / spec.max_iterations
-        context.report(fraction, f"full_network step {iteration}: loss {loss:.3g}")
-        context.record("loss", iteration, loss)
-
-    results: dict[str, RetrainResult] = {}
-    start = time.perf_counter()
-    resume_initial = load_fit_state(context, CHECKPOINT_INITIAL, network.W)
-    if resume_initial is not None:
-        context.report(
-            0.0,
-            f"resuming initial_states from its checkpoint at step {len(resume_initial.history)}",
-            milestone=True,
-        )
-    initial = retrain_initial_states(
-        network,
-        new_targets,
-        old_targets,
-        config=config,
-        generator=generator,
-        callback=on_fit_iteration,
-        resume=resume_initial,
-        checkpoint=fit_state_saver(context, CHECKPOINT_INITIAL),
-        on_evaluation=on_evaluation,
-    )
-    if spec.mode != "full_network":
-        results["initial_states"] = initial
-        metrics["initial_states"] = _mode_metrics(initial, time.perf_counter() - start)
-    if spec.mode != "initial_states":
-        start = time.perf_counter()
-        resume_full = _load_full_state(context, network.W)
-        if resume_full is not None:
-            context.report(
-                first_share,
-                f"resuming full_network from its checkpoint at step {len(resume_full.history)}",
-                milestone=True,
-            )
-        full = retrain_full_network(
-            network,
-            new_targets,
-            old_targets,
-            config=config,
-            new_x_star=initial.network.x_star[len(trained) :],
-            callback=on_adam_step,
-            resume=resume_full,
-            checkpoint=lambda state: _save_full_state(context, state),
-        )
-        results["full_network"] = full
-        metrics["full_network"] = _mode_metrics(full, time.perf_counter() - start)
-    if len(results) == 2:
-        metrics["comparison"] = _compare(results["initial_states"], results["full_network"])
+    results = _run_modes(spec, context, network, (old_targets, new_targets), config, metrics)
+    if "initial_states" in results and "full_network" in results:
+        metrics["comparison"] = _compare(results)
 
     directions = trained + new_directions
-    main = results.get("full_network", initial)
+    main = results[list(results)[-1]]
     sequence = None
     if spec.sequence is not None:
         context.report(0.97, "executing the sequence")
@@ -243,14 +336,9 @@ def run_retrain(spec: RetrainSpec, context: JobContext) -> JobResult:
         metrics["sequence"] = sequence.metrics
     all_targets = torch.cat([old_targets, new_targets])
     _save_network(context, "network.safetensors", main, base_metadata, directions, all_targets)
-    if len(results) == 2:
+    for mode, result in list(results.items())[:-1]:
         _save_network(
-            context,
-            "network_initial_states.safetensors",
-            results["initial_states"],
-            base_metadata,
-            directions,
-            all_targets,
+            context, f"network_{mode}.safetensors", result, base_metadata, directions, all_targets
         )
     write_safetensors(
         context.artifact_path("targets.safetensors"),
@@ -344,6 +432,11 @@ def _figure_recipe(
         weight_change=change,
         n_excitatory=before.n_excitatory,
         r2={mode: (r.r2_old, r.r2_new) for mode, r in results.items()},
+        best_r2_possible={
+            mode: r.reachability.best_r2_possible
+            for mode, r in results.items()
+            if r.reachability is not None
+        },
     )
 
 
@@ -420,20 +513,26 @@ def _sequence(
     return _Sequence(result=result, targets=targets, metrics=metrics)
 
 
-def _compare(initial: RetrainResult, full: RetrainResult) -> dict[str, Any]:
-    initial_mean = float(np.mean(initial.r2_new))
-    full_mean = float(np.mean(full.r2_new))
-    holds = all(f >= i for f, i in zip(full.r2_new, initial.r2_new, strict=True))
+def _compare(results: dict[str, RetrainResult]) -> dict[str, Any]:
+    """Does full_network learn the new reaches at least as well as initial_states (and, when it
+    ran, initial_states_and_readout) on every direction? With each mode's mean R^2."""
+    full = results["full_network"]
+    means = {mode: float(np.mean(r.r2_new)) for mode, r in results.items()}
+    holds = all(f >= i for f, i in zip(full.r2_new, results["initial_states"].r2_new, strict=True))
     summary = (
         f"full_network learns the new reaches at least as well as initial_states on every "
-        f"direction (mean R^2 {full_mean:.4f} vs {initial_mean:.4f})"
+        f"direction (mean R^2 {means['full_network']:.4f} vs {means['initial_states']:.4f})"
         if holds
         else f"full_network does NOT beat initial_states on every direction (mean R^2 "
-        f"{full_mean:.4f} vs {initial_mean:.4f})"
+        f"{means['full_network']:.4f} vs {means['initial_states']:.4f})"
     )
+    if "initial_states_and_readout" in results:
+        summary += (
+            f"; with W frozen but the readout adapting, mean R^2 "
+            f"{means['initial_states_and_readout']:.4f}"
+        )
     return {
         "full_network_at_least_as_good": holds,
-        "r2_new_mean_initial_states": initial_mean,
-        "r2_new_mean_full_network": full_mean,
+        **{f"r2_new_mean_{mode}": mean for mode, mean in means.items()},
         "summary": summary,
     }

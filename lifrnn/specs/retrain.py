@@ -18,14 +18,21 @@ class RetrainSpec(SpecBase):
     """Retrain a fitted network (the ``network.safetensors`` of a ``fit`` job) on new reaches.
 
     ``mode`` ``"both"`` runs ``initial_states`` then ``full_network`` on the same directions, so
-    the two answers to "new initial conditions, or a reorganised network?" can be compared.
+    the two answers to "new initial conditions, or a reorganised network?" can be compared;
+    ``"all"`` runs ``initial_states``, ``initial_states_and_readout`` and ``full_network``.
     """
 
     kind: Literal["retrain"] = "retrain"
     network: NetworkReference
-    mode: Literal["initial_states", "full_network", "both"] = Field(
-        "both",
-        description="what adapts: new initial states only, the whole network, or both in turn",
+    mode: Literal["initial_states", "initial_states_and_readout", "full_network", "both", "all"] = (
+        Field(
+            "both",
+            description="what adapts: 'initial_states' (W and C frozen, new x* only), "
+            "'initial_states_and_readout' (W frozen; every x* and C fitted again on old and new "
+            "reaches), 'full_network' (W, C and every x*); 'both': initial_states then "
+            "full_network; 'all': the three in turn. Each mode first reports whether its readout "
+            "can reach the new targets at all (reachable, best_r2_possible, readout_rank)",
+        )
     )
     directions_deg: list[float] | None = Field(
         None,
@@ -45,7 +52,34 @@ class RetrainSpec(SpecBase):
     )
     keep_old_weight: float = Field(1.0, ge=0, description="weight of the trained movements")
     keep_sparsity: bool = Field(True, description="full_network keeps W's zero pattern")
+    keep_structure: Literal["none", "kao2021_row_sums", "hennequin2014_ratios"] = Field(
+        "none",
+        # Left out of the dumped spec at its default, as soc's `step` is, so that existing
+        # spec hashes are unchanged.
+        exclude_if=lambda value: value == "none",
+        description="SOC structure full_network keeps exactly, by projection after every step: "
+        "'kao2021_row_sums' (every row sum of W as before, -10 on a kao2021 network), "
+        "'hennequin2014_ratios' (-mean(W_EI)/mean(W_EE) and -mean(W_II)/mean(W_IE) as before, "
+        "gamma on a hennequin2014 network) or 'none'; metrics report the structure before and "
+        "after either way",
+    )
     learning_rate: float = Field(2e-3, gt=0, le=1.0, description="Adam step of full_network")
+    cost_tolerance: float = Field(
+        1e-4,
+        gt=0,
+        # Left out of the dumped spec at its default (existing spec hashes unchanged).
+        exclude_if=lambda value: value == 1e-4,
+        description="every mode stops once its motor cost is below this (full_network: old "
+        "and new reaches, weighted), reported as converged with stop_reason 'cost_tolerance'",
+    )
+    relative_tolerance: float = Field(
+        1e-4,
+        ge=0,
+        exclude_if=lambda value: value == 1e-4,
+        description="the L-BFGS modes stop when their cost changes by less than this "
+        "(relative); full_network when its best loss improved by less than 10 times this over "
+        "its last 10 steps",
+    )
     max_iterations: int = Field(200, ge=1, le=100_000, description="optimiser steps at most")
     seed: int = Field(0, ge=0, lt=2**63, description="seed of the new initial states' start")
     device: Device = Field("cpu", description="where the job runs (cuda on a GPU worker)")
@@ -72,7 +106,7 @@ class RetrainSpec(SpecBase):
             dims.n,
             dims.movements + new,
             dims.steps,
-            2 if self.mode == "both" else 1,
+            {"both": 2, "all": 3}.get(self.mode, 1),
             self.max_iterations,
             sequence_steps,
         )

@@ -56,6 +56,7 @@ def retrain_figure(
     weight_change: np.ndarray | None = None,
     n_excitatory: int | None = None,
     r2: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+    best_r2_possible: Mapping[str, Sequence[float]] | None = None,
 ) -> Figure:
     """Produced vs target reaches of trained (blues) and new (reds) directions per mode, the
     loss per step, the spectrum before/after against the stability bound and the weight change.
@@ -66,14 +67,16 @@ def retrain_figure(
         old_directions, new_directions: labels, degrees.
         dt: sampling interval, seconds.
         title: figure title.
-        histories: mode -> loss after each step (L-BFGS motor cost for ``initial_states``,
-            Adam loss for ``full_network``).
+        histories: mode -> loss after each step (L-BFGS motor cost for ``initial_states`` and
+            ``initial_states_and_readout``, Adam loss for ``full_network``).
         spectra: label -> (n,) complex eigenvalues of W (e.g. before, after).
         stability_bound: the bound on the spectral abscissa, drawn as a line.
         weight_change: (n, n) ``W_after - W_before`` when the network changed (None: the
             panel says W was kept).
         n_excitatory: number of excitatory units, for the E/I lines of ``weight_change``.
         r2: mode -> (R^2 per old movement, R^2 per new movement), shown in the legend.
+        best_r2_possible: mode -> best R^2 its readout allows per new movement (least squares
+            on the span of a frozen readout); shown in the legend where below 0.99.
     """
     modes = list(outputs)
     columns = len(modes) + 2
@@ -106,7 +109,7 @@ def retrain_figure(
     if histories:
         for mode, history in histories.items():
             steps = np.arange(1, len(history) + 1)
-            kind = "L-BFGS motor cost" if mode == "initial_states" else "Adam loss"
+            kind = "Adam loss" if mode == "full_network" else "L-BFGS motor cost"
             loss_ax.plot(steps, history, "o-", ms=2.5, lw=1, label=f"{mode} ({kind})")
         loss_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if all(min(h) > 0 for h in histories.values() if len(h)):
@@ -133,8 +136,10 @@ def retrain_figure(
             colour_label="ΔW_ij (a.u.)",
         )
     else:
-        note(change_ax, "W unchanged: initial-state retraining\nlearns new x* only", "ΔW")
-    _direction_legend(legend_ax, old_directions, new_directions, old_colours, new_colours, r2)
+        note(change_ax, "W unchanged: the modes shown\nkeep W frozen", "ΔW")
+    _direction_legend(
+        legend_ax, old_directions, new_directions, old_colours, new_colours, r2, best_r2_possible
+    )
     return figure
 
 
@@ -145,8 +150,10 @@ def _direction_legend(
     old_colours: list[str],
     new_colours: list[str],
     r2: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None,
+    best_r2_possible: Mapping[str, Sequence[float]] | None = None,
 ) -> None:
-    """Legend panel: one entry per direction, trained then new, with its R^2 per mode."""
+    """Legend panel: one entry per direction, trained then new, with its R^2 per mode (and,
+    for a new one, the best R^2 the mode's readout allows where that is below 0.99)."""
     ax.axis("off")
     scores = r2 or {}
     header = "direction" + "".join(f", R² {mode}" for mode in scores)
@@ -156,8 +163,11 @@ def _direction_legend(
     ):
         for k, (direction, colour) in enumerate(zip(directions, colours, strict=True)):
             text = f"{group} {direction:g}°"
-            for old_and_new in scores.values():
+            for mode, old_and_new in scores.items():
                 text += f"  {old_and_new[index][k]:.3f}"
+                best = (best_r2_possible or {}).get(mode)
+                if index == 1 and best is not None and best[k] < 0.99:
+                    text += f" (≤ {best[k]:.2g})"
             ax.plot([], [], color=colour, lw=2, label=text)
     rows = len(old_directions) + len(new_directions)
     ax.legend(

@@ -46,6 +46,17 @@ def test_each_kind_is_summarised_by_what_a_scientist_looks_at_first():
     assert key_metrics(retrain) == (
         "initial_states: new -2.9, old 0.999 · full_network: new 0.97, old 0.98"
     )
+    retrain["metrics"] = {
+        "initial_states": {"r2_new_min": -2.9, "r2_old_min": 0.999, "reachable": False}
+        | {"best_r2_possible": -2.93, "converged": True},
+        "initial_states_and_readout": {"r2_new_min": 0.999, "r2_old_min": 0.998},
+        "full_network": {"r2_new_min": 0.97, "r2_old_min": 0.98, "converged": False},
+    }
+    assert key_metrics(retrain) == (
+        "initial_states: new -2.9, old 0.999 (unreachable, best -2.93) · "
+        "initial_states_and_readout: new 0.999, old 0.998 · "
+        "full_network: new 0.97, old 0.98 (not converged)"
+    )
     assert key_metrics({"kind": "soc", "spec": {}, "metrics": None}) == ""
 
 

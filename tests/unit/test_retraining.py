@@ -132,8 +132,19 @@ def test_retrain_job_records_lineage_and_both_modes(fitted, tmp_path):
             "spectral_abscissa_after",
             "iterations",
             "seconds",
+            "converged",
+            "stop_reason",
+            "reachable",
+            "best_r2_possible",
+            "readout_rank",
+            "reachability_reason",
         }
         assert keys <= set(result.metrics[mode])
+    # Fitted on 0° and 180°, the frozen readout has no y-row: 90° is out of its reach.
+    assert result.metrics["initial_states"]["reachable"] is False
+    assert result.metrics["initial_states"]["readout_rank"] == 1
+    assert result.metrics["full_network"]["reachable"] is True
+    assert "structure" in result.metrics["full_network"]
     from lifrnn.files import read_safetensors
 
     tensors, metadata = read_safetensors(Path(result.artifacts["network.safetensors"]))
@@ -142,6 +153,29 @@ def test_retrain_job_records_lineage_and_both_modes(fitted, tmp_path):
     assert len(metadata["parent_sha256"]) == 64
     assert json.loads(metadata["directions_deg"]) == [0.0, 180.0, 90.0]
     assert tensors["x_star"].shape == (3, 50)
+    assert Path(result.artifacts["retrain.png"]).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_retrain_job_runs_all_three_modes_and_keeps_the_row_sums(fitted, tmp_path):
+    result = run_retrain(
+        fitted,
+        tmp_path,
+        directions_deg=[90],
+        max_iterations=5,
+        mode="all",
+        keep_structure="kao2021_row_sums",
+    )
+    assert result.status == "succeeded", result.error
+    modes = ("initial_states", "initial_states_and_readout", "full_network")
+    assert set(modes) <= set(result.metrics)
+    readout = result.metrics["initial_states_and_readout"]
+    assert readout["reachable"] and readout["weight_change"] == 0.0
+    assert result.metrics["full_network"]["structure"]["row_sum_deviation"] < 1e-12
+    comparison = result.metrics["comparison"]
+    assert "readout adapting" in comparison["summary"]
+    assert comparison["r2_new_mean_initial_states_and_readout"] >= 0.9
+    for mode in modes[:2]:
+        assert Path(result.artifacts[f"network_{mode}.safetensors"]).exists()
     assert Path(result.artifacts["retrain.png"]).read_bytes()[:4] == b"\x89PNG"
 
 
