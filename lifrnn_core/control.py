@@ -15,8 +15,11 @@ the observability Gramian of ``(W - I, C Gamma)`` normalised to trace ``n``.
 
 The thalamo-cortical loop (:class:`ThalamicLoop`) routes that feedback through a gated thalamus
 ``y`` and a relay ``z``: ``tau_y y' = -y + g(t) (Y r(x) + b)``, ``tau_z z' = -z + Z y``, cortex
-receives ``X relu(z)``. :func:`fit_thalamic_loop` draws the sparse, excitatory-only ``Y`` and
-fits ``X`` so that ``X Z Y`` approximates ``K``.
+receives ``X relu(z)``. :func:`draw_thalamic_input` draws the sparse, excitatory-only ``Y``;
+:func:`copy_gain_loop` builds the loop whose ``X Z Y`` copies ``K`` where an excitatory-only
+``Y`` can: the ``prepare`` job's default loop (``loop_fit: "copy_gain"``) and the starting point
+of :func:`lifrnn_core.preparation.fit_thalamic_loop`, which fits ``X`` to the preparation cost
+itself (``loop_fit: "cost"``; docs/science.md §6).
 
 All matrices here are float64 numpy arrays; the functions are small dense linear algebra (SciPy,
 LAPACK) and run on CPU.
@@ -38,7 +41,9 @@ __all__ = [
     "ThalamicLoop",
     "care",
     "care_residual",
-    "fit_thalamic_loop",
+    "copy_gain_loop",
+    "draw_thalamic_input",
+    "gain_errors",
     "lqr",
     "preparatory_feedback",
     "readout_gramian",
@@ -250,7 +255,46 @@ class ThalamicLoop:
         )
 
 
-def fit_thalamic_loop(
+def draw_thalamic_input(
+    n: int, n_excitatory: int, generator: torch.Generator, density: float = 0.1
+) -> np.ndarray:
+    """Sparse, non-negative cortex -> thalamus weights ``Y`` (2n, n) reading excitatory units.
+
+    Entries on the first ``n_excitatory`` columns are present with probability ``density``,
+    weights ``U(0, 1)``, scaled to unit mean row norm; inhibitory columns are zero. Rows come
+    in push-pull pairs ``Y = [Y_+; Y_-]``.
+    """
+    if not 0 < density <= 1:
+        raise InvalidNetworkError(f"density must be in (0, 1], got {density}")
+    if not 0 < n_excitatory <= n:
+        raise InvalidNetworkError(f"n_excitatory must be in 1..{n}, got {n_excitatory}")
+    m = 2 * n
+    mask = torch.rand(m, n_excitatory, generator=generator, dtype=torch.float64) < density
+    weights = torch.rand(m, n_excitatory, generator=generator, dtype=torch.float64)
+    Y = np.zeros((m, n))
+    Y[:, :n_excitatory] = (mask * weights).numpy()
+    row_norms = np.linalg.norm(Y, axis=1)
+    Y /= float(row_norms[row_norms > 0].mean()) if (row_norms > 0).any() else 1.0
+    return Y
+
+
+def gain_errors(effective: np.ndarray, K: np.ndarray, n_excitatory: int) -> tuple[float, float]:
+    """``||F - K||_F / ||K||_F`` and the same against ``K``'s excitatory columns only.
+
+    ``effective`` (n, n) is a loop's steady-state gain ``F = X Z Y``; ``K`` (n, n) the LQR gain.
+    """
+    K_excitatory = np.zeros_like(K)
+    K_excitatory[:, :n_excitatory] = K[:, :n_excitatory]
+    return (
+        float(np.linalg.norm(effective - K) / np.linalg.norm(K)),
+        float(
+            np.linalg.norm(effective - K_excitatory)
+            / max(float(np.linalg.norm(K_excitatory)), np.finfo(float).tiny)
+        ),
+    )
+
+
+def copy_gain_loop(
     K: np.ndarray,
     n_excitatory: int,
     generator: torch.Generator,
@@ -260,13 +304,15 @@ def fit_thalamic_loop(
     tau_thalamus: float = 0.01,
     tau_relay: float = 0.01,
 ) -> ThalamicLoop:
-    """Draw a sparse excitatory-only ``Y`` and fit the loop so that ``X Z Y`` approximates ``K``.
+    """Draw a sparse excitatory-only ``Y`` and build the loop whose ``X Z Y`` copies ``K``.
 
-    The thalamus has ``m = 2 n`` units in push-pull pairs: ``Y = [Y_+; Y_-]`` (each (n, n),
-    entries on excitatory columns present with probability ``density``, weights ``U(0, 1)``
-    scaled to unit mean row norm; inhibitory columns zero: the thalamus reads excitatory units
-    only), ``Z = I`` (a one-to-one relay) and ``X = [X_1, -X_1]``, so that
-    ``X Z Y = X_1 (Y_+ - Y_-)``. Non-negative rates and weights keep every relay unit
+    The ``prepare`` job's default loop (``loop_fit: "copy_gain"``) and the starting point of
+    :func:`lifrnn_core.preparation.fit_thalamic_loop` (which fits the loop to the preparation
+    cost instead, ``loop_fit: "cost"``); ``bench/prepare.py`` compares the two.
+
+    The thalamus has ``m = 2 n`` units in push-pull pairs: ``Y = [Y_+; Y_-]``
+    (:func:`draw_thalamic_input`), ``Z = I`` (a one-to-one relay) and ``X = [X_1, -X_1]``, so
+    that ``X Z Y = X_1 (Y_+ - Y_-)``. Non-negative rates and weights keep every relay unit
     non-negative, where ``relu`` is the identity, and the pairs let a constant thalamic input
     deliver a cortical input of either sign (:func:`lifrnn_core.preparation.loop_offset`).
 
@@ -287,22 +333,13 @@ def fit_thalamic_loop(
         tau_thalamus, tau_relay: time constants, seconds (10 ms each).
 
     Returns:
-        The fitted :class:`ThalamicLoop` (``Y`` (2n, n), ``Z`` (2n, 2n), ``X`` (n, 2n)) with
-        its approximation errors.
+        The :class:`ThalamicLoop` (``Y`` (2n, n), ``Z`` (2n, 2n), ``X`` (n, 2n)) with its
+        approximation errors.
     """
     K = _as_square("K", K)
     n = K.shape[0]
-    if not 0 < density <= 1:
-        raise InvalidNetworkError(f"density must be in (0, 1], got {density}")
-    if not 0 < n_excitatory <= n:
-        raise InvalidNetworkError(f"n_excitatory must be in 1..{n}, got {n_excitatory}")
+    Y = draw_thalamic_input(n, n_excitatory, generator, density)
     m = 2 * n
-    mask = torch.rand(m, n_excitatory, generator=generator, dtype=torch.float64) < density
-    weights = torch.rand(m, n_excitatory, generator=generator, dtype=torch.float64)
-    Y = np.zeros((m, n))
-    Y[:, :n_excitatory] = (mask * weights).numpy()
-    row_norms = np.linalg.norm(Y, axis=1)
-    Y /= float(row_norms[row_norms > 0].mean()) if (row_norms > 0).any() else 1.0
     D = Y[:n] - Y[n:]
     D_pinv = np.linalg.pinv(D, rtol=1e-10)
     X1 = K @ D_pinv
@@ -320,19 +357,13 @@ def fit_thalamic_loop(
         # Channel j (thalamic direction free[:, j]) delivers drive j: X_1 free[:, j] = drive j.
         X1 = X1 + drives.T @ free[:, : drives.shape[0]].T
     X = np.concatenate([X1, -X1], axis=1)
-    Z = np.eye(m)
-    effective = X1 @ D
-    K_excitatory = np.zeros_like(K)
-    K_excitatory[:, :n_excitatory] = K[:, :n_excitatory]
+    error, error_excitatory = gain_errors(X1 @ D, K, n_excitatory)
     return ThalamicLoop(
         Y=Y,
-        Z=Z,
+        Z=np.eye(m),
         X=X,
         tau_thalamus=float(tau_thalamus),
         tau_relay=float(tau_relay),
-        error=float(np.linalg.norm(effective - K) / np.linalg.norm(K)),
-        error_excitatory=float(
-            np.linalg.norm(effective - K_excitatory)
-            / max(float(np.linalg.norm(K_excitatory)), np.finfo(float).tiny)
-        ),
+        error=error,
+        error_excitatory=error_excitatory,
     )

@@ -32,6 +32,7 @@ vectorised over the batch of movements and takes its dtype and device from ``W``
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -40,24 +41,35 @@ import scipy.linalg
 import torch
 from torch import Tensor
 
-from lifrnn_core.control import ThalamicLoop
+from lifrnn_core.control import (
+    PreparatoryFeedback,
+    ThalamicLoop,
+    copy_gain_loop,
+    gain_errors,
+)
 from lifrnn_core.dynamics import GainName, gain_function, go_cue, simulate
 from lifrnn_core.errors import InvalidNetworkError
 
 __all__ = [
     "CONTROLLERS",
+    "REACH_TOLERANCE",
     "ControllerName",
+    "LoopFit",
+    "PrepareMetrics",
     "PreparedState",
     "Trial",
     "TrialTiming",
-    "distance_to_target",
+    "fit_thalamic_loop",
     "hold_input",
     "input_energy",
     "loop_offset",
     "min_energy_input",
+    "preparation_cost",
+    "prepare_distance",
+    "prepare_metrics",
     "prepare_state",
-    "readout_distance",
     "run_trial",
+    "state_distance",
 ]
 
 logger = logging.getLogger(__name__)
@@ -138,7 +150,7 @@ def input_energy(inputs: Tensor, dt: float) -> Tensor:
     return inputs.pow(2).sum(dim=(-2, -1)) * dt
 
 
-def distance_to_target(states: Tensor, x_target: Tensor, x_reference: Tensor) -> Tensor:
+def state_distance(states: Tensor, x_target: Tensor, x_reference: Tensor) -> Tensor:
     """``||x(t) - x*|| / ||x* - x_ref||`` for states (batch, time, n): (batch, time).
 
     ``x_target`` (batch, n); ``x_reference`` (n,) or (batch, n), e.g. the spontaneous state.
@@ -147,13 +159,14 @@ def distance_to_target(states: Tensor, x_target: Tensor, x_reference: Tensor) ->
     return torch.linalg.norm(states - x_target[:, None, :], dim=-1) / scale
 
 
-def readout_distance(states: Tensor, x_target: Tensor, x_reference: Tensor, Q: Tensor) -> Tensor:
+def prepare_distance(states: Tensor, x_target: Tensor, x_reference: Tensor, Q: Tensor) -> Tensor:
     """Distance to ``x*`` in the norm of a state cost ``Q``, relative to ``x* - x_ref``.
 
     ``sqrt((x - x*)^T Q (x - x*) / (x* - x_ref)^T Q (x* - x_ref))`` for states (batch, time, n),
     ``x_target`` (batch, n), ``x_reference`` (n,) or (batch, n), ``Q`` (n, n) symmetric positive
     semi-definite; returns (batch, time). With Kao's ``Q`` (the readout's observability Gramian)
-    it measures the part of the error the movement will see.
+    it measures the part of the error the movement will see: the headline distance of the
+    ``prepare`` job.
     """
     error = states - x_target[:, None, :]
     reference = x_target - x_reference
@@ -318,18 +331,44 @@ def _simulate_loop(
     Returns states (batch, steps + 1, n), thalamus and relay (batch, steps + 1, m) and the
     cortical input ``X relu(z)`` (batch, steps, n).
     """
-    gain_fn = gain_function(gain)
     Y, Z, X = loop.as_tensors(W)
-    a, a_y, a_z = dt / tau, dt / loop.tau_thalamus, dt / loop.tau_relay
-    x, y, z = x0, y0, z0
+    return _loop_dynamics(
+        W,
+        h,
+        (x0, y0, z0),
+        (Y, Z, X),
+        offset,
+        gate.tolist(),
+        (dt / tau, dt / loop.tau_thalamus, dt / loop.tau_relay),
+        gain,
+        stimulus,
+    )
+
+
+def _loop_dynamics(
+    W: Tensor,
+    h: Tensor,
+    start: tuple[Tensor, Tensor, Tensor],
+    weights: tuple[Tensor, Tensor, Tensor],
+    offset: Tensor,
+    gates: list[float],
+    rates: tuple[float, float, float],
+    gain: GainName,
+    stimulus: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`_simulate_loop` on tensors (differentiable in ``weights``): ``start`` = (x, y, z),
+    ``weights`` = (Y, Z, X), ``rates`` = (dt / tau, dt / tau_y, dt / tau_z)."""
+    gain_fn = gain_function(gain)
+    Y, Z, X = weights
+    a, a_y, a_z = rates
+    x, y, z = start
     states, thalamus, relay, inputs = [x], [y], [z], []
-    gates = gate.tolist()
     for k, g in enumerate(gates):
-        rates = gain_fn(x)
+        r = gain_fn(x)
         u = torch.relu(z) @ X.T
         drive = h + u if stimulus is None else h + u + stimulus[k]
-        x_next = torch.lerp(x, rates @ W.T + drive, a)
-        y = torch.lerp(y, g * (rates @ Y.T + offset), a_y)
+        x_next = torch.lerp(x, r @ W.T + drive, a)
+        y = torch.lerp(y, g * (r @ Y.T + offset), a_y)
         z = torch.lerp(z, y @ Z.T, a_z)
         x = x_next
         states.append(x)
@@ -437,6 +476,352 @@ def prepare_state(
     )
 
 
+def preparation_cost(
+    states: Tensor,
+    inputs: Tensor,
+    x_target: Tensor,
+    hold: Tensor,
+    Q: Tensor,
+    r2: float,
+    *,
+    tau: float,
+    dt: float,
+    cost_to_go: Tensor | None = None,
+) -> Tensor:
+    """Kao's preparation cost of a trajectory, the cost LQR minimises: (batch,).
+
+    ``sum_k (dt / tau) [e_k^T Q e_k + r2 ||u_k - u_hold||^2] + e_N^T P e_N`` with
+    ``e_k = x_k - x*``, time in units of ``tau`` as in
+    :func:`lifrnn_core.control.preparatory_feedback`. ``u - u_hold`` is the feedback, the
+    input beyond the hold input that keeps ``x*`` (:func:`hold_input`); ``P`` (the Riccati
+    solution: the optimal cost-to-go) prices what is left at the end of the window, so that
+    for the linearised network LQR's cost is ``e_0^T P e_0`` whatever the window.
+
+    Args:
+        states: (batch, steps + 1, n) potentials, index 0 the start of the window.
+        inputs: (batch, steps, n) input ``u`` (deviation from ``h``), input ``k`` acting
+            during step ``k``.
+        x_target: (batch, n) ``x*``; hold: (batch, n) ``u_hold``.
+        Q: (n, n) state cost; r2: input cost.
+        tau, dt: seconds.
+        cost_to_go: (n, n) ``P``, or None for the window alone.
+    """
+    error = states - x_target[:, None, :]
+    running = torch.einsum("bti,ij,btj->b", error[:, :-1], Q, error[:, :-1])
+    feedback = inputs - hold[:, None, :]
+    cost = (running + r2 * feedback.pow(2).sum(dim=(-2, -1))) * (dt / tau)
+    if cost_to_go is not None:
+        cost = cost + torch.einsum("bi,ij,bj->b", error[:, -1], cost_to_go, error[:, -1])
+    return cost
+
+
+@dataclass(frozen=True)
+class LoopFit:
+    """Result of :func:`fit_thalamic_loop`.
+
+    Attributes:
+        loop: the fitted :class:`ThalamicLoop` (always stable once linearised).
+        cost: (movements,) its preparation cost for the linearised loop (infinite horizon),
+            per movement.
+        initial_cost: (movements,) the same for the loop that copies ``K``
+            (:func:`lifrnn_core.control.copy_gain_loop`), where the fit starts (``inf`` when
+            that loop is unstable once linearised: the fit then starts without feedback).
+        iterations: quasi-Newton iterations taken (steps accepted).
+        converged: whether the fit stopped on its tolerance (``stop_reason`` "tolerance" or
+            "gradient"), not on its iteration limit or a failed line search.
+        stop_reason: "tolerance", "gradient", "max_iterations", "line_search" (no stable step
+            lowered the cost) or "unstable_start" (neither the copy of ``K`` nor the loop
+            without feedback is stable: the returned loop is the copy of ``K``).
+    """
+
+    loop: ThalamicLoop
+    cost: np.ndarray
+    initial_cost: np.ndarray
+    iterations: int
+    converged: bool
+    stop_reason: str
+
+
+def _loop_lyapunov_cost(
+    M: np.ndarray,
+    basis: np.ndarray,
+    fixed: np.ndarray,
+    W: np.ndarray,
+    D: np.ndarray,
+    Q: np.ndarray,
+    r2: float,
+    starts: np.ndarray,
+    lags: tuple[float, float],
+    *,
+    gradient: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """Infinite-horizon cost of the linearised loop per start, and the gradient of their sum.
+
+    Augmented state ``(e, y~, z~)`` (3n): cortex error, thalamic and relay push-pull
+    differences minus their fixed points. Time in units of ``tau``, ``lags = (tau / tau_y,
+    tau / tau_z)``; ``X_1 = M basis^T + fixed``; ``starts`` (k, 3n) the initial states. Cost of
+    start ``s`` is ``s^T P s`` with ``A^T P + P A + Q_aug = 0``; the gradient of the summed cost
+    in ``M`` comes from the adjoint ``A L + L A^T + S = 0``, ``S = starts^T starts``. One real
+    Schur form of ``A`` serves the stability test (its diagonal holds the eigenvalues' real
+    parts) and both Lyapunov equations (LAPACK ``trsyl``).
+
+    Returns:
+        ``(costs (k,), gradient like M or None)``, or None when the loop is unstable.
+    """
+    n = W.shape[0]
+    X1 = M @ basis.T + fixed
+    zeros, eye = np.zeros((n, n)), np.eye(n)
+    a_y, a_z = lags
+    A = np.block(
+        [[W - eye, zeros, X1], [a_y * D, -a_y * eye, zeros], [zeros, a_z * eye, -a_z * eye]]
+    )
+    T, U = scipy.linalg.schur(A, output="real")
+    if float(np.max(np.diag(T))) >= 0:
+        return None
+    Q_aug = np.zeros((3 * n, 3 * n))
+    Q_aug[:n, :n] = Q
+    Q_aug[2 * n :, 2 * n :] = r2 * X1.T @ X1
+    P_schur, scale, info = scipy.linalg.lapack.dtrsyl(T, T, U.T @ -Q_aug @ U, trana="T")
+    if info < 0:
+        raise RuntimeError(f"LAPACK trsyl failed (info {info})")
+    P = U @ (P_schur / scale) @ U.T
+    costs = np.einsum("ki,ij,kj->k", starts, P, starts)
+    if not gradient:
+        return costs, None
+    S = starts.T @ starts
+    L_schur, scale, info = scipy.linalg.lapack.dtrsyl(T, T, U.T @ -S @ U, tranb="T")
+    if info < 0:
+        raise RuntimeError(f"LAPACK trsyl failed (info {info})")
+    L = U @ (L_schur / scale) @ U.T
+    grad = 2 * (P @ L)[:n, 2 * n :] + 2 * r2 * X1 @ L[2 * n :, 2 * n :]
+    return costs, grad @ basis
+
+
+@dataclass(frozen=True)
+class _Minimum:
+    x: np.ndarray
+    value: float
+    iterations: int
+    stop_reason: str
+
+    @property
+    def converged(self) -> bool:
+        return self.stop_reason in ("tolerance", "gradient")
+
+
+def _minimise_stable(
+    objective: Callable[[np.ndarray], tuple[float, np.ndarray] | None],
+    x0: np.ndarray,
+    *,
+    max_iterations: int,
+    tolerance: float,
+    memory: int = 10,
+    max_backtracks: int = 30,
+) -> _Minimum:
+    """L-BFGS with Armijo backtracking that only ever accepts points where ``objective`` is
+    defined (a stable loop): ``objective(x)`` returns ``(value, gradient)`` or None.
+
+    ``x0`` must be feasible. A trial point that is infeasible, or that does not lower the
+    value enough, halves the step; the iterate is always the last accepted point, so the
+    result is feasible whatever the stop. Stops: "tolerance" (an accepted step lowered the
+    value by less than ``tolerance`` relative), "gradient" (zero gradient), "max_iterations",
+    "line_search" (``max_backtracks`` halvings found no acceptable point).
+    """
+    first = objective(x0)
+    if first is None:
+        raise ValueError("the starting point of the loop fit is unstable")
+    x, (value, gradient) = x0, first
+    steps: list[tuple[np.ndarray, np.ndarray]] = []
+    for iteration in range(max_iterations):
+        if not np.any(gradient):
+            return _Minimum(x, value, iteration, "gradient")
+        direction = -gradient
+        alphas = []
+        for s, y in reversed(steps):
+            alpha = float(s @ direction) / float(s @ y)
+            direction = direction - alpha * y
+            alphas.append(alpha)
+        if steps:
+            s, y = steps[-1]
+            direction = direction * (float(s @ y) / float(y @ y))
+        else:
+            direction = direction / max(float(np.linalg.norm(gradient)), 1e-300)
+        for (s, y), alpha in zip(steps, reversed(alphas), strict=True):
+            direction = direction + s * (alpha - float(y @ direction) / float(s @ y))
+        slope = float(gradient @ direction)
+        if slope >= 0:  # not a descent direction: restart from the gradient
+            steps.clear()
+            direction = -gradient / max(float(np.linalg.norm(gradient)), 1e-300)
+            slope = float(gradient @ direction)
+        step = 1.0
+        for _ in range(max_backtracks):
+            trial = objective(x + step * direction)
+            if trial is not None and trial[0] <= value + 1e-4 * step * slope:
+                break
+            step *= 0.5
+        else:
+            return _Minimum(x, value, iteration, "line_search")
+        new_x, (new_value, new_gradient) = x + step * direction, trial
+        s, y = new_x - x, new_gradient - gradient
+        if float(s @ y) > 1e-12 * float(s @ s):
+            steps = [*steps, (s, y)][-memory:]
+        decrease = (value - new_value) / max(abs(value), 1e-300)
+        x, value, gradient = new_x, new_value, new_gradient
+        logger.debug("loop fit: iteration %d, cost %.6g", iteration + 1, value)
+        if decrease < tolerance:
+            return _Minimum(x, value, iteration + 1, "tolerance")
+    return _Minimum(x, value, max_iterations, "max_iterations")
+
+
+def fit_thalamic_loop(
+    W: Tensor,
+    h: Tensor,
+    x0: Tensor,
+    x_target: Tensor,
+    feedback: PreparatoryFeedback,
+    n_excitatory: int,
+    generator: torch.Generator,
+    *,
+    tau: float,
+    gain: GainName = "relu",
+    density: float = 0.1,
+    tau_thalamus: float = 0.01,
+    tau_relay: float = 0.01,
+    max_iterations: int = 30,
+    tolerance: float = 1e-4,
+) -> LoopFit:
+    """Fit the thalamo-cortical loop to Kao's preparation cost through its own dynamics.
+
+    The loop starts as :func:`lifrnn_core.control.copy_gain_loop` (sparse, non-negative,
+    excitatory-only ``Y``; ``Z = I``; ``X = [X_1, -X_1]``; one drive channel per movement).
+    The projection back to cortex ``X_1`` is then fitted (L-BFGS) to minimise the cost LQR
+    minimises, ``integral e^T Q e + r2 ||u - u_hold||^2`` summed over the movements, for the
+    loop's own dynamics linearised like LQR's (``A = W - I`` plus the thalamus and relay with
+    their lags, ``3 n`` states, starting from ``x0`` with the loop silent): the cost-to-go is
+    ``tr(P S)`` with ``P`` from a Lyapunov equation, and its exact gradient comes from the
+    adjoint one. The trial's cost is then measured on the nonlinear simulation
+    (:func:`preparation_cost`).
+
+    Only ``X_1``'s action on the thalamic directions that carry cortical feedback (the column
+    space of ``D = Y_+ - Y_-``) is fitted; the drive channels stay, so each movement's hold
+    drive is still delivered exactly (:func:`loop_offset`). ``Y`` keeps its draw: when ``D``
+    has rank ``n_excitatory`` (generic), ``X_1 D`` already spans every gain that reads the
+    excitatory units, so fitting ``Y`` too could not change the loop's feedback
+    (docs/science.md §6).
+
+    Args:
+        W: (n, n) weights; h: (n,) background; x0: (n,) or (batch, n) state when the
+            preparation starts; x_target: (batch, n) the movements' ``x*``.
+        feedback: the LQR solution (its ``K`` starts the fit; ``Q`` and ``r2`` define the
+            cost).
+        n_excitatory: the first ``n_excitatory`` units are excitatory.
+        generator: source of the random ``Y``.
+        tau: seconds; gain: the network's gain.
+        density, tau_thalamus, tau_relay: as in :func:`lifrnn_core.control.copy_gain_loop`.
+        max_iterations: L-BFGS iterations at most (each one real Schur form of the
+            ``3n x 3n`` linearised loop and two triangular Lyapunov solves, more when a step
+            is shortened; bounds the fit's time).
+        tolerance: stop (converged) when an accepted step lowers the cost by less than this,
+            relative. Steps are only accepted where the linearised loop is stable.
+
+    Returns:
+        :class:`LoopFit` (costs of the linearised loop, per movement).
+    """
+    x_target = _check_batch("x_target", x_target, W)
+    x0 = _check_batch("x0", x0, W).expand_as(x_target)
+    n = W.shape[0]
+    hold = hold_input(W, h, x_target, gain)
+    initial_loop = copy_gain_loop(
+        feedback.K,
+        n_excitatory,
+        generator,
+        drives=hold.detach().cpu().double().numpy(),
+        density=density,
+        tau_thalamus=tau_thalamus,
+        tau_relay=tau_relay,
+    )
+    D = initial_loop.Y[:n] - initial_loop.Y[n:]
+    U, singular, _ = np.linalg.svd(D)
+    rank = int(np.sum(singular > singular[0] * 1e-10))
+    basis = U[:, :rank]  # thalamic directions that carry cortical feedback
+    X1_start = initial_loop.X[:, :n]
+    fixed = X1_start - X1_start @ basis @ basis.T  # the drive channels
+    drive = hold.detach().cpu().double().numpy()
+    channel = np.linalg.lstsq(X1_start, drive.T, rcond=1e-8)[0].T  # (batch, n), loop_offset's w
+    error0 = (x0 - x_target).detach().cpu().double().numpy()
+    starts = np.concatenate([error0, -channel, -channel], axis=1)  # silent loop: y = z = 0
+    W64 = W.detach().cpu().double().numpy()
+    lags = (tau / tau_thalamus, tau / tau_relay)
+
+    def evaluate(M: np.ndarray, gradient: bool) -> tuple[np.ndarray, np.ndarray | None] | None:
+        return _loop_lyapunov_cost(
+            M, basis, fixed, W64, D, feedback.Q, feedback.r2, starts, lags, gradient=gradient
+        )
+
+    M_copy = X1_start @ basis
+    copied = evaluate(M_copy, gradient=False)
+    initial = copied[0] if copied is not None else np.full(len(starts), np.inf)
+    # The copy of K can be unstable once linearised (its lag): then start from no feedback,
+    # which leaves cortex's own (stable) dynamics.
+    M0 = M_copy if copied is not None else np.zeros_like(M_copy)
+    begin = copied if copied is not None else evaluate(M0, gradient=False)
+    if begin is None:
+        logger.warning("thalamic loop fit: no stable starting point; keeping the copy of K")
+        return LoopFit(
+            loop=initial_loop,
+            cost=initial,
+            initial_cost=initial,
+            iterations=0,
+            converged=False,
+            stop_reason="unstable_start",
+        )
+    scale = max(float(begin[0].sum()), np.finfo(np.float64).tiny)
+
+    costs_at: dict[bytes, np.ndarray] = {}  # per-movement costs of the points evaluated
+
+    def objective(vector: np.ndarray) -> tuple[float, np.ndarray] | None:
+        evaluated = evaluate(vector.reshape(M0.shape), gradient=True)
+        if evaluated is None:
+            return None
+        costs, gradient = evaluated
+        assert gradient is not None
+        costs_at[vector.tobytes()] = costs
+        return float(costs.sum()) / scale, gradient.ravel() / scale
+
+    result = _minimise_stable(
+        objective, M0.ravel(), max_iterations=max_iterations, tolerance=tolerance
+    )
+    M = result.x.reshape(M0.shape)
+    X1 = M @ basis.T + fixed
+    error, error_excitatory = gain_errors(X1 @ D, feedback.K, n_excitatory)
+    loop = ThalamicLoop(
+        Y=initial_loop.Y,
+        Z=initial_loop.Z,
+        X=np.concatenate([X1, -X1], axis=1),
+        tau_thalamus=initial_loop.tau_thalamus,
+        tau_relay=initial_loop.tau_relay,
+        error=error,
+        error_excitatory=error_excitatory,
+    )
+    # The minimiser only accepts stable points, all of them evaluated by the objective.
+    cost = costs_at.get(result.x.tobytes(), begin[0])
+    logger.info(
+        "thalamic loop fit: linearised cost %.4g -> %.4g in %d L-BFGS iterations (%s)",
+        float(initial.sum()),
+        float(cost.sum()),
+        result.iterations,
+        result.stop_reason,
+    )
+    return LoopFit(
+        loop=loop,
+        cost=cost,
+        initial_cost=initial,
+        iterations=result.iterations,
+        converged=result.converged,
+        stop_reason=result.stop_reason,
+    )
+
+
 @dataclass
 class Trial:
     """One controller's trials, one per movement (:func:`run_trial`).
@@ -448,7 +833,6 @@ class Trial:
             gated to zero before it).
         distance: (batch, total_steps + 1) ``||x - x*|| / ||x* - x_sp||``.
         input_energy: (batch,) ``integral ||u||^2 dt`` over the whole trial.
-        distance_at_go: (batch,) distance at the go cue.
         persistence: (batch,) ``||x(go) - x(end of preparation)|| / ||x* - x_sp||``, the drift of
             the prepared state through the delay (0 without delay).
         prepared: the preparation window's :class:`PreparedState`.
@@ -459,7 +843,6 @@ class Trial:
     outputs: Tensor
     distance: Tensor
     input_energy: Tensor
-    distance_at_go: Tensor
     persistence: Tensor
     prepared: PreparedState
 
@@ -547,7 +930,7 @@ def run_trial(
     zeros = torch.zeros((batch, spontaneous_steps, n), dtype=W.dtype, device=W.device)
     inputs = torch.cat([zeros, prepared.inputs, residual], dim=1)
     outputs = gain_function(gain)(movement[..., :n_excitatory]) @ C.to(W).T
-    distance = distance_to_target(states, x_star, x_sp)
+    distance = state_distance(states, x_star, x_sp)
     go = timing.go_step
     end_of_preparation = spontaneous_steps + timing.steps("preparation")
     scale = torch.linalg.norm(x_star - x_sp, dim=-1)
@@ -558,7 +941,95 @@ def run_trial(
         outputs=outputs,
         distance=distance,
         input_energy=input_energy(inputs, dt),
-        distance_at_go=distance[:, go],
         persistence=drift,
         prepared=prepared,
+    )
+
+
+REACH_TOLERANCE = 0.05
+"""``prepare_distance`` below which a controller has reached ``x*`` (5 % of the way left)."""
+
+
+@dataclass(frozen=True)
+class PrepareMetrics:
+    """Per-movement measures of a trial (:func:`prepare_metrics`), each (batch,).
+
+    Attributes:
+        prepare_distance: at the go cue, distance to ``x*`` in the metric of Kao's ``Q``
+            (:func:`prepare_distance`): the part of the error the movement will see.
+        state_distance: at the go cue, full-state distance ``||x - x*|| / ||x* - x_sp||``.
+        reach_time: seconds from the start of preparation until ``prepare_distance`` falls
+            below ``tolerance`` and stays there until the go cue; NaN if it never does.
+        reach_energy: ``integral ||u||^2 dt`` from the start of preparation to ``reach_time``
+            (to the go cue if ``x*`` is never reached): getting to ``x*``.
+        hold_energy: from ``reach_time`` to the go cue: staying at ``x*``.
+        movement_energy: after the go cue (the thalamic loop's decaying output; 0 otherwise).
+        input_energy: the whole trial, ``reach_energy + hold_energy + movement_energy``.
+        persistence: ``||x(go) - x(end of preparation)|| / ||x* - x_sp||``, the drift through
+            the delay (0 without delay).
+    """
+
+    prepare_distance: Tensor
+    state_distance: Tensor
+    reach_time: Tensor
+    reach_energy: Tensor
+    hold_energy: Tensor
+    movement_energy: Tensor
+    input_energy: Tensor
+    persistence: Tensor
+
+
+def prepare_metrics(
+    states: Tensor,
+    inputs: Tensor,
+    x_target: Tensor,
+    x_reference: Tensor,
+    Q: Tensor,
+    timing: TrialTiming,
+    *,
+    tolerance: float = REACH_TOLERANCE,
+) -> PrepareMetrics:
+    """Distances at the go cue, arrival time and energy split of whole trials.
+
+    Args:
+        states: (batch, total_steps + 1, n) potentials (:attr:`Trial.states`).
+        inputs: (batch, total_steps, n) controller input ``u``, input ``k`` acting during
+            step ``k``.
+        x_target: (batch, n) ``x*``; x_reference: (n,) or (batch, n) the spontaneous state.
+        Q: (n, n) Kao's state cost (:func:`lifrnn_core.control.readout_gramian`).
+        timing: the trial's periods.
+        tolerance: ``prepare_distance`` that counts as having reached ``x*``.
+
+    Returns:
+        :class:`PrepareMetrics`.
+    """
+    dt = timing.dt
+    begin = timing.steps("spontaneous")
+    end_of_preparation = begin + timing.steps("preparation")
+    go = timing.go_step
+    distance_q = prepare_distance(states, x_target, x_reference, Q)
+    distance = state_distance(states, x_target, x_reference)
+    # Arrival: the first step from which the Q-distance stays below tolerance until go.
+    window = distance_q[:, begin : go + 1] <= tolerance
+    stays = torch.flip(torch.cumprod(torch.flip(window, [1]).to(torch.int64), 1), [1]).bool()
+    reached = stays[:, -1]
+    arrival = begin + (window.shape[1] - stays.sum(dim=1))
+    arrival = torch.where(reached, arrival, torch.full_like(arrival, go))
+    power = inputs.pow(2).sum(dim=-1) * dt  # (batch, total_steps)
+    step = torch.arange(power.shape[1], device=power.device)[None, :]
+    before_go = step < go
+    reaching = (step >= begin) & (step < arrival[:, None])
+    holding = (step >= arrival[:, None]) & before_go
+    nan = torch.full_like(distance_q[:, 0], float("nan"))
+    scale = torch.linalg.norm(x_target - x_reference, dim=-1)
+    return PrepareMetrics(
+        prepare_distance=distance_q[:, go],
+        state_distance=distance[:, go],
+        reach_time=torch.where(reached, (arrival - begin).to(distance_q) * dt, nan),
+        reach_energy=(power * reaching).sum(dim=1) + (power * (step < begin)).sum(dim=1),
+        hold_energy=(power * holding).sum(dim=1),
+        movement_energy=(power * ~before_go).sum(dim=1),
+        input_energy=power.sum(dim=1),
+        persistence=torch.linalg.norm(states[:, go] - states[:, end_of_preparation], dim=-1)
+        / scale,
     )

@@ -50,6 +50,18 @@ class PrepareSpec(SpecBase):
     thalamic_density: float = Field(0.1, gt=0, le=1, description="connection probability of Y")
     tau_thalamus: float = Field(0.01, gt=0, le=1, description="thalamic time constant, seconds")
     tau_relay: float = Field(0.01, gt=0, le=1, description="relay time constant, seconds")
+    loop_fit: Literal["copy_gain", "cost"] = Field(
+        "copy_gain",
+        # Left out of the dumped spec at its default, as `step` is in soc.py, so that existing
+        # spec hashes are unchanged.
+        exclude_if=lambda value: value == "copy_gain",
+        description="how the thalamic loop's back-projection X is chosen: 'copy_gain': X Z Y "
+        "copies the LQR gain K where an excitatory-only Y can (least squares; instant); "
+        "'cost': X is then fitted (L-BFGS, at most 30 iterations, stable steps only) to "
+        "minimise Kao's preparation cost of the loop's own linearised dynamics (3n states); "
+        "far closer to LQR (cost 3-4x instead of 8-18x) but 20 s to many minutes at n = 200 "
+        "(docs/science.md §6)",
+    )
     seed: int = Field(0, ge=0, lt=2**63, description="seed of the thalamic weights Y")
     device: Device = Field("cpu", description="where the job runs (cuda on a GPU worker)")
 

@@ -43,8 +43,9 @@ def preparation_figure(
     Args:
         time: (time,) seconds from the trial start (states' time axis).
         input_norms: controller -> (movements, time - 1) ``||u(t)||``.
-        distances: controller -> (movements, time) ``||x - x*|| / ||x* - x_sp||``; zeros (an
-            exact arrival) are left out of the log axis, not clipped.
+        distances: controller -> (movements, time) distance to ``x*`` in the metric of Kao's
+            ``Q``, relative to ``x_sp`` (``prepare_distance``); zeros (an exact arrival) are
+            left out of the log axis, not clipped.
         energies: controller -> (movements,) ``integral ||u||^2 dt``.
         outputs: controller -> (movements, movement time, 2) hand velocity produced, m/s.
         targets: (movements, movement time, 2) target hand velocity, m/s.
@@ -53,7 +54,7 @@ def preparation_figure(
         dt: sampling interval, seconds.
         title: figure title.
         summary: controller -> measure -> one value per movement (``motor_r2``,
-            ``input_energy``, ``distance_at_go``), drawn as an annotated table (None: omitted).
+            ``input_energy``, ``prepare_distance``), drawn as an annotated table (None: omitted).
     """
     rows = 3 if summary else 2
     figure = new_figure(14.5, 4.0 * rows - (0.8 if summary else 0.0), title)
@@ -85,9 +86,9 @@ def preparation_figure(
     log_scale(distance_ax)
     label(
         distance_ax,
-        "distance to x* (gaps: exactly 0)",
+        "distance to x* in Kao's Q (gaps: exactly 0)",
         "time from trial start (s)",
-        "‖x − x*‖ / ‖x* − x_sp‖ (ratio)",
+        "‖x − x*‖_Q / ‖x* − x_sp‖_Q (ratio)",
     )
     width = 0.8 / max(len(names), 1)
     movements = np.arange(len(directions_deg))
@@ -138,7 +139,7 @@ def preparation_figure(
 def _table(
     ax: Axes, summary: Mapping[str, Mapping[str, Sequence[float]]], directions_deg: list[float]
 ) -> None:
-    """Controller x movement table: colour the motor R^2, print R^2, energy, distance at go."""
+    """Controller x movement table: colour the motor R^2, print R^2, energy, Q-distance at go."""
     names = list(summary)
     r2 = np.array([summary[name]["motor_r2"] for name in names], dtype=np.float64)
     ax.imshow(r2, cmap="RdYlGn", vmin=0.5, vmax=1.0, aspect="auto", alpha=0.5)
@@ -147,7 +148,7 @@ def _table(
             entry = summary[name]
             text = (
                 f"R² {entry['motor_r2'][j]:.3f}\nE {entry['input_energy'][j]:.3g}"
-                f"\nd {entry['distance_at_go'][j]:.2g}"
+                f"\nd {entry['prepare_distance'][j]:.2g}"
             )
             ax.text(j, i, text, ha="center", va="center", fontsize=TICK_SIZE, linespacing=1.1)
     ax.set_xticks(np.arange(len(directions_deg)), [f"{d:g}°" for d in directions_deg])
@@ -155,6 +156,6 @@ def _table(
     ax.tick_params(labelsize=TICK_SIZE + 1, length=0)
     ax.set_title(
         "controller × movement: motor R² (colour, red < 0.5), input energy E (a.u.² s), "
-        "distance at go d (ratio)",
+        "Q-distance at go d (ratio)",
         fontsize=9.5,
     )

@@ -7,7 +7,7 @@ import torch
 from lifrnn_core.control import (
     care,
     care_residual,
-    fit_thalamic_loop,
+    copy_gain_loop,
     lqr,
     preparatory_feedback,
     readout_gramian,
@@ -118,7 +118,7 @@ def test_preparatory_feedback_refuses_a_non_positive_input_cost(network, r2):
 def test_thalamic_loop_reads_excitatory_units_and_reproduces_their_gain(network):
     W, C, n_e = network
     K = preparatory_feedback(W, C, n_e).K
-    loop = fit_thalamic_loop(K, n_e, torch.Generator().manual_seed(0))
+    loop = copy_gain_loop(K, n_e, torch.Generator().manual_seed(0))
     assert loop.Y.shape == (2 * N, N) and loop.X.shape == (N, 2 * N)
     assert np.all(loop.Y >= 0)
     assert np.all(loop.Y[:, n_e:] == 0)  # excitatory units only
@@ -136,8 +136,8 @@ def test_thalamic_loop_reads_excitatory_units_and_reproduces_their_gain(network)
 def test_thalamic_loop_is_reproducible_from_its_seed(network):
     W, C, n_e = network
     K = preparatory_feedback(W, C, n_e).K
-    first = fit_thalamic_loop(K, n_e, torch.Generator().manual_seed(3))
-    second = fit_thalamic_loop(K, n_e, torch.Generator().manual_seed(3))
+    first = copy_gain_loop(K, n_e, torch.Generator().manual_seed(3))
+    second = copy_gain_loop(K, n_e, torch.Generator().manual_seed(3))
     assert np.array_equal(first.Y, second.Y) and np.array_equal(first.X, second.X)
 
 
@@ -145,8 +145,8 @@ def test_thalamic_loop_can_deliver_its_drives_without_changing_the_feedback(netw
     W, C, n_e = network
     K = preparatory_feedback(W, C, n_e).K
     drives = np.random.default_rng(1).standard_normal((3, N))
-    plain = fit_thalamic_loop(K, n_e, torch.Generator().manual_seed(0))
-    loop = fit_thalamic_loop(K, n_e, torch.Generator().manual_seed(0), drives=drives)
+    plain = copy_gain_loop(K, n_e, torch.Generator().manual_seed(0))
+    loop = copy_gain_loop(K, n_e, torch.Generator().manual_seed(0), drives=drives)
     assert np.allclose(loop.effective_gain, plain.effective_gain)
     X1 = loop.X[:, :N]
     solution = np.linalg.lstsq(X1, drives.T, rcond=1e-8)[0]
@@ -159,4 +159,4 @@ def test_thalamic_loop_refuses_more_drives_than_free_channels(network):
     K = preparatory_feedback(W, C, n_e).K
     drives = np.ones((N, N))
     with pytest.raises(InvalidNetworkError, match="at most"):
-        fit_thalamic_loop(K, n_e, torch.Generator().manual_seed(0), drives=drives)
+        copy_gain_loop(K, n_e, torch.Generator().manual_seed(0), drives=drives)

@@ -249,7 +249,7 @@ def test_preparation_figure_masks_exact_arrivals_and_draws_the_table():
     distance = np.linspace(1.0, 0.0, 61)  # reaches x* exactly
     distance[40:] = 0.0
     summary = {
-        name: {"motor_r2": [0.99, 0.98], "input_energy": [10.0, 5.0], "distance_at_go": [0.1, 0]}
+        name: {"motor_r2": [0.99, 0.98], "input_energy": [10.0, 5.0], "prepare_distance": [0.1, 0]}
         for name in names
     }
     figure = preparation_figure(

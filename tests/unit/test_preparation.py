@@ -4,18 +4,18 @@ import numpy as np
 import pytest
 import torch
 
-from lifrnn_core.control import fit_thalamic_loop, preparatory_feedback
+from lifrnn_core.control import copy_gain_loop, preparatory_feedback
 from lifrnn_core.dynamics import background_input, simulate, spontaneous_state
 from lifrnn_core.errors import InvalidNetworkError
 from lifrnn_core.preparation import (
     TrialTiming,
-    distance_to_target,
     hold_input,
     input_energy,
     loop_offset,
+    prepare_distance,
     prepare_state,
-    readout_distance,
     run_trial,
+    state_distance,
 )
 from lifrnn_core.soc import SOCParameters, build_soc
 
@@ -34,7 +34,7 @@ def network():
     C = torch.randn(2, params.n_excitatory, generator=generator, dtype=torch.float64)
     n_e = params.n_excitatory
     feedback = preparatory_feedback(W.numpy(), C.numpy(), n_e, r2=0.1)
-    loop = fit_thalamic_loop(
+    loop = copy_gain_loop(
         feedback.K,
         n_e,
         torch.Generator().manual_seed(1),
@@ -103,7 +103,7 @@ def test_the_loop_starts_silent_and_drives_cortex_only_through_the_relay(network
 
 def test_min_energy_arrives_exactly_and_then_holds(network):
     prepared = prepare(network, "min_energy", duration=0.4, hold=0.2)
-    distance = distance_to_target(prepared.states, network["x_star"], network["x_sp"])
+    distance = state_distance(prepared.states, network["x_star"], network["x_sp"])
     arrival = round(0.4 / DT)
     assert float(distance[:, arrival:].max()) < 1e-6
     assert prepared.iterations >= 1
@@ -127,7 +127,7 @@ def test_min_energy_spends_least_energy_among_controllers_that_arrive(network):
         dt=DT,
         K=torch.from_numpy(strong.K),
     )
-    arrived = distance_to_target(lqr.states, network["x_star"], network["x_sp"])[:, -1]
+    arrived = state_distance(lqr.states, network["x_star"], network["x_sp"])[:, -1]
     assert float(arrived.max()) < 1e-3
     assert torch.all(input_energy(least.inputs, DT) < input_energy(lqr.inputs, DT))
 
@@ -158,7 +158,7 @@ def test_lqr_reaches_the_readout_relevant_directions_faster_than_feedforward(net
     naive = prepare(network, "feedforward", duration=0.3)
     args = (network["x_star"], network["x_sp"], network["Q"])
     assert torch.all(
-        readout_distance(lqr.states, *args)[:, -1] < readout_distance(naive.states, *args)[:, -1]
+        prepare_distance(lqr.states, *args)[:, -1] < prepare_distance(naive.states, *args)[:, -1]
     )
 
 
@@ -183,8 +183,7 @@ def test_run_trial_shapes_and_metrics(network):
     assert float(trial.inputs[:, :50].abs().max()) == 0.0  # spontaneous: no input
     assert float(trial.inputs[:, 200:].abs().max()) == 0.0  # movement: gate closed
     assert torch.allclose(trial.input_energy, input_energy(trial.inputs, DT))
-    assert torch.allclose(trial.distance_at_go, trial.distance[:, 200])
-    assert float(trial.distance_at_go.max()) < 1e-6
+    assert float(trial.distance[:, 200].max()) < 1e-6
     assert float(trial.persistence.max()) < 1e-6
     assert float(trial.distance[:, 0].min()) == pytest.approx(1.0)
 
@@ -232,10 +231,10 @@ def test_unknown_controller_and_missing_gains_are_clear_errors(network):
         )
 
 
-def test_readout_distance_is_zero_at_the_target_and_one_at_rest(network):
+def test_prepare_distance_is_zero_at_the_target_and_one_at_rest(network):
     x_star, x_sp, Q = network["x_star"], network["x_sp"], network["Q"]
     states = torch.stack([x_star, x_sp.expand(2, N)], dim=1)
-    distance = readout_distance(states, x_star, x_sp, Q)
+    distance = prepare_distance(states, x_star, x_sp, Q)
     assert np.allclose(distance.numpy(), [[0.0, 1.0], [0.0, 1.0]])
 
 

@@ -110,14 +110,27 @@ def test_prepare_job_compares_every_controller(tmp_path, fitted):
     assert list(metrics["controllers"]) == controllers
     for name in controllers:
         entry = metrics["controllers"][name]
-        for key in ("input_energy", "distance_at_go", "motor_r2", "persistence"):
+        for key in (
+            "prepare_distance",
+            "state_distance",
+            "input_energy",
+            "reach_energy",
+            "hold_energy",
+            "preparation_cost",
+            "motor_r2",
+            "persistence",
+        ):
             assert len(entry[key]) == 2, (name, key)
     assert len(metrics["table"]) == 8
     assert metrics["riccati_residual"] < 1e-8
     assert metrics["closed_loop_abscissa"] < 0
-    assert metrics["loop_error_excitatory"] < 1e-8
-    assert 0 < metrics["loop_error"] < 1
-    assert max(metrics["controllers"]["min_energy"]["distance_at_go"]) < 1e-6
+    # By default the loop copies K (exact on the excitatory columns) ...
+    assert metrics["loop_fit"] == {"method": "copy_gain"}
+    assert metrics["loop_gain_error_excitatory"] < 1e-8
+    assert 0 < metrics["loop_gain_error"] < 1
+    assert metrics["loop_cost_ratio"] > 1  # LQR is the optimum
+    assert max(metrics["controllers"]["min_energy"]["state_distance"]) < 1e-6
+    assert max(metrics["controllers"]["min_energy"]["prepare_distance"]) < 1e-6
     assert set(metrics["checks"]) >= {"min_energy_reaches_x_star", "feedforward_farther"}
     assert set(result["artifacts"]) >= {
         "trials.safetensors",
@@ -130,6 +143,7 @@ def test_prepare_job_compares_every_controller(tmp_path, fitted):
     assert trials["lqr.inputs"].shape == (2, total, 40)
     assert trials["min_energy.outputs"].shape == (2, 101, 2)
     assert trials["time"].shape == (total + 1,)
+    assert trials["lqr.prepare_distance"].shape == (2, total + 1)
     assert metadata["go_step"] == str(round(0.4 / 0.002))
     energy = (trials["lqr.inputs"].astype(np.float64) ** 2).sum(axis=(1, 2)) * 0.002
     assert np.allclose(energy, metrics["controllers"]["lqr"]["input_energy"], rtol=1e-5)
@@ -137,6 +151,23 @@ def test_prepare_job_compares_every_controller(tmp_path, fitted):
     assert gains["K"].shape == (40, 40) and gains["loop_Y"].shape == (80, 40)
     figure = Path(result["artifacts"]["prepare.png"])
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_loop_fitted_to_the_cost_is_opt_in(tmp_path, fitted):
+    spec_file = write_spec(tmp_path, fitted, controllers=["lqr", "thalamic_loop"], loop_fit="cost")
+    result = run_with(spec_file, fitted, tmp_path / "o")
+    assert result.status == "succeeded", result.error
+    fit = result.metrics["loop_fit"]
+    assert fit["method"] == "cost"
+    assert sum(fit["linearised_cost"]) <= sum(fit["linearised_cost_copy_k"])
+    assert fit["converged"] == (fit["stop_reason"] in ("tolerance", "gradient"))
+    assert result.metrics["loop_closed_loop_abscissa"] < 0
+
+
+def test_the_default_loop_fit_leaves_the_spec_hash_unchanged():
+    spec = PrepareSpec(network=NETWORK_ID)
+    assert "loop_fit" not in spec.model_dump()
+    assert PrepareSpec(network=NETWORK_ID, loop_fit="cost").model_dump()["loop_fit"] == "cost"
 
 
 def test_one_controller_alone(tmp_path, fitted):
