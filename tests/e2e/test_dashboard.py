@@ -121,7 +121,8 @@ def test_a_job_submitted_from_the_form_finishes_on_its_page(
     figure = alice.locator(".figures img").first
     figure.scroll_into_view_if_needed()
     loaded = "(img) => img.complete && img.naturalWidth > 400"
-    assert alice.evaluate(loaded, figure.element_handle())
+    # drawn when first opened (docs/service.md): the first load waits for matplotlib
+    alice.wait_for_function(loaded, arg=figure.element_handle(), timeout=60_000)
     alice.wait_for_selector("#curve-abscissa canvas")  # the abscissa per iteration (uPlot)
     with dashboard.api("alice") as api:
         iterations = api.get(f"/jobs/{finished_job}").json()["metrics"]["iterations"]
