@@ -81,7 +81,7 @@ def fitted_targets(saved: SavedNetwork, dtype: torch.dtype, device: torch.device
     return targets_for(movements, float(saved.meta("dt")), dtype, device)
 
 
-_TABLE = (
+TABLE_MEASURES = (
     "prepare_distance",
     "state_distance",
     "input_energy",
@@ -238,6 +238,14 @@ def run_prepare(spec: PrepareSpec, context: JobContext) -> JobResult:
     rows: list[dict[str, Any]] = []
     per_controller: dict[str, dict[str, Any]] = {}
     prepare_traces: dict[str, torch.Tensor] = {}
+    cost_terms = None  # what the preparation cost weighs: the same for every controller
+    if feedback is not None:
+        cost_terms = (
+            hold_input(W, h, x_star, gain),  # type: ignore[arg-type]
+            torch.from_numpy(feedback.Q).to(device, dtype),
+            feedback.r2,
+            torch.from_numpy(feedback.X).to(device, dtype),
+        )
     for index, name in enumerate(controllers):
         context.report(
             _FEEDBACK_SHARE + (1 - _FEEDBACK_SHARE) * index / len(controllers), f"{name}"
@@ -278,20 +286,21 @@ def run_prepare(spec: PrepareSpec, context: JobContext) -> JobResult:
             "persistence": _per_movement(measures.persistence),
             "seconds": seconds,
         }
-        if feedback is not None:
+        if cost_terms is not None:
             begin = timing.steps("spontaneous")
             go = timing.go_step
+            u_hold, Q_cost, r2, cost_to_go = cost_terms
             entry["preparation_cost"] = _per_movement(
                 preparation_cost(
                     trial.states[:, begin : go + 1],
                     trial.inputs[:, begin:go],
                     x_star,
-                    hold_input(W, h, x_star, gain),  # type: ignore[arg-type]
-                    torch.from_numpy(feedback.Q).to(device, dtype),
-                    feedback.r2,
+                    u_hold,
+                    Q_cost,
+                    r2,
                     tau=tau,
                     dt=dt,
-                    cost_to_go=torch.from_numpy(feedback.X).to(device, dtype),
+                    cost_to_go=cost_to_go,
                 )
             )
         if name == "min_energy":
@@ -305,7 +314,7 @@ def run_prepare(spec: PrepareSpec, context: JobContext) -> JobResult:
                 {
                     "controller": name,
                     "direction_deg": direction,
-                    **{key: entry[key][k] for key in _TABLE if key in entry},
+                    **{key: entry[key][k] for key in TABLE_MEASURES if key in entry},
                 }
             )
         logger.info(

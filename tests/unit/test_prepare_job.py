@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from lifrnn.files import read_safetensors, write_safetensors
 from lifrnn.jobs import JobContext, run_job
+from lifrnn.jobs.prepare import TABLE_MEASURES
 from lifrnn.specs import PrepareSpec, describe_validation_error, parse_spec
 
 
@@ -110,16 +111,7 @@ def test_prepare_job_compares_every_controller(tmp_path, fitted):
     assert list(metrics["controllers"]) == controllers
     for name in controllers:
         entry = metrics["controllers"][name]
-        for key in (
-            "prepare_distance",
-            "state_distance",
-            "input_energy",
-            "reach_energy",
-            "hold_energy",
-            "preparation_cost",
-            "motor_r2",
-            "persistence",
-        ):
+        for key in TABLE_MEASURES:
             assert len(entry[key]) == 2, (name, key)
     assert len(metrics["table"]) == 8
     assert metrics["riccati_residual"] < 1e-8
