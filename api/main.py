@@ -77,7 +77,10 @@ class BodySizeLimit:
             await self.app(scope, receive, send)
             return
         if scope["path"].rstrip("/") == "/files":
-            limit, setting = self.upload_bytes, "LIFRNN_MAX_UPLOAD_BYTES"
+            limit, setting = (
+                self.upload_bytes,
+                "LIFRNN_MAX_UPLOAD_BYTES or LIFRNN_MAX_RECORDING_BYTES",
+            )
         else:
             limit, setting = self.max_bytes, "LIFRNN_MAX_BODY_BYTES"
         declared = dict(scope["headers"]).get(b"content-length")
@@ -207,7 +210,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
-        upload_bytes=settings.max_upload_bytes,
+        upload_bytes=max(settings.max_upload_bytes, settings.max_recording_bytes),
         timeout=settings.request_timeout_seconds,
     )
 

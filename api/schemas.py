@@ -221,6 +221,11 @@ class FileOut(BaseModel):
     tensors: dict[str, Any] = Field(
         default_factory=dict, description="every tensor: {name: {dtype, shape}}"
     )
+    recording: dict[str, Any] | None = Field(
+        None,
+        description="an NWB recording's summary: units, spikes, trials, trial columns, "
+        "behaviour series and their shapes, duration (s); null for other files",
+    )
     job_id: str | None = None
     created_at: datetime
     url: str = ""

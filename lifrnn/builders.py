@@ -1,4 +1,4 @@
-"""Builders of the common job specs: ``soc``, ``fit``, ``prepare`` and ``retrain``.
+"""Builders of the job specs: ``soc``, ``fit``, ``prepare``, ``retrain`` and ``fit_data``.
 
 Each returns the same pydantic model the service validates (``lifrnn.specs``), so a mistake is
 caught here, naming the field, before anything is sent. Inputs may be given as:
@@ -29,10 +29,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lifrnn.specs import FitSpec, PrepareSpec, RetrainSpec, SOCSpec, SpecBase
+from lifrnn.specs import FitDataSpec, FitSpec, PrepareSpec, RetrainSpec, SOCSpec, SpecBase
 from lifrnn.specs.base import LOCAL_FILES
 
-__all__ = ["Referable", "fit", "prepare", "reference", "retrain", "soc"]
+__all__ = ["Referable", "fit", "fit_data", "prepare", "reference", "retrain", "soc"]
 
 _MOVEMENT_FIELDS = ("profile", "beta", "distance", "duration", "target", "targets_file")
 
@@ -144,5 +144,20 @@ def retrain(
             "sequence": list(sequence) if sequence is not None else None,
             **fields,
         },
+    )
+    return result
+
+
+def fit_data(network: Any, data: Any, **fields: Any) -> FitDataSpec:
+    """A ``fit_data`` spec: fit ``network`` to recorded activity ``data``, cross-validated.
+
+    ``network``: a job (the fit waits for it), a network, an id or a local network file.
+    ``data``: an uploaded file, its id, or a local NWB file (``.nwb``, MC_Maze layout) or
+    ``.safetensors`` of averaged ``rates`` (uploaded when submitted). Other keywords are
+    :class:`FitDataSpec` fields (``recording``, ``mode``, ``folds``, ``dt``, ...). Example:
+    ``fit_data(network=soc_job, data="maze.nwb", folds=5)``.
+    """
+    result: FitDataSpec = _build(
+        FitDataSpec, {"network": reference(network), "data": reference(data), **fields}
     )
     return result

@@ -22,7 +22,7 @@ import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, cast, get_args
 
 import typer
 from rich.console import Console
@@ -438,4 +438,159 @@ def users_revoke(name: Annotated[str, typer.Argument(help="user name")]) -> None
     stderr.print(
         f"revoked {name!r}: {revoked.tokens} API tokens and {revoked.dashboard_sessions} "
         "dashboard sessions deleted"
+    )
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run small simulations on one torch thread (faster than several, and far faster when
+    other processes share the CPUs); the previous count is restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@app.command("synth-nwb")
+def synth_nwb(
+    out: Annotated[Path, typer.Option("--out", "-o", help="the NWB file to write (*.nwb)")],
+    network: Annotated[
+        Path | None,
+        typer.Option(
+            help="a saved network (network.safetensors of an soc or fit job); default: a "
+            "kao2021 SOC network of --n units built here",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    conditions: Annotated[
+        int, typer.Option(min=8, max=27, help="reach directions, evenly spread over 360°")
+    ] = 8,
+    trials: Annotated[int, typer.Option(min=20, max=50, help="trials per condition")] = 30,
+    neurons: Annotated[int, typer.Option(min=1, max=500, help="recorded neurons")] = 60,
+    seed: Annotated[int, typer.Option(min=0, help="seed of the network, fit and spikes")] = 0,
+    n: Annotated[
+        int, typer.Option("--n", min=20, max=2000, help="units of the network built here")
+    ] = 100,
+) -> None:
+    """Write a synthetic recording with a known truth: spikes of neurons reading a network
+    fitted to reaches, in the MC_Maze NWB layout, and OUT.truth.safetensors beside it."""
+    if out.suffix.lower() != ".nwb":
+        raise typer.BadParameter(f"{out}: the file name must end in .nwb", param_hint="--out")
+    import torch
+
+    from lifrnn.files import write_safetensors
+    from lifrnn.networks import load_network
+    from lifrnn.nwb import write_nwb
+    from lifrnn_core.dynamics import GainName
+    from lifrnn_core.errors import InvalidNetworkError
+    from lifrnn_core.soc import build_soc
+    from lifrnn_core.soc_parameters import SOCParameters
+    from lifrnn_core.synthetic_recordings import LEAD, fit_reaches, synthesize_recording
+
+    tau, gain_name, x_sp = 0.15, "relu", None
+    with _one_torch_thread():
+        if network is not None:
+            try:
+                saved = load_network(network)
+            except (OSError, ValueError) as error:
+                stderr.print(f"[red]--network: {error}[/]")
+                raise typer.Exit(2) from None
+            W, n_excitatory = torch.from_numpy(saved.W), saved.n_excitatory
+            tau = float(saved.metadata.get("tau", tau))
+            gain_name = saved.metadata.get("gain", gain_name)
+            if "x_sp" in saved.tensors:
+                x_sp = torch.from_numpy(saved.tensors["x_sp"])
+            source = str(network)
+        else:
+            parameters = SOCParameters.for_method("kao2021", n=n)
+            logger.info("building a kao2021 SOC network of %d units (seed %d)", n, seed)
+            built = build_soc(parameters, seed=seed)
+            if not built.converged:
+                logger.warning("the SOC build stopped before its target abscissa; using it")
+            W, n_excitatory = torch.from_numpy(built.weights), parameters.n_excitatory
+            source = f"kao2021 SOC, n={n}, seed={seed}"
+        if gain_name not in get_args(GainName):
+            stderr.print(f"[red]--network: unknown gain {gain_name!r} in its metadata[/]")
+            raise typer.Exit(2)
+        gain = cast(GainName, gain_name)
+        logger.info("fitting initial states and a hand readout for %d reaches", conditions)
+        try:
+            reaches = fit_reaches(
+                W, n_excitatory, conditions=conditions, seed=seed, x_sp=x_sp, tau=tau, gain=gain
+            )
+        except InvalidNetworkError as error:
+            stderr.print(f"[red]{error}[/]")
+            raise typer.Exit(2) from None
+        dt = 1e-3
+        synthetic = synthesize_recording(
+            W,
+            n_excitatory,
+            x_sp=reaches.x_sp,
+            h=reaches.h,
+            x_star=reaches.x_star,
+            C=reaches.C,
+            tau=tau,
+            dt=dt,
+            gain=gain,
+            trials_per_condition=trials,
+            neurons=neurons,
+            seed=seed,
+        )
+    write_nwb(out, synthetic)
+    truth = out.with_name(out.stem + ".truth.safetensors")
+    fitted_span = (reaches.targets.shape[1] - 1) * reaches.dt
+    write_safetensors(
+        truth,
+        {
+            "W": W,
+            "h": reaches.h,
+            "x_sp": reaches.x_sp,
+            "x_star": reaches.x_star,
+            "C": reaches.C,
+            "mixing": synthetic.mixing,
+            "baseline": synthetic.baseline,
+            "rates": synthetic.rates,
+            "velocity": synthetic.velocity,
+        },
+        {
+            "kind": "fit",
+            "source": "synthetic",
+            "network": source,
+            "n_excitatory": str(n_excitatory),
+            "tau": str(tau),
+            "dt": str(dt),
+            "gain": gain,
+            "duration": str(round(fitted_span, 9)),
+            "lead": str(LEAD),
+            "directions_deg": reaches.directions_deg,
+            "target": "hand_velocity",
+            "r2": reaches.r2,
+            "seed": str(seed),
+            "conditions": str(conditions),
+            "trials_per_condition": str(trials),
+            "neurons": str(neurons),
+            "lifrnn_version": __version__,
+        },
+    )
+    recording = synthetic.recording
+    logger.info(
+        "wrote %s: %d neurons, %d trials, %d spikes (reach fit R² %.2f..%.2f)",
+        out,
+        recording.n_units,
+        len(recording.trials),
+        sum(len(times) for times in recording.spike_times),
+        min(reaches.r2),
+        max(reaches.r2),
+    )
+    logger.info("wrote the generating truth to %s", truth)
+    logger.info(
+        "to fit it: `lifrnn upload %s` prints the file's id; submit a fit_data job naming it, "
+        "then compare the fitted network with %s",
+        out,
+        truth.name,
     )

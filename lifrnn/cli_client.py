@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 # ``lifrnn.client`` (httpx, the spec models, numpy) is imported by the commands that talk to the
 # service, not here: ``lifrnn --help`` and ``--version`` start without it.
 
-JOB_KINDS = ("soc", "fit", "prepare", "retrain")
+JOB_KINDS = ("soc", "fit", "prepare", "retrain", "fit_data")
 JOB_STATUSES = ("waiting", "queued", "running", "cancelling", "succeeded", "failed", "cancelled")
 """``lifrnn.client.JOB_STATUSES``, spelled out so that building the commands' options does not
 import the client (tests/unit/test_cli_imports.py checks that the two agree)."""
@@ -535,8 +535,8 @@ def networks(
     kind: Annotated[
         str | None,
         typer.Option(
-            help="kind of the job that made it: soc, fit, retrain",
-            callback=_one_of("soc", "fit", "retrain"),
+            help="kind of the job that made it: soc, fit, retrain, fit_data",
+            callback=_one_of("soc", "fit", "retrain", "fit_data"),
         ),
     ] = None,
     n: Annotated[int | None, typer.Option(help="number of units")] = None,

@@ -38,7 +38,7 @@ import httpx
 from httpx_sse import connect_sse
 from pydantic import BaseModel
 
-from lifrnn.builders import fit, prepare, reference, retrain, soc
+from lifrnn.builders import fit, fit_data, prepare, reference, retrain, soc
 from lifrnn.durations import format_duration
 from lifrnn.specs.local import replace_local_paths
 
@@ -80,6 +80,7 @@ __all__ = [
     "UnauthorizedError",
     "WaitTimeoutError",
     "fit",
+    "fit_data",
     "prepare",
     "retrain",
     "soc",

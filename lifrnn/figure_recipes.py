@@ -33,7 +33,15 @@ FIGURE_DPI = 110
 FIGURE_METADATA = {"Software": "lifrnn (matplotlib Agg)"}
 """PNG text chunks of every figure: fixed, so identical figures are identical files."""
 
-FIGURE_FUNCTIONS = ("soc", "fit", "prepare", "retrain", "sequence")
+FIGURE_FUNCTIONS = (
+    "soc",
+    "fit",
+    "prepare",
+    "retrain",
+    "sequence",
+    "fit_data_psth",
+    "fit_data_population",
+)
 """Figure functions a recipe may name (see :func:`figure_function`)."""
 
 RECIPE_DATACLASSES = ("EvokedEnergy",)
@@ -74,6 +82,8 @@ def figure_function(name: str) -> Callable[..., Figure]:
         "prepare": figures.preparation_figure,
         "retrain": figures.retrain_figure,
         "sequence": figures.sequence_figure,
+        "fit_data_psth": figures.data_psth_figure,
+        "fit_data_population": figures.data_population_figure,
     }
     try:
         return functions[name]

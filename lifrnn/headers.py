@@ -1,9 +1,11 @@
-"""What a tensor file declares, read from its header alone: ``.safetensors`` and ``.npy``.
+"""What a file declares, read from its header alone: ``.safetensors``, ``.npy`` and ``.nwb``.
 
 An upload is judged before its body is read whole: the header gives every tensor's dtype and
 shape and so the exact size the file must have. Nothing in a file is ever executed: safetensors
 headers are JSON, ``.npy`` headers a literal dict read by numpy's own header parser, and object
-(pickled) arrays are refused.
+(pickled) arrays are refused. An NWB recording (HDF5) must start with the HDF5 signature; its
+superblock records the end-of-file address, which is the size the file must have; what it holds
+is judged once it is complete (:func:`lifrnn.nwb.inspect_nwb`).
 
 Limits on what an upload may declare (the largest inputs a spec can use): every dimension at most
 :data:`MAX_UNITS` (the largest ``n``), except the time axis of a 3-D tensor (``(movements, time,
@@ -34,8 +36,14 @@ MAX_SAFETENSORS_HEADER = 1 << 20
 """Largest safetensors JSON header accepted (lifrnn's own are a few kB)."""
 MAX_NPY_HEADER = 10_000
 
-FORMATS = {".safetensors": "safetensors", ".npy": "npy"}
-"""Tensor file formats by file-name extension."""
+FORMATS = {".safetensors": "safetensors", ".npy": "npy", ".nwb": "nwb"}
+"""File formats by file-name extension: tensors, and NWB recordings."""
+RECORDING_FORMATS = frozenset({"nwb"})
+"""Formats of recordings (not tensors): their own size limit, judged whole once received."""
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+"""The first eight bytes of an HDF5 (NWB) file without a user block."""
+_HDF5_UNDEFINED = 0xFFFFFFFFFFFFFFFF
+"""An undefined address of an HDF5 superblock (every bit set; shifted for narrower ones)."""
 
 _SAFETENSORS_DTYPES = {"F16": 2, "BF16": 2, "F32": 4, "F64": 8}
 _NPY_SINGLE = "array"
@@ -52,28 +60,33 @@ class TooLargeError(HeaderError):
 
 @dataclass(frozen=True)
 class FileHeader:
-    """What a tensor file declares.
+    """What a file declares.
 
     Attributes:
-        format: ``"safetensors"`` or ``"npy"``.
+        format: ``"safetensors"``, ``"npy"`` or ``"nwb"``.
         tensors: name -> ``{"dtype": str, "shape": [int, ...]}`` (a ``.npy`` file's one array
-            is named ``"array"``).
+            is named ``"array"``; none for a recording).
         metadata: a safetensors file's ``__metadata__`` (string to string).
         size: the exact size in bytes the file must have, header included.
+        summary: a recording's summary (:func:`lifrnn.nwb.inspect_nwb`), once it was judged.
     """
 
     format: str
     tensors: dict[str, dict[str, Any]]
     metadata: dict[str, str] = field(default_factory=dict)
     size: int = 0
+    summary: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
-        """The form kept in the store (``artifacts.header``)."""
+        """The form kept in the store (``artifacts.header``): a recording's summary (with
+        ``"format": "nwb"``), or a tensor file's tensors and metadata."""
+        if self.format in RECORDING_FORMATS:
+            return dict(self.summary or {"format": self.format})
         return {"tensors": self.tensors, "metadata": self.metadata}
 
 
 def format_of(name: str) -> str | None:
-    """``"safetensors"`` or ``"npy"`` from a file name's extension, else None."""
+    """``"safetensors"``, ``"npy"`` or ``"nwb"`` from a file name's extension, else None."""
     lowered = name.lower()
     for suffix, kind in FORMATS.items():
         if lowered.endswith(suffix):
@@ -92,6 +105,8 @@ def header_length(fmt: str, prefix: bytes) -> int | None:
                 f"safetensors header of {length} bytes (at most {MAX_SAFETENSORS_HEADER})"
             )
         return 8 + int(length)
+    if fmt == "nwb":
+        return _hdf5_length(prefix)
     if len(prefix) < 10:
         return None
     if prefix[:6] != b"\x93NUMPY":
@@ -111,7 +126,65 @@ def header_length(fmt: str, prefix: bytes) -> int | None:
 
 def read_header(fmt: str, header: bytes) -> FileHeader:
     """Parse the complete header bytes of a ``fmt`` file (see :func:`header_length`)."""
+    if fmt == "nwb":
+        return _hdf5(header)
     return _safetensors(header) if fmt == "safetensors" else _npy(header)
+
+
+def _hdf5_layout(prefix: bytes) -> tuple[int, int] | None:
+    """(where the superblock's addresses start, size of an address) from an HDF5 file's first
+    bytes; None while more are needed. Versions 0 and 1 put the size of offsets at byte 13 and
+    the addresses (base, free space, end of file, driver information) at 24 or 28; versions 2
+    and 3 the size at byte 9 and the addresses (base, extension, end of file, root) at 12."""
+    if prefix[: len(HDF5_SIGNATURE)] != HDF5_SIGNATURE[: len(prefix)]:
+        raise HeaderError(
+            "not an NWB file: an NWB file is HDF5 and starts with the HDF5 signature "
+            "\\x89HDF\\r\\n\\x1a\\n"
+        )
+    if len(prefix) < 9:
+        return None
+    version = prefix[8]
+    if version in (0, 1):
+        if len(prefix) < 14:
+            return None
+        width, start = prefix[13], 24 if version == 0 else 28
+    elif version in (2, 3):
+        if len(prefix) < 10:
+            return None
+        width, start = prefix[9], 12
+    else:
+        raise HeaderError(f"unsupported HDF5 superblock version {version}")
+    if width not in (2, 4, 8):
+        raise HeaderError(f"HDF5 superblock declares addresses of {width} bytes")
+    return start, width
+
+
+def _hdf5_length(prefix: bytes) -> int | None:
+    layout = _hdf5_layout(prefix)
+    if layout is None:
+        return None
+    start, width = layout
+    return start + 4 * width  # up to the driver information (v0/1) or root (v2/3) address
+
+
+def _hdf5(header: bytes) -> FileHeader:
+    layout = _hdf5_layout(header)
+    assert layout is not None
+    start, width = layout
+    undefined = _HDF5_UNDEFINED >> (64 - 8 * width)
+
+    def address(index: int) -> int:
+        return int.from_bytes(header[start + index * width : start + (index + 1) * width], "little")
+
+    base, end = address(0), address(2)
+    if header[8] in (0, 1) and address(3) != undefined:
+        raise HeaderError(
+            "HDF5 file split over several files (a family or multi driver): lifrnn reads "
+            "single-file recordings only"
+        )
+    if base == undefined or end == undefined:
+        raise HeaderError("HDF5 superblock has no end-of-file address")
+    return FileHeader("nwb", {}, size=base + end)
 
 
 def _safetensors(header: bytes) -> FileHeader:
@@ -209,12 +282,13 @@ def tensor_shape(header: dict[str, Any] | None, name: str) -> list[int] | None:
 
 
 def read_file_header(path: Path) -> FileHeader | None:
-    """The header of a local ``.safetensors`` or ``.npy`` file (None for other files)."""
+    """The header of a local ``.safetensors``, ``.npy`` or ``.nwb`` file (None for other
+    files); a recording's is its superblock's, without a summary."""
     fmt = format_of(path.name)
     if fmt is None:
         return None
     with path.open("rb") as stream:
-        prefix = stream.read(12)
+        prefix = stream.read(64)
         needed = header_length(fmt, prefix)
         if needed is None:
             raise HeaderError(f"{path.name}: too short for a {fmt} file")

@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         256 * 2**20, ge=1, description="larger uploads (POST /files) answer 413"
     )
+    max_recording_bytes: int = Field(
+        4 * 2**30,
+        ge=1,
+        description="larger NWB recordings (POST /files of a .nwb file) answer 413; a lab's "
+        "session of spike times and 1 kHz behaviour takes a few hundred MB to a few GB",
+    )
     default_max_bytes: int = Field(
         10 * 2**30,
         ge=0,

@@ -14,13 +14,14 @@ from typing import Any, get_args
 
 from pydantic import BaseModel
 
-from lifrnn.specs import FitSpec, PrepareSpec, RetrainSpec, SOCSpec
+from lifrnn.specs import FitDataSpec, FitSpec, PrepareSpec, RetrainSpec, SOCSpec
 
 KINDS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("soc", SOCSpec),
     ("fit", FitSpec),
     ("prepare", PrepareSpec),
     ("retrain", RetrainSpec),
+    ("fit_data", FitDataSpec),
 )
 
 LIMITS = (
@@ -136,8 +137,8 @@ def _fields(
 
 
 def spec_fields(kind: str) -> list[SpecField]:
-    """Every field of ``kind``'s spec (``soc``, ``fit``, ``prepare``, ``retrain``), nested ones
-    dotted; ``KeyError`` for another kind."""
+    """Every field of ``kind``'s spec (``soc``, ``fit``, ``prepare``, ``retrain``,
+    ``fit_data``), nested ones dotted; ``KeyError`` for another kind."""
     model = dict(KINDS)[kind]
     schema = model.model_json_schema()
     return _fields(model, schema, schema.get("$defs", {}))

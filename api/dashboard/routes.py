@@ -70,13 +70,13 @@ STATIC_DIR = HERE / "static"
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
 EXAMPLES = importlib.resources.files("lifrnn.examples")
 """Example specs offered by the submit form (``lifrnn/examples/*.json``, shipped in the package)."""
-STARTS_FROM = {"fit": "fit", "prepare": "prepare", "retrain": "retrain"}
+STARTS_FROM = {"fit": "fit", "prepare": "prepare", "retrain": "retrain", "fit_data": "fit_data"}
 """``/ui/submit?network=ID&kind=K``: the example each kind of job on a network starts from."""
 SWEEP_AXIS = "seed"
 """``/ui/submit?network=ID&kind=K&sweep=1``: the field the offered sweep varies, to edit (every
 kind on a network has a ``seed``: a sweep over it tells a result from the draw's luck)."""
 SWEEP_WAYS = ("grid", "zip", "random")
-JOB_KINDS = ("soc", "fit", "prepare", "retrain")
+JOB_KINDS = ("soc", "fit", "prepare", "retrain", "fit_data")
 
 LEGACY_TOKEN_COOKIE = "lifrnn_token"
 """Where sign-in kept the raw API token before sessions: deleted wherever it is still found."""
@@ -914,6 +914,8 @@ async def with_network(
                 network_id = page["items"][0]["id"]
                 break
     spec["network"] = network_id or "<the id of one of your networks: see Networks>"
+    if "data" in spec:  # the example names a local file; the service takes an upload's id
+        spec["data"] = "<the id of a recording you uploaded: `lifrnn upload FILE.nwb`>"
     return json.dumps(spec, indent=2)
 
 

@@ -38,13 +38,16 @@ def spec_summary(job: dict[str, Any]) -> str:
         directions = spec.get("directions_deg")
         new = f"{len(directions)} new" if directions else "default new"
         return f"{spec.get('mode')} · {new} · {_network(spec)}"
+    if kind == "fit_data":
+        return f"{spec.get('mode')} · {spec.get('folds')} folds · {_network(spec)}"
     return ""
 
 
 def key_metrics(job: dict[str, Any]) -> str:
     """The first numbers to look at: SOC abscissa and iterations, a fit's worst R², each
     controller's worst motor R², retraining's worst R² on new and old reaches per mode (flagged
-    when its readout cannot reach the new targets, or it did not converge)."""
+    when its readout cannot reach the new targets, or it did not converge), a fit to recordings'
+    cross-validated R² beside the random network's."""
     metrics = job.get("metrics") or {}
     flat = job.get("flat_metrics") or {}
     if not metrics:
@@ -74,6 +77,10 @@ def key_metrics(job: dict[str, Any]) -> str:
                     part += " (not converged)"
                 parts.append(part)
         return " · ".join(parts)
+    if kind == "fit_data":
+        heldout = _number(metrics.get("r2_heldout"), 3)
+        random = _number(metrics.get("r2_heldout_random"), 3)
+        return f"held-out R² {heldout} (random {random})"
     return ""
 
 

@@ -1,10 +1,14 @@
-"""``/files``: upload tensor files (``.safetensors``, ``.npy``), list, read, download, delete.
+"""``/files``: upload tensor files (``.safetensors``, ``.npy``) and recordings (``.nwb``), list,
+read, download, delete.
 
 An upload's body is the file itself (``Content-Type: application/octet-stream``, its name in
 ``?name=W.npy``). Its header is judged as soon as it has arrived (format, dtypes, shapes, declared
-size), so a file over the limits is refused before the rest is read and nothing is kept. Files are
-referred to by id in specs (``initial_weights``, ``movements.targets_file``, ``network``); the
-artifacts of your jobs are files too and answer ``GET /files/{id}`` alike.
+size; an NWB file's HDF5 superblock declares its size), so a file over the limits is refused
+before the rest is read and nothing is kept. A complete NWB recording is then judged whole
+(units with spike times, a trials table, nothing pointing outside the file) and its summary kept
+as its header, against which a spec's fields are checked at submit. Files are referred to by id
+in specs (``initial_weights``, ``movements.targets_file``, ``network``); the artifacts of your
+jobs are files too and answer ``GET /files/{id}`` alike.
 """
 
 from __future__ import annotations
@@ -43,8 +47,14 @@ def file_out(artifact: Artifact) -> FileOut:
     """The wire form of a stored file."""
     tensors = (artifact.header or {}).get("tensors", {})
     only = next(iter(tensors.values()))["shape"] if len(tensors) == 1 else None
+    recording = artifact.header if artifact.format == "nwb" else None
     return FileOut.model_validate(artifact).model_copy(
-        update={"tensors": tensors, "shape": only, "url": f"/files/{artifact.id}/content"}
+        update={
+            "tensors": tensors,
+            "shape": only,
+            "recording": recording,
+            "url": f"/files/{artifact.id}/content",
+        }
     )
 
 
@@ -73,9 +83,17 @@ def _check_room(store: Store, user: User, declared: int) -> None:
     status_code=status.HTTP_201_CREATED,
     response_model=FileOut,
     responses={
-        413: {"model": Problem, "description": "larger than LIFRNN_MAX_UPLOAD_BYTES or limits"},
+        413: {
+            "model": Problem,
+            "description": "larger than LIFRNN_MAX_UPLOAD_BYTES (LIFRNN_MAX_RECORDING_BYTES for "
+            "a .nwb recording) or the limits on shapes",
+        },
         415: {"model": Problem, "description": "body is not application/octet-stream"},
-        422: {"model": Problem, "description": "not a valid .safetensors or .npy file"},
+        422: {
+            "model": Problem,
+            "description": "not a valid .safetensors or .npy file, or not an NWB recording "
+            "lifrnn can read (the detail lists what is missing)",
+        },
         429: {"model": Problem, "description": "over your byte quota"},
     },
     openapi_extra={
@@ -93,10 +111,15 @@ async def upload(
     user: CurrentUser,
     name: Annotated[
         str,
-        Query(min_length=1, max_length=255, description="file name: *.safetensors or *.npy"),
+        Query(
+            min_length=1,
+            max_length=255,
+            description="file name: *.safetensors or *.npy, or *.nwb for a recording",
+        ),
     ],
 ) -> FileOut:
-    """Upload a ``.safetensors`` or ``.npy`` file (never pickle); refer to it by its id."""
+    """Upload a ``.safetensors`` or ``.npy`` file (never pickle), or an NWB recording
+    (``.nwb``); refer to it by its id."""
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if media != "application/octet-stream":
         raise HTTPException(
@@ -110,10 +133,15 @@ async def upload(
         declared = 0  # chunked, or nonsense: the receiver counts what really arrives
     await run_in_threadpool(_check_room, store, user, declared)
     try:
-        receiver = UploadReceiver(name, settings.max_upload_bytes, settings.scratch / "uploads")
+        receiver = UploadReceiver(
+            name,
+            settings.max_upload_bytes,
+            settings.scratch / "uploads",
+            max_recording_bytes=settings.max_recording_bytes,
+        )
         async for chunk in request.stream():
             receiver.feed(chunk)
-        received = receiver.finish()
+        received = await run_in_threadpool(receiver.finish)  # a recording is read whole
     except TooLargeError as error:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"file: {error}") from None
     except HeaderError as error:

@@ -20,6 +20,7 @@ from lifrnn import __version__
 from lifrnn.files import write_json
 from lifrnn.jobs.base import JobCancelledError, JobContext, JobResult
 from lifrnn.jobs.fit import run_fit
+from lifrnn.jobs.fit_data import run_fit_data
 from lifrnn.jobs.prepare import run_prepare
 from lifrnn.jobs.retrain import run_retrain
 from lifrnn.jobs.soc import run_soc
@@ -35,6 +36,7 @@ RUNNERS: dict[str, Callable[[Any, JobContext], JobResult]] = {
     "fit": run_fit,
     "prepare": run_prepare,
     "retrain": run_retrain,
+    "fit_data": run_fit_data,
 }
 """Runner of each job kind."""
 

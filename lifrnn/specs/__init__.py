@@ -28,6 +28,7 @@ from lifrnn.specs.base import (
     is_id,
 )
 from lifrnn.specs.fit import FitSpec, MovementSpec
+from lifrnn.specs.fit_data import FitDataSpec, RecordingSpec
 from lifrnn.specs.prepare import PrepareSpec
 from lifrnn.specs.retrain import RetrainSpec
 from lifrnn.specs.soc import SOCSpec
@@ -36,12 +37,14 @@ __all__ = [
     "SPEC_MODELS",
     "Device",
     "FileId",
+    "FitDataSpec",
     "FitSpec",
     "InputFacts",
     "JobOutput",
     "JobSpec",
     "MovementSpec",
     "PrepareSpec",
+    "RecordingSpec",
     "ReferenceKind",
     "RetrainSpec",
     "SOCSpec",
@@ -53,10 +56,12 @@ __all__ = [
     "spec_sha256",
 ]
 
-_UNION_TAGS = {"inline", "stored", "job_output", "soc", "fit", "prepare", "retrain"}
+_UNION_TAGS = {"inline", "stored", "job_output", "soc", "fit", "prepare", "retrain", "fit_data"}
 """Tags of tagged unions; left out of error locations, which name fields only."""
 
-JobSpec = Annotated[SOCSpec | FitSpec | PrepareSpec | RetrainSpec, Field(discriminator="kind")]
+JobSpec = Annotated[
+    SOCSpec | FitSpec | PrepareSpec | RetrainSpec | FitDataSpec, Field(discriminator="kind")
+]
 """Any job spec; the ``kind`` field selects the model."""
 
 SPEC_MODELS: dict[str, type[SpecBase]] = {
@@ -64,6 +69,7 @@ SPEC_MODELS: dict[str, type[SpecBase]] = {
     "fit": FitSpec,
     "prepare": PrepareSpec,
     "retrain": RetrainSpec,
+    "fit_data": FitDataSpec,
 }
 """The spec model of each kind."""
 

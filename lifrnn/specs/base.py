@@ -74,7 +74,7 @@ class JobOutput(StrictModel):
 
     job: Annotated[
         str,
-        Field(max_length=100, description="id of one of your soc/fit/retrain jobs"),
+        Field(max_length=100, description="id of one of your soc/fit/retrain/fit_data jobs"),
         AfterValidator(lambda value: _job_id(value)),
     ]
 

@@ -31,11 +31,13 @@ from lifrnn.store.status import TERMINAL
 
 NETWORK_ARTIFACT = "network.safetensors"
 """The artifact that makes a job's output a network row."""
-NETWORK_KINDS = frozenset({"soc", "fit", "retrain"})
+NETWORK_KINDS = frozenset({"soc", "fit", "retrain", "fit_data"})
 """Kinds of job that make a network."""
 FITTED_KINDS = frozenset({"fit", "retrain"})
 """Kinds of job whose network carries initial states and a readout."""
 TENSOR_FORMATS = frozenset({"safetensors", "npy"})
+INPUT_FORMATS = TENSOR_FORMATS | {"nwb"}
+"""What a spec's file input may be: tensors, or an NWB recording (``fit_data``'s data)."""
 
 
 class InputError(ValueError):
@@ -73,11 +75,12 @@ def _file(session: Session, owner: User, field_name: str, value: str) -> Artifac
             f"{field_name}: no file '{value}' of yours (upload one with POST /files, or name an "
             "artifact of one of your jobs)"
         )
-    if artifact.format not in TENSOR_FORMATS and not artifact.name.endswith(
-        (".safetensors", ".npy")
+    if artifact.format not in INPUT_FORMATS and not artifact.name.endswith(
+        (".safetensors", ".npy", ".nwb")
     ):
         raise InputError(
-            f"{field_name}: file '{artifact.name}' ({value}) is not a .safetensors or .npy file"
+            f"{field_name}: file '{artifact.name}' ({value}) is not a .safetensors, .npy or "
+            ".nwb file"
         )
     return artifact
 

@@ -1,11 +1,14 @@
 """Uploaded files: received in chunks, judged by their header first, stored by content.
 
-:class:`UploadReceiver` takes the bytes of a ``.safetensors`` or ``.npy`` file as they arrive.
-As soon as the header is complete it is checked (format, dtypes, shapes within the limits of
-:mod:`lifrnn.headers`, the declared size within ``max_bytes``) and the upload is refused before
-the rest is read; the body goes to a temporary file, hashed on the way. :func:`store_upload` then
-puts it into the content-addressed store and records it as an artifact without a job. The same
-path serves ``POST /files`` and ``lifrnn run``'s local files, so both are judged alike.
+:class:`UploadReceiver` takes the bytes of a ``.safetensors``, ``.npy`` or ``.nwb`` file as they
+arrive. As soon as the header is complete it is checked (format, dtypes, shapes within the limits
+of :mod:`lifrnn.headers`, the declared size within ``max_bytes``, or ``max_recording_bytes`` for
+an NWB recording, whose HDF5 superblock declares its size) and the upload is refused before the
+rest is read; the body goes to a temporary file, hashed on the way. A complete recording is then
+judged whole (:func:`lifrnn.nwb.inspect_nwb`: an NWB file with units, spike times and trials, and
+nothing pointing outside it), and its summary becomes its header. :func:`store_upload` puts the
+file into the content-addressed store and records it as an artifact without a job. The same path
+serves ``POST /files`` and ``lifrnn run``'s local files, so both are judged alike.
 """
 
 from __future__ import annotations
@@ -15,13 +18,20 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lifrnn.headers import FileHeader, HeaderError, TooLargeError, format_of, header_length
+from lifrnn.headers import (
+    RECORDING_FORMATS,
+    FileHeader,
+    HeaderError,
+    TooLargeError,
+    format_of,
+    header_length,
+)
 from lifrnn.headers import read_header as parse_header
 from lifrnn.private_files import private_dir
 from lifrnn.store.cas import ArtifactStore, blob_key, file_sha256
@@ -50,12 +60,13 @@ class ReceivedFile:
 def clean_name(name: str) -> str:
     """A file name safe to show and to keep: its last path part, odd characters replaced.
 
-    Raises :class:`HeaderError` unless it ends in ``.safetensors`` or ``.npy``.
+    Raises :class:`HeaderError` unless it ends in ``.safetensors``, ``.npy`` or ``.nwb``.
     """
     base = _UNSAFE.sub("_", name.replace("\\", "/").rsplit("/", 1)[-1]).strip("._")[:200]
     if format_of(base) is None:
         raise HeaderError(
-            f"file name {name!r}: lifrnn stores .safetensors and .npy files only (never pickle)"
+            f"file name {name!r}: lifrnn stores .safetensors and .npy files only (never pickle), "
+            "and recordings as .nwb"
         )
     return base
 
@@ -63,14 +74,28 @@ def clean_name(name: str) -> str:
 class UploadReceiver:
     """Receives one upload's bytes in order (:meth:`feed`), then :meth:`finish`.
 
+    ``max_bytes`` limits tensor files, ``max_recording_bytes`` NWB recordings (None: the same).
     Raises :class:`HeaderError` (422) or :class:`TooLargeError` (413) as soon as what arrived
     shows the file is refused; the temporary file is then removed.
     """
 
-    def __init__(self, name: str, max_bytes: int, folder: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        max_bytes: int,
+        folder: Path | None = None,
+        *,
+        max_recording_bytes: int | None = None,
+    ) -> None:
         self.name = clean_name(name)
         self.format = format_of(self.name) or ""
-        self.max_bytes = max_bytes
+        recording = self.format in RECORDING_FORMATS and max_recording_bytes is not None
+        self.max_bytes: int = (max_recording_bytes or max_bytes) if recording else max_bytes
+        self._limit_text = (
+            f"recordings may have at most {self.max_bytes} (LIFRNN_MAX_RECORDING_BYTES)"
+            if recording
+            else f"uploads may have at most {self.max_bytes} (LIFRNN_MAX_UPLOAD_BYTES)"
+        )
         self.header: FileHeader | None = None
         self._prefix = b""
         self._digest = hashlib.sha256()
@@ -96,8 +121,7 @@ class UploadReceiver:
                     self.header = parse_header(self.format, self._prefix[:needed])
                     if self.header.size > self.max_bytes:
                         raise TooLargeError(
-                            f"{self.name} declares {self.header.size} bytes; uploads may have "
-                            f"at most {self.max_bytes} (LIFRNN_MAX_UPLOAD_BYTES)"
+                            f"{self.name} declares {self.header.size} bytes; {self._limit_text}"
                         )
                     self._prefix = b""
             if self.header is not None and self._size > self.header.size:
@@ -111,7 +135,8 @@ class UploadReceiver:
             raise
 
     def finish(self) -> ReceivedFile:
-        """The complete file; raises :class:`HeaderError` when it is shorter than declared."""
+        """The complete file; raises :class:`HeaderError` when it is shorter than declared, or
+        a recording that :func:`lifrnn.nwb.inspect_nwb` refuses (the message says why)."""
         try:
             if self.header is None:
                 raise HeaderError(f"{self.name} ends before its header does ({self._size} bytes)")
@@ -120,10 +145,21 @@ class UploadReceiver:
                     f"{self.name} has {self._size} bytes; its header declares {self.header.size}"
                 )
             self._stream.close()
+            if self.format in RECORDING_FORMATS:
+                self.header = replace(self.header, summary=self._inspect())
         except BaseException:
             self.discard()
             raise
         return ReceivedFile(self.path, self.name, self._digest.hexdigest(), self._size, self.header)
+
+    def _inspect(self) -> dict[str, object]:
+        # imported here: pynwb is loaded only by a process that receives a recording
+        from lifrnn.nwb import RecordingFileError, inspect_nwb
+
+        try:
+            return inspect_nwb(self.path, name=self.name)
+        except RecordingFileError as error:
+            raise HeaderError(str(error)) from None
 
     def discard(self) -> None:
         """Remove the temporary file."""
@@ -131,9 +167,15 @@ class UploadReceiver:
         self.path.unlink(missing_ok=True)
 
 
-def receive_file(path: Path, max_bytes: int, folder: Path | None = None) -> ReceivedFile:
+def receive_file(
+    path: Path,
+    max_bytes: int,
+    folder: Path | None = None,
+    *,
+    max_recording_bytes: int | None = None,
+) -> ReceivedFile:
     """Read a local file through :class:`UploadReceiver` (the same checks as an upload)."""
-    receiver = UploadReceiver(path.name, max_bytes, folder)
+    receiver = UploadReceiver(path.name, max_bytes, folder, max_recording_bytes=max_recording_bytes)
     with path.open("rb") as stream:
         while chunk := stream.read(1 << 20):
             receiver.feed(chunk)
@@ -141,10 +183,15 @@ def receive_file(path: Path, max_bytes: int, folder: Path | None = None) -> Rece
 
 
 def receive_chunks(
-    chunks: Iterable[bytes], name: str, max_bytes: int, folder: Path | None = None
+    chunks: Iterable[bytes],
+    name: str,
+    max_bytes: int,
+    folder: Path | None = None,
+    *,
+    max_recording_bytes: int | None = None,
 ) -> ReceivedFile:
     """Receive an upload from an iterable of byte chunks."""
-    receiver = UploadReceiver(name, max_bytes, folder)
+    receiver = UploadReceiver(name, max_bytes, folder, max_recording_bytes=max_recording_bytes)
     for chunk in chunks:
         receiver.feed(chunk)
     return receiver.finish()

@@ -5,8 +5,17 @@ the caller's business. Every panel has labelled axes with units; text is at leas
 """
 
 from lifrnn_core.figures.fit import fit_figure
+from lifrnn_core.figures.fit_data import data_population_figure, data_psth_figure
 from lifrnn_core.figures.prepare import preparation_figure
 from lifrnn_core.figures.retrain import retrain_figure, sequence_figure
 from lifrnn_core.figures.soc import soc_figure
 
-__all__ = ["fit_figure", "preparation_figure", "retrain_figure", "sequence_figure", "soc_figure"]
+__all__ = [
+    "data_population_figure",
+    "data_psth_figure",
+    "fit_figure",
+    "preparation_figure",
+    "retrain_figure",
+    "sequence_figure",
+    "soc_figure",
+]

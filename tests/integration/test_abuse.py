@@ -28,6 +28,7 @@ MINIMAL = {
     "fit": {"kind": "fit"},
     "prepare": {"kind": "prepare", "network": NETWORK},
     "retrain": {"kind": "retrain", "network": NETWORK},
+    "fit_data": {"kind": "fit_data", "network": NETWORK, "data": NETWORK},
 }
 
 

@@ -1,0 +1,636 @@
+"""Recordings in NWB files (HDF5): checked, summarised, read into a :class:`Recording`, written.
+
+Labs' recordings follow the layout of the Neural Latents Benchmark's MC_Maze (DANDI 000128): a
+``units`` table with ``spike_times``; a ``trials`` table with ``start_time``, ``stop_time``, event
+times (``move_onset_time``, ``go_cue_time``, ``target_on_time``), the condition (``trial_type``,
+``trial_version``), ``success`` and ``split``; and ``processing/behavior`` with the TimeSeries
+``hand_vel`` (samples, 2). :class:`NWBLayout` names what is read, with those names by default.
+
+- :func:`inspect_nwb` judges a file and summarises it as JSON; an upload's stored header is that
+  summary, so :func:`check_layout` can refuse a spec naming a column the file lacks at submit.
+- :func:`read_nwb` reads spike times, the trial table and the hand velocity.
+- :func:`write_nwb` writes a :class:`~lifrnn_core.synthetic_recordings.SyntheticRecording` in the
+  MC_Maze layout, with the session metadata NWB's best practices ask for.
+
+Nothing in a file is executed: pynwb reads the format's cached schema as data. A file is opened
+by pynwb only after h5py has found no link or dataset that points outside it (HDF5 external links,
+external storage, virtual datasets), which could otherwise make the server read another file of
+its disk.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import h5py
+import numpy as np
+from hdmf.common import DynamicTable, VectorIndex
+from pynwb import NWBHDF5IO, H5DataIO, NWBFile, TimeSeries
+from pynwb.file import Subject
+from pynwb.misc import Units
+
+from lifrnn.headers import HDF5_SIGNATURE
+from lifrnn_core.recordings import Recording, Trials
+
+if TYPE_CHECKING:
+    from lifrnn_core.synthetic_recordings import SyntheticRecording
+
+__all__ = [
+    "NWBLayout",
+    "RecordingFileError",
+    "check_file_safety",
+    "check_layout",
+    "inspect_nwb",
+    "read_nwb",
+    "write_nwb",
+]
+
+MAX_LISTED = 200
+"""Most column or series names a summary lists of one kind."""
+
+
+class RecordingFileError(ValueError):
+    """A recording file that cannot be read, or lacks what is asked of it (422)."""
+
+
+@dataclass(frozen=True)
+class NWBLayout:
+    """Where a recording's fields are in an NWB file; MC_Maze's names by default.
+
+    Attributes:
+        units_table: ``"units"`` (the file's units table) or ``"module/table"`` for a units
+            table inside a processing module.
+        spike_times: the ragged column of spike times (seconds) of the units table.
+        start_time, stop_time: trial columns of each trial's start and end (seconds).
+        conditions: trial columns whose values, joined by ``/``, label a trial's condition
+            (``("trial_type", "trial_version")`` gives ``"3/1"``; one column gives ``"3"``).
+        success: trial column of bool success flags; None: every trial counts as successful.
+        split: trial column of the split (``train``, ``val``, ``test``); None: no split.
+        behavior_module: processing module holding the behaviour.
+        velocity: TimeSeries (samples, 2) of hand velocity in that module; None: none read.
+
+    ``success``, ``split`` and ``velocity`` are optional: a file without them reads as all
+    successful, without a split, without behaviour, as long as they carry the default names;
+    a name set to something else must exist.
+    """
+
+    units_table: str = "units"
+    spike_times: str = "spike_times"
+    start_time: str = "start_time"
+    stop_time: str = "stop_time"
+    conditions: tuple[str, ...] = ("trial_type", "trial_version")
+    success: str | None = "success"
+    split: str | None = "split"
+    behavior_module: str = "behavior"
+    velocity: str | None = "hand_vel"
+
+    @property
+    def velocity_path(self) -> str | None:
+        """``module/series`` of the hand velocity, or None."""
+        return None if self.velocity is None else f"{self.behavior_module}/{self.velocity}"
+
+
+_DEFAULT = NWBLayout()
+
+
+# ------------------------------------------------------------------------------ safety
+
+
+def _check_signature(path: Path, label: str) -> None:
+    try:
+        with path.open("rb") as stream:
+            start = stream.read(len(HDF5_SIGNATURE))
+    except OSError as error:
+        raise RecordingFileError(f"{label}: cannot be read ({error.strerror})") from None
+    if start != HDF5_SIGNATURE:
+        raise RecordingFileError(
+            f"{label} is not an NWB file: an NWB file is HDF5 and starts with the HDF5 "
+            "signature \\x89HDF\\r\\n\\x1a\\n"
+        )
+
+
+def _foreign_storage(handle: h5py.File) -> list[str]:
+    """Links and datasets of ``handle`` that refer to something outside the file."""
+    found: list[str] = []
+
+    def visit(name: str, link: object) -> None:
+        if isinstance(link, h5py.ExternalLink):
+            found.append(f"external link /{name}")
+        elif isinstance(link, h5py.HardLink):
+            item = handle.get(name)
+            if isinstance(item, h5py.Dataset):
+                if item.external:
+                    found.append(f"dataset /{name} stored in external files")
+                if item.is_virtual:
+                    found.append(f"virtual dataset /{name}")
+        elif not isinstance(link, h5py.SoftLink):
+            found.append(f"link /{name} of an unknown kind")
+
+    handle.visititems_links(visit)
+    return found
+
+
+def check_file_safety(path: str | Path, label: str | None = None) -> None:
+    """Raise :class:`RecordingFileError` unless ``path`` is an HDF5 file whose every link and
+    dataset stays inside it (no external links, external storage or virtual datasets).
+
+    ``label``: the file's name in messages (default: that of ``path``).
+    """
+    path = Path(path)
+    label = label or path.name
+    _check_signature(path, label)
+    try:
+        with h5py.File(path, "r") as handle:
+            foreign = _foreign_storage(handle)
+    except OSError as error:
+        raise RecordingFileError(f"{label} is not a readable HDF5 file: {error}") from None
+    if foreign:
+        shown = "; ".join(foreign[:5]) + ("; ..." if len(foreign) > 5 else "")
+        raise RecordingFileError(
+            f"{label} refers to data outside itself, which lifrnn never follows: {shown}"
+        )
+
+
+@contextmanager
+def _open(path: Path, label: str) -> Iterator[tuple[NWBFile, str]]:
+    """The NWB file at ``path`` and its NWB version, read by pynwb after the safety checks."""
+    check_file_safety(path, label)
+    with warnings.catch_warnings():
+        # pynwb and hdmf warn about cached schema versions and the like: not the user's concern
+        warnings.simplefilter("ignore")
+        try:
+            io = NWBHDF5IO(str(path), mode="r")
+        except Exception as error:  # pynwb raises many kinds on a file that is not NWB
+            raise RecordingFileError(
+                f"{label} is not an NWB file pynwb can read: {error}"
+            ) from None
+        try:
+            try:
+                nwbfile = io.read()
+            except Exception as error:
+                raise RecordingFileError(
+                    f"{label} is not an NWB file pynwb can read: {error}"
+                ) from None
+            version = io.nwb_version
+            yield nwbfile, str(version[0] if isinstance(version, tuple) else version or "")
+        finally:
+            io.close()
+
+
+# ------------------------------------------------------------------------------ summary
+
+
+def _unit_tables(nwbfile: NWBFile) -> dict[str, DynamicTable]:
+    """The file's units tables by path: ``units`` and ``module/table`` in processing modules."""
+    tables: dict[str, DynamicTable] = {}
+    if nwbfile.units is not None:
+        tables["units"] = nwbfile.units
+    for module_name, module in nwbfile.processing.items():
+        for name, interface in module.data_interfaces.items():
+            if isinstance(interface, Units):
+                tables[f"{module_name}/{name}"] = interface
+    return tables
+
+
+def _series(nwbfile: NWBFile) -> dict[str, TimeSeries]:
+    """Every TimeSeries of the processing modules by ``module/series``."""
+    found: dict[str, TimeSeries] = {}
+    for module_name, module in nwbfile.processing.items():
+        for name, interface in module.data_interfaces.items():
+            if isinstance(interface, TimeSeries):
+                found[f"{module_name}/{name}"] = interface
+    return found
+
+
+def _last_spike(table: DynamicTable, column: str) -> float:
+    """The latest spike time of ``table`` without reading every spike (each unit's last)."""
+    index = table[column]
+    if not isinstance(index, VectorIndex) or len(index.data) == 0:
+        return math.nan
+    ends = np.unique(np.asarray(index.data[:], dtype=np.int64))
+    ends = ends[ends > 0]
+    if ends.size == 0:
+        return math.nan
+    return float(np.max(np.asarray(index.target.data[ends - 1], dtype=np.float64)))
+
+
+def _series_end(series: TimeSeries) -> float:
+    samples = len(series.data)
+    if samples == 0:
+        return math.nan
+    if series.timestamps is not None:
+        return float(series.timestamps[samples - 1])
+    return float((series.starting_time or 0.0) + (samples - 1) / series.rate)
+
+
+def _finite_max(values: Sequence[float]) -> float | None:
+    finite = [v for v in values if math.isfinite(v)]
+    return round(max(finite), 6) if finite else None
+
+
+def _summarise(nwbfile: NWBFile, name: str, version: str) -> dict[str, Any]:
+    tables = _unit_tables(nwbfile)
+    spiking = {path: t for path, t in tables.items() if "spike_times" in t.colnames}
+    trials = nwbfile.trials
+    missing = []
+    if not spiking:
+        missing.append("units table" if not tables else "spike_times column of the units table")
+    if trials is None:
+        missing.append("trials table")
+    if missing:
+        raise RecordingFileError(
+            f"{name} is not a recording lifrnn can read; missing: " + "; ".join(missing)
+        )
+    assert trials is not None
+    main_path = "units" if "units" in spiking else next(iter(spiking))
+    main = spiking[main_path]
+    series = _series(nwbfile)
+    ends = [
+        float(np.max(np.asarray(trials["stop_time"].data[:], dtype=np.float64)))
+        if len(trials)
+        else math.nan,
+        _last_spike(main, "spike_times"),
+        *(_series_end(s) for s in series.values()),
+    ]
+    return {
+        "format": "nwb",
+        "nwb_version": version,
+        "units": len(main),
+        "spikes": len(main["spike_times"].target.data),
+        "unit_tables": {
+            path: {"rows": len(table), "columns": sorted(table.colnames)[:MAX_LISTED]}
+            for path, table in tables.items()
+        },
+        "trials": len(trials),
+        "trial_columns": sorted(trials.colnames)[:MAX_LISTED],
+        "behavior_series": {
+            path: [int(d) for d in s.data.shape] for path, s in sorted(series.items())[:MAX_LISTED]
+        },
+        "duration_s": _finite_max(ends),
+    }
+
+
+def inspect_nwb(path: str | Path, *, name: str | None = None) -> dict[str, Any]:
+    """Judge an NWB recording and summarise it (JSON; the stored header of an upload).
+
+    Returns, e.g.::
+
+        {"format": "nwb", "nwb_version": "2.8.0", "units": 182, "spikes": 1234567,
+         "unit_tables": {"units": {"rows": 182, "columns": ["spike_times", ...]}},
+         "trials": 2295, "trial_columns": ["go_cue_time", "move_onset_time", ...],
+         "behavior_series": {"behavior/hand_vel": [samples, 2], ...}, "duration_s": 7012.4}
+
+    ``units`` and ``spikes`` count the ``units`` table (else the first units table with spike
+    times); ``behavior_series`` maps each TimeSeries of the processing modules to its shape;
+    ``duration_s`` is the latest trial end, spike or behaviour sample (seconds).
+
+    Raises:
+        RecordingFileError: for anything that is not an HDF5 file pynwb can open as NWB, refers
+            to data outside itself, or lacks a units table with spike times or a trials table
+            (the message lists everything missing at once: ``missing: units table; trials
+            table``); ``name`` is the file's name in messages (default: that of ``path``).
+    """
+    path = Path(path)
+    label = name or path.name
+    with _open(path, label) as (nwbfile, version):
+        try:
+            return _summarise(nwbfile, label, version)
+        except (KeyError, TypeError, ValueError, OSError) as error:
+            if isinstance(error, RecordingFileError):
+                raise
+            raise RecordingFileError(f"{label}: unreadable NWB content: {error}") from None
+
+
+def _listing(names: Sequence[str]) -> str:
+    shown = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
+    return shown or "none"
+
+
+def check_layout(summary: dict[str, Any], layout: NWBLayout, events: Sequence[str]) -> list[str]:
+    """The problems of a recording (its :func:`inspect_nwb` summary) for ``layout`` and the
+    alignment ``events`` a spec needs: each missing table, column or series, in words.
+
+    An empty list means the file has everything the layout names.
+    """
+    if not isinstance(summary, dict) or summary.get("format") != "nwb":
+        return ["the file is not an NWB recording (upload a .nwb file)"]
+    problems = []
+    tables = summary.get("unit_tables") or {}
+    table = tables.get(layout.units_table)
+    if table is None:
+        problems.append(
+            f"units table {layout.units_table!r} is missing "
+            f"(the file has: {_listing(list(tables))})"
+        )
+    elif layout.spike_times not in table.get("columns", []):
+        problems.append(
+            f"column {layout.spike_times!r} of units table {layout.units_table!r} is missing"
+        )
+    columns = list(summary.get("trial_columns") or [])
+    required = [layout.start_time, layout.stop_time, *events, *layout.conditions]
+    optional = [
+        (name, default)
+        for name, default in ((layout.success, _DEFAULT.success), (layout.split, _DEFAULT.split))
+        if name is not None
+    ]
+    absent = [name for name in dict.fromkeys(required) if name not in columns]
+    absent += [name for name, default in optional if name != default and name not in columns]
+    if absent:
+        problems.append(
+            f"trial column{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} "
+            f"missing (the file's trial columns: {_listing(columns)})"
+        )
+    if not layout.conditions:
+        problems.append("the layout names no condition column")
+    series = summary.get("behavior_series") or {}
+    wanted = layout.velocity_path
+    if wanted is not None and wanted not in series:
+        if (
+            layout.velocity != _DEFAULT.velocity
+            or layout.behavior_module != _DEFAULT.behavior_module
+        ):
+            problems.append(
+                f"behaviour series {wanted!r} is missing (the file has: {_listing(list(series))})"
+            )
+    elif wanted is not None:
+        shape = series[wanted]
+        if len(shape) != 2 or shape[1] != 2:
+            problems.append(f"behaviour series {wanted!r} has shape {shape}, not (samples, 2)")
+    return problems
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def _column(table: DynamicTable, name: str) -> np.ndarray:
+    column = table[name]
+    if isinstance(column, VectorIndex):
+        raise RecordingFileError(f"trial column {name!r} holds lists, not one value per trial")
+    return np.asarray(column.data[:])
+
+
+def _as_text(values: np.ndarray) -> np.ndarray:
+    """Labels of a column's values: bytes decoded, whole numbers without ``.0``."""
+    if values.dtype.kind == "f":
+        whole = np.isfinite(values) & (values == np.round(values))
+        return np.array(
+            [str(int(v)) if w else str(v) for v, w in zip(values, whole, strict=True)], dtype=str
+        )
+    if values.dtype.kind == "S" or values.dtype == object:
+        return np.array([v.decode() if isinstance(v, bytes) else str(v) for v in values], dtype=str)
+    return values.astype(str)
+
+
+def _spike_times(table: DynamicTable, column: str) -> list[np.ndarray]:
+    """Each unit's sorted spike times, split from the ragged column by its index."""
+    index = table[column]
+    if not isinstance(index, VectorIndex):
+        raise RecordingFileError(f"column {column!r} of the units table is not a ragged column")
+    ends = np.asarray(index.data[:], dtype=np.int64)
+    values = np.asarray(index.target.data[:], dtype=np.float64)
+    if len(ends) == 0:
+        return []
+    if np.any(np.diff(ends, prepend=0) < 0) or ends[-1] != len(values):
+        raise RecordingFileError(f"the index of column {column!r} does not fit its spike times")
+    unit_of_spike = np.repeat(np.arange(len(ends)), np.diff(ends, prepend=0))
+    if np.any((np.diff(values) < 0) & (np.diff(unit_of_spike) == 0)):
+        values = values[np.lexsort((values, unit_of_spike))]
+    return np.split(values, ends[:-1])
+
+
+def _behaviour(series: TimeSeries, name: str) -> tuple[np.ndarray, np.ndarray]:
+    data = np.asarray(series.data[:], dtype=np.float64)
+    if data.ndim != 2 or data.shape[1] != 2:
+        raise RecordingFileError(
+            f"behaviour series {name!r} has shape {data.shape}, not (samples, 2)"
+        )
+    if series.timestamps is not None:
+        times = np.asarray(series.timestamps[:], dtype=np.float64)
+    else:
+        times = (series.starting_time or 0.0) + np.arange(len(data)) / float(series.rate)
+    return data, times
+
+
+def read_nwb(path: str | Path, layout: NWBLayout, events: Sequence[str]) -> Recording:
+    """Read the recording at ``path``: spike times per unit, the trial table, hand velocity.
+
+    Args:
+        path: an NWB file (checked as :func:`inspect_nwb` does).
+        layout: where the fields are (:class:`NWBLayout`).
+        events: trial columns of the event times the caller aligns to (e.g.
+            ``["move_onset_time"]``); read as float (trials,) arrays, NaN where missing.
+
+    Returns:
+        a :class:`Recording`; times in seconds on the file's clock, ``unit_ids`` the units
+        table's ids, ``behavior`` (samples, 2) in the series' own unit (None when the layout's
+        default series is absent).
+
+    Raises:
+        RecordingFileError: on a file :func:`inspect_nwb` refuses, or lacking what ``layout``
+            and ``events`` name (every problem listed).
+    """
+    path = Path(path)
+    with _open(path, path.name) as (nwbfile, version):
+        problems = check_layout(_summarise(nwbfile, path.name, version), layout, events)
+        if problems:
+            raise RecordingFileError(f"{path.name}: " + "; ".join(problems))
+        try:
+            return _read(nwbfile, layout, events)
+        except (KeyError, TypeError, ValueError, OSError) as error:
+            if isinstance(error, RecordingFileError):
+                raise RecordingFileError(f"{path.name}: {error}") from None
+            raise RecordingFileError(f"{path.name}: unreadable NWB content: {error}") from None
+
+
+def _read(nwbfile: NWBFile, layout: NWBLayout, events: Sequence[str]) -> Recording:
+    units = _unit_tables(nwbfile)[layout.units_table]
+    trials = nwbfile.trials
+    assert trials is not None
+    spike_times = _spike_times(units, layout.spike_times)
+    labels = [_as_text(_column(trials, name)) for name in layout.conditions]
+    condition = np.array(["/".join(parts) for parts in zip(*labels, strict=True)], dtype=str)
+    event_times = {}
+    for name in events:
+        values = _column(trials, name)
+        if values.dtype.kind not in "fiu":
+            raise RecordingFileError(f"event column {name!r} does not hold times")
+        event_times[name] = values.astype(np.float64)
+    columns = set(trials.colnames)
+    success = (
+        _column(trials, layout.success).astype(bool)
+        if layout.success is not None and layout.success in columns
+        else np.ones(len(trials), dtype=bool)
+    )
+    split = (
+        _as_text(_column(trials, layout.split))
+        if layout.split is not None and layout.split in columns
+        else None
+    )
+    behavior = behavior_times = None
+    series = _series(nwbfile)
+    if layout.velocity_path is not None and layout.velocity_path in series:
+        behavior, behavior_times = _behaviour(series[layout.velocity_path], layout.velocity_path)
+    return Recording(
+        spike_times=spike_times,
+        trials=Trials(
+            start_time=_column(trials, layout.start_time).astype(np.float64),
+            stop_time=_column(trials, layout.stop_time).astype(np.float64),
+            events=event_times,
+            condition=condition,
+            success=success,
+            split=split,
+        ),
+        behavior=behavior,
+        behavior_times=behavior_times,
+        unit_ids=np.asarray(units.id.data[:]),
+    )
+
+
+# ------------------------------------------------------------------------------ writing
+
+SESSION_START = datetime(2024, 1, 15, 9, 0, tzinfo=UTC)
+"""Start time recorded in synthetic files (a fixed date: the session is not a real one)."""
+
+_TRIAL_COLUMNS = {
+    "target_on_time": "time the reach target appeared (s)",
+    "go_cue_time": "time of the go cue (s)",
+    "move_onset_time": "time the hand started moving (s); NaN where it was not detected",
+    "trial_type": "condition: reach direction index, 1-based",
+    "trial_version": "condition variant (always 0 here)",
+    "success": "whether the trial was completed successfully",
+    "split": "train, val or test",
+}
+
+
+def _regular_rate(times: np.ndarray) -> float | None:
+    """The sampling rate of ``times`` when they are evenly spaced, else None."""
+    if len(times) < 2:
+        return None
+    steps = np.diff(times)
+    step = float(np.median(steps))
+    if step > 0 and np.allclose(steps, step, rtol=0, atol=1e-9 * max(1.0, float(times[-1]))):
+        return float(f"{1.0 / step:.10g}")  # 1000.0, not 999.9999999999 from rounded steps
+    return None
+
+
+def _behaviour_series(
+    name: str, data: np.ndarray, times: np.ndarray, unit: str, description: str
+) -> TimeSeries:
+    compressed = H5DataIO(data, compression="gzip")
+    rate = _regular_rate(times)
+    if rate is not None:
+        return TimeSeries(
+            name=name,
+            data=compressed,
+            unit=unit,
+            rate=rate,
+            starting_time=float(times[0]),
+            description=description,
+        )
+    return TimeSeries(
+        name=name, data=compressed, unit=unit, timestamps=times, description=description
+    )
+
+
+def write_nwb(
+    path: str | Path, synthetic: SyntheticRecording, *, identifier: str | None = None
+) -> Path:
+    """Write ``synthetic`` to ``path`` as an NWB file in the MC_Maze layout.
+
+    The units table holds each neuron's spike times; the trials table ``start_time``,
+    ``stop_time``, ``target_on_time``, ``go_cue_time``, ``move_onset_time`` (NaN kept),
+    ``trial_type`` (condition + 1), ``trial_version`` (0), ``success`` and ``split``;
+    ``processing/behavior`` the hand velocity ``hand_vel`` (m/s) and its integral ``hand_pos``
+    (m) at 1 kHz. Session metadata (subject, experimenter, institution, ...) is filled in so that
+    nwbinspector finds nothing of importance CRITICAL or BEST_PRACTICE_VIOLATION.
+    """
+    from lifrnn_core.synthetic_recordings import SPIKE_CLOCK_HZ  # torch: only when writing
+
+    path = Path(path)
+    recording = synthetic.recording
+    trials = recording.trials
+    identifier = identifier or str(uuid.uuid4())
+    nwbfile = NWBFile(
+        session_description=(
+            "Synthetic delayed-reach session made by lifrnn: spikes of neurons whose rates mix "
+            "the excitatory rates of a rate network fitted to reaches"
+        ),
+        identifier=identifier,
+        session_start_time=SESSION_START,
+        experimenter=["Synthetic, Data"],
+        lab="lifrnn",
+        institution="lifrnn (synthetic data, no institution)",
+        experiment_description=(
+            f"{synthetic.n_conditions} reach directions; move onset aligned; free network "
+            f"dynamics start {synthetic.lead} s before movement onset"
+        ),
+        keywords=["synthetic", "motor cortex", "reaching", "recurrent network"],
+        subject=Subject(
+            subject_id="synthetic-monkey",
+            species="Macaca mulatta",
+            sex="M",
+            age="P8Y",
+            description="a simulated subject: the recording is generated by a model",
+        ),
+    )
+    units = Units(
+        name="units",
+        description="simulated neurons: Poisson spikes of rates mixing the network's rates",
+        resolution=1.0 / SPIKE_CLOCK_HZ,
+    )
+    for unit_id, times in zip(
+        recording.unit_ids if recording.unit_ids is not None else range(recording.n_units),
+        recording.spike_times,
+        strict=True,
+    ):
+        units.add_unit(spike_times=np.asarray(times, dtype=np.float64), id=int(unit_id))
+    nwbfile.units = units
+    for name, description in _TRIAL_COLUMNS.items():
+        nwbfile.add_trial_column(name=name, description=description)
+    split = trials.split if trials.split is not None else np.full(len(trials), "train")
+    for row in range(len(trials)):
+        nwbfile.add_trial(
+            start_time=float(trials.start_time[row]),
+            stop_time=float(trials.stop_time[row]),
+            target_on_time=float(trials.events["target_on_time"][row]),
+            go_cue_time=float(trials.events["go_cue_time"][row]),
+            move_onset_time=float(trials.events["move_onset_time"][row]),
+            trial_type=int(synthetic.condition_index[row]) + 1,
+            trial_version=0,
+            success=bool(trials.success[row]),
+            split=str(split[row]),
+        )
+    if recording.behavior is not None and recording.behavior_times is not None:
+        behavior = nwbfile.create_processing_module(
+            name="behavior", description="hand kinematics read out from the network"
+        )
+        times = recording.behavior_times
+        velocity = recording.behavior
+        steps = np.diff(times, prepend=times[0])[:, None]
+        position = np.cumsum(velocity * steps, axis=0)
+        behavior.add(
+            _behaviour_series(
+                "hand_vel",
+                velocity,
+                times,
+                "m/s",
+                "hand velocity (x, y): the network's readout C r(x_E)",
+            )
+        )
+        behavior.add(
+            _behaviour_series(
+                "hand_pos", position, times, "m", "hand position (x, y): the integral of hand_vel"
+            )
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with NWBHDF5IO(str(path), mode="w") as io:
+        io.write(nwbfile)
+    return path

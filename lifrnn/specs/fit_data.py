@@ -1,0 +1,264 @@
+"""Spec of ``kind: "fit_data"`` jobs: a network fitted to recorded population activity."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from lifrnn.headers import tensor_shape
+from lifrnn.specs.base import (
+    Device,
+    FileId,
+    InputFacts,
+    ReferenceKind,
+    SpecBase,
+    StrictModel,
+    network_dims,
+)
+from lifrnn.specs.fit import NetworkReference, check_network
+from lifrnn.specs.resources import FIGURE_BYTES, FIXED_BYTES, Estimate
+
+if TYPE_CHECKING:
+    from lifrnn.nwb import NWBLayout
+
+MAX_CONDITIONS = 1000
+"""Conditions a fit may have at most."""
+MAX_NEURONS = 5000
+"""Recorded neurons a fit may have at most."""
+MAX_TIME_SAMPLES = 5000
+"""Time samples of the window at the fit's ``dt`` at most."""
+TYPICAL_CONDITIONS = 108
+"""Conditions assumed when the file's summary does not tell (MC_Maze's)."""
+
+
+def nwb_summary(header: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The NWB summary a stored recording's header carries (:func:`lifrnn.nwb.inspect_nwb`),
+    or None for a tensor file."""
+    if not header:
+        return None
+    if isinstance(header.get("nwb"), dict):
+        return header["nwb"]  # type: ignore[no-any-return]
+    return header if header.get("format") == "nwb" else None
+
+
+class RecordingSpec(StrictModel):
+    """How a recording (an NWB file) becomes condition-averaged rates (docs/science.md §8).
+
+    Field names default to the Neural Latents Benchmark's MC_Maze layout; override them for
+    other reach datasets in NWB. A ``.safetensors`` input (already averaged ``rates``) uses
+    ``soft_normalisation`` and ``n_pcs`` only.
+    """
+
+    align_event: str = Field(
+        "move_onset_time",
+        min_length=1,
+        max_length=100,
+        description="trials-table column of the event each trial is aligned to",
+    )
+    window: tuple[float, float] = Field(
+        (-0.25, 0.45),
+        description="[start, stop] seconds around the event (start < 0 includes preparation; "
+        "the network starts from x* at start)",
+    )
+    condition_columns: list[str] = Field(
+        default_factory=lambda: ["trial_type", "trial_version"],
+        min_length=1,
+        max_length=4,
+        description="trials-table columns whose values together name a condition",
+    )
+    success_column: str | None = Field(
+        "success", max_length=100, description="trials-table column marking successful trials"
+    )
+    behavior_series: str | None = Field(
+        "hand_vel",
+        max_length=100,
+        description="hand-velocity TimeSeries in processing/behavior (null: no behaviour)",
+    )
+    sigma: float = Field(0.02, ge=0, le=0.2, description="Gaussian smoothing sd, seconds")
+    soft_normalisation: float = Field(
+        5.0, ge=0, description="added to each neuron's rate range before dividing, spikes/s"
+    )
+    min_rate: float = Field(
+        1.0, ge=0, description="units with a lower mean rate are dropped, spikes/s"
+    )
+    min_trials: int = Field(1, ge=1, description="conditions with fewer usable trials dropped")
+    n_pcs: int | None = Field(
+        None, ge=2, le=100, description="fit the top principal components instead of neurons"
+    )
+
+    @field_validator("window")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not value[0] < value[1] or value[1] - value[0] > 10.0:
+            raise ValueError("window must be [start, stop] with start < stop, at most 10 s long")
+        return value
+
+
+class FitDataSpec(SpecBase):
+    """Fit a network to recorded activity, cross-validated, beside two baselines
+    (docs/science.md §8).
+
+    ``data`` is the id of an uploaded NWB file (MC_Maze layout, or the fields named in
+    ``recording``) or of a ``.safetensors`` file with ``rates`` (conditions, time, neurons),
+    ``dt`` (a tensor or metadata) and optional ``behavior`` (conditions, time, 2).
+    """
+
+    kind: Literal["fit_data"] = "fit_data"
+    network: NetworkReference
+    data: FileId
+    recording: RecordingSpec = Field(
+        default_factory=RecordingSpec, description="reading and preprocessing (fields below)"
+    )
+    mode: Literal["initial_states", "full_network"] = Field(
+        "initial_states",
+        description="'initial_states': W fixed, x* per condition and the maps fitted; "
+        "'full_network': W adapts too (Dale's law, zero pattern, stability bound kept)",
+    )
+    tau: float = Field(0.15, gt=0, le=10.0, description="time constant, seconds")
+    dt: float = Field(0.01, gt=0, le=0.05, description="Euler step and bin width, seconds")
+    gain: Literal["relu", "tanh_shifted"] = Field("relu", description="rate function r(x)")
+    state_radius: float = Field(0.2, gt=0, description="RMS of x* - x_sp per unit and condition")
+    n_modes: int | None = Field(None, ge=1, description="Gramian eigenvectors spanning x*")
+    ridge: float = Field(1e-3, gt=0, le=10.0, description="ridge penalty of the linear maps")
+    fit_behavior: bool = Field(True, description="also fit a hand-velocity readout C")
+    behavior_weight: float = Field(1.0, ge=0, description="weight of the behaviour in the cost")
+    folds: int = Field(5, ge=2, le=20, description="cross-validation folds over conditions")
+    heldout_fraction: float = Field(
+        0.25, gt=0, lt=1, description="share of neurons held out on held-out conditions"
+    )
+    baselines: bool = Field(
+        True, description="also score a random E/I network and the mean over conditions"
+    )
+    max_iterations: int = Field(100, ge=1, le=10_000, description="iterations per fit at most")
+    relative_tolerance: float = Field(1e-4, ge=0, description="stop below this relative change")
+    learning_rate: float = Field(2e-3, gt=0, le=1.0, description="Adam step of full_network")
+    stability_bound: float | None = Field(
+        None, description="spectral abscissa bound of full_network (default: current + 0.05)"
+    )
+    seed: int = Field(0, ge=0, lt=2**63, description="folds, held-out neurons, first guesses")
+    device: Device = Field("cpu", description="where the fit runs (cuda on a GPU worker)")
+    dtype: Literal["float64", "float32"] = Field("float64", description="precision of the fit")
+
+    numerical_hint: ClassVar[str] = (
+        "try a smaller `state_radius` or `dt`, a larger `ridge`, or a more stable network"
+    )
+    references: ClassVar[dict[str, ReferenceKind]] = {"network": "network", "data": "file"}
+
+    @model_validator(mode="after")
+    def _window_in_steps(self) -> FitDataSpec:
+        samples = self.time_samples()
+        if samples > MAX_TIME_SAMPLES:
+            raise ValueError(
+                f"recording.window at dt = {self.dt} s gives {samples} time samples; the limit "
+                f"is {MAX_TIME_SAMPLES} (use a larger dt or a shorter window)"
+            )
+        return self
+
+    def nwb_layout(self) -> NWBLayout:
+        """Where this spec reads an NWB recording's fields."""
+        from lifrnn.nwb import NWBLayout
+
+        return NWBLayout(
+            conditions=tuple(self.recording.condition_columns),
+            success=self.recording.success_column,
+            velocity=self.recording.behavior_series if self.fit_behavior else None,
+        )
+
+    def time_samples(self) -> int:
+        """Time samples of the window at ``dt`` (for an NWB input)."""
+        start, stop = self.recording.window
+        return max(2, round((stop - start) / self.dt))
+
+    def data_sizes(self, facts: InputFacts | None) -> tuple[int, int, int]:
+        """(conditions, time samples, neurons) of the data, from the stored file's header;
+        limits where the header does not tell."""
+        header = (facts.header if facts is not None else None) or {}
+        rates = tensor_shape(header, "rates")
+        if rates is not None and len(rates) == 3:
+            steps = rates[1]
+            duration = self._rates_dt(header)
+            if duration is not None:
+                steps = max(2, round(rates[1] * duration / self.dt))
+            return int(rates[0]), int(steps), int(rates[2])
+        summary = nwb_summary(header) or {}
+        conditions = int(summary.get("conditions") or TYPICAL_CONDITIONS)
+        return conditions, self.time_samples(), int(summary.get("units") or MAX_NEURONS)
+
+    @staticmethod
+    def _rates_dt(header: dict[str, Any]) -> float | None:
+        try:
+            value = float(str(header.get("metadata", {}).get("dt")))
+        except ValueError:
+            return None
+        return value if value > 0 else None
+
+    def check_inputs(self, inputs: dict[str, InputFacts]) -> None:
+        """The network must be one; the data an NWB summary or (conditions, time, neurons)
+        rates within the limits, with the fields this spec names."""
+        check_network(inputs.get("network"), "network", fitted=False)
+        facts = inputs.get("data")
+        if facts is None or not facts.header:
+            return
+        header = facts.header
+        summary = nwb_summary(header)
+        if summary is not None:
+            from lifrnn.nwb import check_layout
+
+            problems = check_layout(summary, self.nwb_layout(), [self.recording.align_event])
+            if problems:
+                raise ValueError(f"data: {facts.name}: " + "; ".join(problems))
+        else:
+            rates = tensor_shape(header, "rates")
+            if rates is None or len(rates) != 3:
+                raise ValueError(
+                    f"data: {facts.name} is neither an NWB recording nor a .safetensors file "
+                    "with 'rates' of shape (conditions, time, neurons)"
+                )
+            behavior = tensor_shape(header, "behavior")
+            if behavior is not None and (len(behavior) != 3 or behavior[:2] != rates[:2]):
+                raise ValueError(
+                    f"data: 'behavior' has shape {tuple(behavior)}; it must be (conditions, "
+                    f"time, 2) with (conditions, time) = {tuple(rates[:2])}"
+                )
+            if tensor_shape(header, "dt") is None and self._rates_dt(header) is None:
+                raise ValueError(
+                    f"data: {facts.name} gives no sampling interval: add a tensor or "
+                    "metadata 'dt' (seconds)"
+                )
+        conditions, samples, neurons = self.data_sizes(facts)
+        for name, value, limit in (
+            ("conditions", conditions, MAX_CONDITIONS),
+            ("time samples", samples, MAX_TIME_SAMPLES),
+            ("neurons", neurons, MAX_NEURONS),
+        ):
+            if value > limit:
+                raise ValueError(f"data: {facts.name} has {value} {name}; the limit is {limit}")
+        if summary is None and conditions < self.folds:
+            raise ValueError(
+                f"folds: {self.folds} folds need at least as many conditions; the data have "
+                f"{conditions}"
+            )
+
+    def estimate(self, inputs: dict[str, InputFacts]) -> Estimate:
+        """Cross-validation (each fold a training fit and a held-out fit; twice with the random
+        baseline) and the final fit, each ~20 K T n^2 per iteration, as the reach fit."""
+        n = network_dims(inputs.get("network")).n
+        conditions, samples, neurons = self.data_sizes(inputs.get("data"))
+        bytes_per = 4 if self.dtype == "float32" else 8
+        trajectory = conditions * samples * n * bytes_per
+        fits = 1 + (2 if self.baselines else 1) * self.folds
+        return Estimate(
+            memory_bytes=16 * trajectory
+            + 6 * conditions * samples * neurons * 8
+            + 5 * n * n * 8
+            + FIXED_BYTES,
+            output_bytes=(2 * n * n + conditions * n + 3 * conditions * samples * neurons) * 8
+            + 4 * FIGURE_BYTES,
+            work=20.0 * conditions * samples * n * n * self.max_iterations * fits
+            + 50.0 * n**3 * fits,
+            basis=f"n={n}, {conditions} conditions, T={samples}, {neurons} neurons, "
+            f"{fits} fits of up to {self.max_iterations} iterations",
+            fields=("max_iterations", "folds", "dt", "recording.window"),
+            step_work=50.0 * n**3,
+        )
