@@ -153,12 +153,17 @@ def main() -> None:
         began = time.perf_counter()
         naive = naive_preprocess(recording, config)
         naive_s = time.perf_counter() - began
-        same = np.allclose(naive[:, :, averages.units], averages.normalised, atol=1e-6)
+        # The baseline smooths without padding: compare away from the window's edges (4 sd).
+        edge = int(np.ceil(4 * config.sigma / config.dt))
+        inner = slice(edge, averages.normalised.shape[1] - edge)
+        difference = float(
+            np.abs(naive[:, inner][..., averages.units] - averages.normalised[:, inner]).max()
+        )
         print("\nreading and preprocessing (goal: < 30 s)")
         print(f"  read_nwb            {read_s:7.2f} s")
         print(
             f"  preprocess          {preprocess_s:7.2f} s   per-trial baseline {naive_s:7.2f} s"
-            f"   ratio {naive_s / preprocess_s:5.1f}x   same result: {same}"
+            f"   ratio {naive_s / preprocess_s:5.1f}x   max difference inside: {difference:.2g}"
         )
         print(f"  read + preprocess   {read_s + preprocess_s:7.2f} s")
         rows = []

@@ -8,7 +8,10 @@ Run on demand on a machine with CUDA: ``python bench/gpu.py`` (about 3 minutes o
      abscissa after each step;
    - the simulator (``lifrnn_core.dynamics.simulate``, float64 and float32) on the GPU against the
      CPU: max |x_gpu - x_cpu| over 256 conditions.
-2. Timings, side by side with the CPU in the same run: seconds per SOC step at N = 1000 and 2000
+2. The fit to recordings (``lifrnn_core.data_fitting.cross_validate``, 3 folds; at full size
+   N = 200, 108 conditions, 182 neurons, 20 iterations): held-out R² and the largest difference
+   of the predictions on the CPU (float64) and on the device (float64 and float32), seconds.
+3. Timings, side by side with the CPU in the same run: seconds per SOC step at N = 1000 and 2000
    (the sign backend on the GPU, the Schur backend on the CPU; the full build's time is steps
    times that), and one 256-condition simulation (N = 200, 1.6 s at dt = 1 ms) with the ratio.
 
@@ -31,6 +34,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lifrnn_core.data_fitting import DataFitConfig, cross_validate
 from lifrnn_core.dynamics import background_input, simulate, spontaneous_state
 from lifrnn_core.soc import initial_weights, optimise_inhibition
 from lifrnn_core.soc_parameters import SOCParameters
@@ -151,6 +155,52 @@ def simulation_seconds(device: str, n: int, conditions: int, steps: int) -> Row:
     }
 
 
+def data_fit_rows(device: str, n: int, conditions: int, neurons: int, iterations: int) -> list[Row]:
+    """The fit to recordings (``cross_validate``, 3 folds, a kao2021 network, recordings it
+    made) on the CPU in float64 and on ``device`` in float64 and float32: held-out R², the
+    largest difference of the cross-validated predictions from the CPU's, seconds."""
+    params = SOCParameters.for_method("kao2021", n=n)
+    W = torch.from_numpy(
+        optimise_inhibition(initial_weights(params, np.random.default_rng(0)), params).weights
+    )
+    n_e = params.n_excitatory
+    generator = torch.Generator().manual_seed(1)
+    x_sp = spontaneous_state(n, generator)
+    x_star = x_sp + 0.3 * torch.randn(conditions, n, generator=generator, dtype=torch.float64)
+    states = simulate(W, x_star, tau=TAU_S, dt=0.01, steps=40, h=background_input(W, x_sp))
+    mixing = torch.rand(neurons, n_e, generator=generator, dtype=torch.float64)
+    data = states[..., :n_e].clamp(min=0) @ mixing.T
+    config = DataFitConfig(dt=0.01, max_iterations=iterations)
+    rows: list[Row] = []
+    reference: np.ndarray | None = None
+    for where, dtype in (("cpu", torch.float64), (device, torch.float64), (device, torch.float32)):
+        W_d, x_sp_d = W.to(where, dtype), x_sp.to(where, dtype)
+        start = time.perf_counter()
+        result = cross_validate(
+            W_d,
+            background_input(W_d, x_sp_d),
+            x_sp_d,
+            data.to(where, dtype),
+            n_excitatory=n_e,
+            config=config,
+            folds=3,
+            seed=0,
+        )
+        synchronise(where)
+        elapsed = time.perf_counter() - start
+        predicted = np.nan_to_num(result.predicted_heldout)
+        reference = predicted if reference is None else reference
+        rows.append(
+            {
+                "where": f"{where} {str(dtype).removeprefix('torch.')}",
+                "R2 held-out": result.r2_heldout,
+                "max |pred diff|": float(np.abs(predicted - reference).max()),
+                "s": elapsed,
+            }
+        )
+    return rows
+
+
 def table(title: str, rows: list[Row]) -> str:
     """Rows as an aligned text table under ``title``."""
     columns = list(rows[0])
@@ -200,6 +250,14 @@ def main(argv: list[str] | None = None) -> int:
         )
     )
     print(table("simulate, float32", [simulation_seconds(args.device, 200, conditions, sim_steps)]))
+    fit_sizes = (40, 8, 30, 3) if args.small else (200, 108, 182, 20)
+    print(
+        table(
+            "fit to recordings: cross_validate, 3 folds, N = {}, {} conditions, {} neurons, "
+            "{} iterations".format(*fit_sizes),
+            data_fit_rows(args.device, *fit_sizes),
+        )
+    )
     return 0
 
 

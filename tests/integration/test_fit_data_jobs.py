@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 import torch
 from conftest import FINAL, wait_for
+from test_tokens import browser_cookies, sign_in
 
 from lifrnn.files import safetensors_bytes
 from lifrnn.nwb import write_nwb
@@ -93,6 +95,12 @@ def test_a_recording_is_fitted_cross_validated_and_kept_with_its_lineage(service
         assert drawn.status_code == 200 and drawn.content.startswith(b"\x89PNG")
         networks = alice.get("/networks", params={"kind": "fit_data"}).json()["items"]
         assert any(item["job_id"] == job["id"] for item in networks)
+        url = service.server.url
+        cookie = browser_cookies(sign_in(url, service.tokens["alice"]))
+        page = httpx.get(f"{url}/ui/jobs/{job['id']}", headers={"Cookie": cookie}, timeout=30)
+        assert page.status_code == 200
+        assert "psth.png" in page.text and "population.png" in page.text
+        assert "r2_heldout" in page.text
         recorded = next(a for a in job["artifacts"] if a["name"] == "spec.json")
         provenance = alice.get(f"/artifacts/{recorded['id']}").json()["inputs"]
         assert provenance["data"]["file"] == data and provenance["network"]["file"] == network

@@ -1,0 +1,93 @@
+"""The fit_data spec: built from the client's builder, checked against a stored file's header at
+submit, with its limits and resource estimate decided before any work."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from lifrnn.builders import fit_data
+from lifrnn.specs import FitDataSpec, InputFacts, parse_spec
+
+ID = "3f2b8c1e-0000-4000-8000-000000000001"
+SUMMARY = {
+    "format": "nwb",
+    "units": 182,
+    "spikes": 1000,
+    "unit_tables": {"units": {"rows": 182, "columns": ["spike_times"]}},
+    "trials": 2295,
+    "trial_columns": [
+        "go_cue_time",
+        "move_onset_time",
+        "split",
+        "start_time",
+        "stop_time",
+        "success",
+        "target_on_time",
+        "trial_type",
+        "trial_version",
+    ],
+    "behavior_series": {"behavior/hand_vel": [1000, 2]},
+    "duration_s": 100.0,
+}
+
+
+def spec(**changes: object) -> FitDataSpec:
+    return FitDataSpec.model_validate({"network": ID, "data": ID, **changes})
+
+
+def test_the_builder_takes_local_files_and_fields() -> None:
+    built = fit_data(network="network.safetensors", data="maze.nwb", folds=3)
+    assert (built.kind, built.data, built.folds) == ("fit_data", "maze.nwb", 3)
+    assert built.recording.align_event == "move_onset_time"
+
+
+def test_over_http_files_are_ids_and_bad_fields_are_named() -> None:
+    with pytest.raises(ValidationError, match="data"):
+        parse_spec({"kind": "fit_data", "network": ID, "data": "/etc/passwd"})
+    with pytest.raises(ValidationError, match="folds"):
+        spec(folds=1)
+    with pytest.raises(ValidationError, match="start < stop"):
+        spec(recording={"window": [0.3, -0.2]})
+    with pytest.raises(ValidationError, match="limit is 5000"):
+        spec(dt=0.001, recording={"window": [-3.0, 3.0]})
+
+
+def test_an_nwb_file_is_checked_against_the_fields_the_spec_names() -> None:
+    facts = {"data": InputFacts(name="file 'maze.nwb'", header=SUMMARY)}
+    spec().check_inputs(facts)  # MC_Maze's names: all there
+    with pytest.raises(ValueError, match="'reach_onset_time'"):
+        spec(recording={"align_event": "reach_onset_time"}).check_inputs(facts)
+    with pytest.raises(ValueError, match="'maze_id'"):
+        spec(recording={"condition_columns": ["maze_id"]}).check_inputs(facts)
+
+
+def test_a_tensor_file_needs_rates_a_time_step_and_matching_behaviour() -> None:
+    def facts(tensors: dict, metadata: dict | None = None) -> dict[str, InputFacts]:
+        header = {"tensors": tensors, "metadata": metadata or {}}
+        return {"data": InputFacts(name="file 'rates.safetensors'", header=header)}
+
+    rates = {"dtype": "F64", "shape": [12, 71, 40]}
+    spec().check_inputs(facts({"rates": rates}, {"dt": "0.01"}))
+    with pytest.raises(ValueError, match="no sampling interval"):
+        spec().check_inputs(facts({"rates": rates}))
+    with pytest.raises(ValueError, match="'behavior' has shape"):
+        behavior = {"dtype": "F64", "shape": [12, 70, 2]}
+        spec().check_inputs(facts({"rates": rates, "behavior": behavior}, {"dt": "0.01"}))
+    with pytest.raises(ValueError, match="neither an NWB recording"):
+        spec().check_inputs(facts({"W": {"dtype": "F64", "shape": [3, 3]}}))
+    with pytest.raises(ValueError, match="6 folds need at least as many conditions"):
+        few = {"dtype": "F64", "shape": [4, 71, 40]}
+        spec(folds=6).check_inputs(facts({"rates": few}, {"dt": "0.01"}))
+    with pytest.raises(ValueError, match="6000 neurons; the limit is 5000"):
+        wide = {"dtype": "F64", "shape": [12, 71, 6000]}
+        spec().check_inputs(facts({"rates": wide}, {"dt": "0.01"}))
+
+
+def test_the_estimate_grows_with_folds_and_baselines() -> None:
+    facts = {"data": InputFacts(name="file", header=SUMMARY)}
+    five = spec().estimate(facts)
+    ten = spec(folds=10).estimate(facts)
+    alone = spec(baselines=False).estimate(facts)
+    assert ten.work > five.work > alone.work
+    assert "182 neurons" in five.basis
