@@ -10,8 +10,6 @@ against the true rates) is about 0.94.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
