@@ -167,7 +167,9 @@ def data_fit_rows(device: str, n: int, conditions: int, neurons: int, iterations
     generator = torch.Generator().manual_seed(1)
     x_sp = spontaneous_state(n, generator)
     x_star = x_sp + 0.3 * torch.randn(conditions, n, generator=generator, dtype=torch.float64)
-    states = simulate(W, x_star, tau=TAU_S, dt=0.01, steps=40, h=background_input(W, x_sp))
+    states = simulate(
+        W, x_star, tau=TAU_S, dt=0.001, steps=400, h=background_input(W, x_sp), record_every=10
+    )
     mixing = torch.rand(neurons, n_e, generator=generator, dtype=torch.float64)
     data = states[..., :n_e].clamp(min=0) @ mixing.T
     config = DataFitConfig(dt=0.01, max_iterations=iterations)

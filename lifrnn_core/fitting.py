@@ -36,6 +36,7 @@ from torch import Tensor
 from lifrnn_core.dynamics import GainName, gain_function, simulate
 from lifrnn_core.errors import DivergenceError, InvalidNetworkError
 from lifrnn_core.gramians import amplifying_directions, observability_gramian
+from lifrnn_core.lbfgs import RememberingClosure
 
 __all__ = [
     "FitConfig",
@@ -481,11 +482,10 @@ def fit_initial_states(
             stop_reason=reason,
         )
 
-    def closure() -> Tensor:
+    def evaluate_with_gradient() -> tuple[Tensor, float]:
         if on_evaluation is not None:
             on_evaluation()
-        optimiser.zero_grad()
-        total, _, _, _, states = evaluate(theta)
+        total, motor, _, _, states = evaluate(theta)
         if (
             not bool(torch.isfinite(total))
             or float(states.detach().abs().max()) > config.divergence_limit
@@ -494,7 +494,9 @@ def fit_initial_states(
         radial = (theta.pow(2).sum() / squared_norm0 - 1.0) ** 2
         objective = total / cost_scale + 0.01 * radial
         objective.backward()  # type: ignore[no-untyped-call]
-        return objective
+        return objective, float(motor.detach())
+
+    closure = RememberingClosure(theta, evaluate_with_gradient)
 
     finished = resume is not None and resume.stop_reason is not None
     if callback is not None and resume is None:
@@ -511,9 +513,11 @@ def fit_initial_states(
                 iteration=iteration,
                 last_finite=last_x_star.detach(),
             ) from None
-        with torch.no_grad():
-            _, motor, _, _, _ = evaluate(theta)
-        cost = float(motor)
+        remembered = closure.value_at()
+        if remembered is None:
+            with torch.no_grad():
+                remembered = float(evaluate(theta)[1])
+        cost = remembered
         if not math.isfinite(cost):
             raise DivergenceError(
                 f"diverged at iteration {iteration}",

@@ -30,6 +30,7 @@ from lifrnn_core.data_fitting import (
     DataFitConfig,
     FoldScore,
     cross_validate,
+    euler_step_ratio,
     fit_to_data,
     random_like,
     spectral_abscissa,
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 EXAMPLE_NEURONS = 6
 """Neurons shown in the PSTH figure."""
+EULER_STEP_WARNING = 0.3
+"""Above this ``integration_dt * rho(W - I) / tau`` the job warns that Euler is too coarse."""
 
 
 def load_data(spec: FitDataSpec, path: Path) -> ConditionAverages:
@@ -132,6 +135,7 @@ def _config(spec: FitDataSpec, averages: ConditionAverages, behavior: bool) -> D
     return DataFitConfig(
         tau=spec.tau,
         dt=spec.dt,
+        integration_dt=spec.integration_dt,
         gain=spec.gain,
         state_radius=spec.state_radius,
         n_modes=spec.n_modes,
@@ -164,25 +168,7 @@ def _load_cv(context: JobContext, name: str) -> CrossValidation | None:
         return None
     tensors, _, metadata = found
     folds = [FoldScore(**fold) for fold in json.loads(metadata["folds"])]
-    return _summarise(folds, tensors["predicted_heldout"])
-
-
-def _summarise(folds: list[FoldScore], predicted: np.ndarray) -> CrossValidation:
-    per_neuron: dict[int, list[float]] = {}
-    for fold in folds:
-        for neuron, value in zip(fold.heldout_neurons, fold.r2_heldout, strict=True):
-            per_neuron.setdefault(neuron, []).append(value)
-    n = predicted.shape[-1]
-    return CrossValidation(
-        folds=folds,
-        r2_train=float(np.mean([f.r2_train for f in folds])),
-        r2_heldout=float(np.mean([np.mean(f.r2_heldout) for f in folds])),
-        r2_heldout_per_neuron=[
-            float(np.mean(per_neuron[i])) if i in per_neuron else float("nan") for i in range(n)
-        ],
-        r2_mean_predictor=float(np.mean([np.mean(f.r2_mean_predictor) for f in folds])),
-        predicted_heldout=predicted,
-    )
+    return CrossValidation.from_folds(folds, tensors["predicted_heldout"])
 
 
 def _jpca_summary(result: JPCAResult) -> dict[str, float]:
@@ -260,6 +246,15 @@ def run_fit_data(spec: FitDataSpec, context: JobContext) -> JobResult:
         else None
     )
     config = _config(spec, averages, fit_behavior)
+    step_ratio = euler_step_ratio(W, spec.tau, spec.euler_step)
+    if step_ratio > EULER_STEP_WARNING:
+        logger.warning(
+            "Euler step %.3g s is coarse for this network (step x fastest rate = %.2f, "
+            "above %.2f): the simulation may not follow the continuous dynamics",
+            spec.euler_step,
+            step_ratio,
+            EULER_STEP_WARNING,
+        )
     fits_total = 1 + spec.folds * (2 if spec.baselines else 1)
     done = [0]
 
@@ -358,6 +353,8 @@ def run_fit_data(spec: FitDataSpec, context: JobContext) -> JobResult:
         "jpca_ratio_model": jpca_model.ratio,
         "jpca_frequency_hz_model": jpca_model.frequency_hz,
         "spectral_abscissa": spectral_abscissa(final.W),
+        "integration_dt": spec.euler_step,
+        "euler_step_ratio": step_ratio,
         "iterations": final.iterations,
         "converged": final.converged,
         "stop_reason": final.stop_reason,
@@ -372,6 +369,7 @@ def run_fit_data(spec: FitDataSpec, context: JobContext) -> JobResult:
         "n_excitatory": str(n_excitatory),
         "tau": str(spec.tau),
         "dt": str(spec.dt),
+        "integration_dt": str(spec.euler_step),
         "gain": spec.gain,
         "mode": spec.mode,
         "conditions": averages.conditions,

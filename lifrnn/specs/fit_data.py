@@ -18,6 +18,8 @@ from lifrnn.specs.base import (
 )
 from lifrnn.specs.fit import NetworkReference, check_network
 from lifrnn.specs.resources import FIGURE_BYTES, FIXED_BYTES, Estimate
+from lifrnn_core.data_fitting import euler_step
+from lifrnn_core.errors import InvalidNetworkError
 
 if TYPE_CHECKING:
     from lifrnn.nwb import NWBLayout
@@ -116,7 +118,17 @@ class FitDataSpec(SpecBase):
         "'full_network': W adapts too (Dale's law, zero pattern, stability bound kept)",
     )
     tau: float = Field(0.15, gt=0, le=10.0, description="time constant, seconds")
-    dt: float = Field(0.01, gt=0, le=0.05, description="Euler step and bin width, seconds")
+    dt: float = Field(
+        0.01, gt=0, le=0.05, description="bin width and sampling interval of the fit, seconds"
+    )
+    integration_dt: float | None = Field(
+        None,
+        gt=0,
+        le=0.05,
+        description="Euler step of the simulation, seconds, dividing dt (default: the largest "
+        "divisor of dt up to 2 ms; forward Euler needs a step well below the network's fastest "
+        "time scale)",
+    )
     gain: Literal["relu", "tanh_shifted"] = Field("relu", description="rate function r(x)")
     state_radius: float = Field(0.2, gt=0, description="RMS of x* - x_sp per unit and condition")
     n_modes: int | None = Field(None, ge=1, description="Gramian eigenvectors spanning x*")
@@ -141,12 +153,27 @@ class FitDataSpec(SpecBase):
     dtype: Literal["float64", "float32"] = Field("float64", description="precision of the fit")
 
     numerical_hint: ClassVar[str] = (
-        "try a smaller `state_radius` or `dt`, a larger `ridge`, or a more stable network"
+        "try a smaller `state_radius` or `integration_dt`, a larger `ridge`, or a more stable "
+        "network"
     )
     references: ClassVar[dict[str, ReferenceKind]] = {"network": "network", "data": "file"}
 
+    @property
+    def euler_step(self) -> float:
+        """The simulation's Euler step, seconds."""
+        return euler_step(self.dt, self.integration_dt)
+
+    @property
+    def substeps(self) -> int:
+        """Euler steps per time sample."""
+        return round(self.dt / self.euler_step)
+
     @model_validator(mode="after")
     def _window_in_steps(self) -> FitDataSpec:
+        try:
+            euler_step(self.dt, self.integration_dt)
+        except InvalidNetworkError as error:
+            raise ValueError(str(error)) from None
         samples = self.time_samples()
         if samples > MAX_TIME_SAMPLES:
             raise ValueError(
@@ -246,7 +273,7 @@ class FitDataSpec(SpecBase):
         n = network_dims(inputs.get("network")).n
         conditions, samples, neurons = self.data_sizes(inputs.get("data"))
         bytes_per = 4 if self.dtype == "float32" else 8
-        trajectory = conditions * samples * n * bytes_per
+        trajectory = conditions * samples * self.substeps * n * bytes_per
         fits = 1 + (2 if self.baselines else 1) * self.folds
         return Estimate(
             memory_bytes=16 * trajectory
@@ -255,10 +282,11 @@ class FitDataSpec(SpecBase):
             + FIXED_BYTES,
             output_bytes=(2 * n * n + conditions * n + 3 * conditions * samples * neurons) * 8
             + 4 * FIGURE_BYTES,
-            work=20.0 * conditions * samples * n * n * self.max_iterations * fits
+            work=20.0 * conditions * samples * self.substeps * n * n * self.max_iterations * fits
             + 50.0 * n**3 * fits,
             basis=f"n={n}, {conditions} conditions, T={samples}, {neurons} neurons, "
-            f"{fits} fits of up to {self.max_iterations} iterations",
-            fields=("max_iterations", "folds", "dt", "recording.window"),
+            f"{fits} fits of up to {self.max_iterations} iterations, {self.substeps} Euler steps "
+            "per sample",
+            fields=("max_iterations", "folds", "dt", "integration_dt", "recording.window"),
             step_work=50.0 * n**3,
         )

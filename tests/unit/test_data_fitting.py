@@ -11,6 +11,7 @@ import torch
 from lifrnn_core.data_fitting import (
     DataFitConfig,
     cross_validate,
+    euler_step_ratio,
     fit_to_data,
     r2_per_neuron,
     random_like,
@@ -29,9 +30,10 @@ STEPS = 30
 
 @pytest.fixture(scope="module")
 def network() -> dict[str, torch.Tensor | int]:
-    """A kao2021 network (n = 40) and recordings it made: 12 conditions from random amplified
-    initial states, 60 neurons that are non-negative mixtures of its 32 excitatory rates (more
-    neurons than excitatory units: held-out neurons are then predictable from held-in ones)."""
+    """A kao2021 network (n = 40) and recordings it made (noise-free, sampled every 10 ms from a
+    1 ms simulation): 12 conditions from random amplified initial states, 60 neurons that are
+    non-negative mixtures of its 32 excitatory rates (more neurons than excitatory units:
+    held-out neurons are then predictable from held-in ones)."""
     params = SOCParameters.for_method("kao2021", n=40)
     W = torch.from_numpy(build_soc(params, seed=0).weights)
     n_e = params.n_excitatory
@@ -43,7 +45,8 @@ def network() -> dict[str, torch.Tensor | int]:
     theta = theta * torch.linspace(1, 0.05, basis.shape[1], dtype=torch.float64)
     displacement = theta @ basis.T
     x_star = x_sp + 0.2 * math.sqrt(displacement.numel()) * displacement / displacement.norm()
-    states = simulate(W, x_star, tau=0.15, dt=DT, steps=STEPS, h=h)
+    # The recording follows the continuous dynamics (1 ms Euler), sampled every DT.
+    states = simulate(W, x_star, tau=0.15, dt=0.001, steps=STEPS * 10, h=h, record_every=10)
     rates = gain_function("relu")(states[..., :n_e])
     mixing = torch.rand(60, n_e, generator=generator, dtype=torch.float64)
     mixing = mixing * (torch.rand(60, n_e, generator=generator, dtype=torch.float64) < 0.2)
@@ -114,7 +117,7 @@ def test_a_frozen_map_is_kept_and_only_initial_states_are_fitted(network: dict) 
         readout=first.readout.rows(torch.arange(40)),
     )
     assert torch.equal(again.readout.D, first.readout.D[:40])
-    assert again.r2 > max(again.r2_initial, 0.5)
+    assert again.r2 > 0.95  # 0.981 measured, from -0.75 at the first guess
 
 
 def test_cross_validation_scores_the_generating_network_above_both_baselines(
@@ -134,8 +137,9 @@ def test_cross_validation_scores_the_generating_network_above_both_baselines(
         network["data"],
         **arguments,
     )
-    assert model.r2_heldout > 0.5
-    assert model.r2_heldout > random.r2_heldout
+    # noise-free: 0.800 measured (25 iterations), the random network 0.642, the mean -0.44
+    assert model.r2_heldout > 0.75
+    assert model.r2_heldout > random.r2_heldout + 0.1
     assert model.r2_heldout > model.r2_mean_predictor
     tested = sorted(c for fold in model.folds for c in fold.test_conditions)
     assert tested == list(range(12))  # every condition held out exactly once
@@ -145,6 +149,37 @@ def test_cross_validation_scores_the_generating_network_above_both_baselines(
         assert len(fold.heldout_neurons) == 15
     predicted = model.predicted_heldout
     assert np.isfinite(predicted).sum() == 12 * (STEPS + 1) * 15
+
+
+def test_a_coarse_euler_step_misses_dynamics_a_fine_one_fits(network: dict) -> None:
+    """A 10 ms Euler step (0.73 of the fastest time scale) is not the continuous network: on
+    held-out neurons it scores 0.59 where a 2 ms step scores 0.80."""
+    W = network["W"]
+    assert euler_step_ratio(W, 0.15, 0.002) == pytest.approx(11 * 0.002 / 0.15, rel=1e-6)
+    scores = {
+        step: cross_validate(
+            W,
+            network["h"],
+            network["x_sp"],
+            network["data"],
+            n_excitatory=network["n_e"],
+            config=config(integration_dt=step),
+            folds=4,
+            seed=0,
+        ).r2_heldout
+        for step in (0.002, DT)
+    }
+    assert scores[0.002] > scores[DT] + 0.1
+
+
+def test_an_euler_step_that_does_not_divide_the_sampling_interval_is_refused() -> None:
+    with pytest.raises(InvalidNetworkError, match="integration_dt"):
+        DataFitConfig(dt=0.01, integration_dt=0.003)
+    assert DataFitConfig(dt=0.01, integration_dt=0.001).substeps == 10
+    # by default the largest divisor of dt up to 2 ms
+    assert DataFitConfig(dt=0.01).substeps == 5
+    assert DataFitConfig(dt=0.005).substeps == 3
+    assert DataFitConfig(dt=0.001).substeps == 1
 
 
 def test_the_random_baseline_keeps_dale_the_zero_pattern_and_the_abscissa(network: dict) -> None:

@@ -51,6 +51,9 @@ def test_over_http_files_are_ids_and_bad_fields_are_named() -> None:
         spec(recording={"window": [0.3, -0.2]})
     with pytest.raises(ValidationError, match="limit is 5000"):
         spec(dt=0.001, recording={"window": [-3.0, 3.0]})
+    with pytest.raises(ValidationError, match=r"integration_dt: 0.003 s must divide dt"):
+        spec(integration_dt=0.003)
+    assert (spec().euler_step, spec().substeps) == (pytest.approx(0.002), 5)
 
 
 def test_an_nwb_file_is_checked_against_the_fields_the_spec_names() -> None:
@@ -91,3 +94,7 @@ def test_the_estimate_grows_with_folds_and_baselines() -> None:
     alone = spec(baselines=False).estimate(facts)
     assert ten.work > five.work > alone.work
     assert "182 neurons" in five.basis
+    # the work counts Euler steps: a 1 ms step is twice the default 2 ms one
+    fine = spec(integration_dt=0.001).estimate(facts)
+    assert fine.work == pytest.approx(2 * five.work, rel=0.01)
+    assert "10 Euler steps per sample" in fine.basis

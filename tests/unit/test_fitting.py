@@ -63,7 +63,9 @@ def test_two_reach_fit_meets_its_targets(network):
     )
     assert torch.allclose(outputs, result.outputs, atol=1e-12)
     assert result.stop_reason in {"cost_tolerance", "relative_tolerance"}
-    assert result.history[-1] == result.cost_move < result.history[0]
+    # the history's costs come from the gradient evaluations, the final one from a plain run
+    assert result.history[-1] == pytest.approx(result.cost_move, rel=1e-12)
+    assert result.cost_move < result.history[0]
 
 
 def test_admissible_readout_is_optimal_within_the_constraint():
