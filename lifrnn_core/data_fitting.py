@@ -15,6 +15,9 @@ linear map of the network's excitatory rates started from one initial state per 
 - Optionally a hand-velocity readout ``v = C r_E + c`` is fitted in the same solve, weighted
   by ``behavior_weight``; with preparation in the window it must be silent before movement onset
   (those samples' targets are zero, weighted ``silence_weight``).
+- The network is integrated with forward Euler at ``integration_dt`` (default: the largest
+  divisor of ``dt`` up to 2 ms) and compared with the data every ``dt``: a step as coarse as
+  the 10 ms bins does not follow these networks' fast dynamics (:func:`euler_step_ratio`).
 - ``mode="full_network"`` then adapts W too (Adam on W and theta, W projected onto Dale's law, no
   autapses and its zero pattern after every step, its spectral abscissa kept under a bound by
   backtracking), as retraining does.

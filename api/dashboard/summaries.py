@@ -47,7 +47,8 @@ def key_metrics(job: dict[str, Any]) -> str:
     """The first numbers to look at: SOC abscissa and iterations, a fit's worst R², each
     controller's worst motor R², retraining's worst R² on new and old reaches per mode (flagged
     when its readout cannot reach the new targets, or it did not converge), a fit to recordings'
-    cross-validated R² beside the random network's."""
+    cross-validated R² beside the random network's (flagged when its Euler step was coarse for
+    the network)."""
     metrics = job.get("metrics") or {}
     flat = job.get("flat_metrics") or {}
     if not metrics:
@@ -80,7 +81,11 @@ def key_metrics(job: dict[str, Any]) -> str:
     if kind == "fit_data":
         heldout = _number(metrics.get("r2_heldout"), 3)
         random = _number(metrics.get("r2_heldout_random"), 3)
-        return f"held-out R² {heldout} (random {random})"
+        summary = f"held-out R² {heldout} (random {random})"
+        if metrics.get("euler_step_coarse"):
+            ratio = _number(metrics.get("euler_step_ratio"), 2)
+            summary += f" (coarse Euler step: {ratio} of the fastest time scale)"
+        return summary
     return ""
 
 

@@ -355,6 +355,7 @@ def run_fit_data(spec: FitDataSpec, context: JobContext) -> JobResult:
         "spectral_abscissa": spectral_abscissa(final.W),
         "integration_dt": spec.euler_step,
         "euler_step_ratio": step_ratio,
+        "euler_step_coarse": step_ratio > EULER_STEP_WARNING,
         "iterations": final.iterations,
         "converged": final.converged,
         "stop_reason": final.stop_reason,

@@ -57,6 +57,17 @@ def test_each_kind_is_summarised_by_what_a_scientist_looks_at_first():
         "initial_states_and_readout: new 0.999, old 0.998 · "
         "full_network: new 0.97, old 0.98 (not converged)"
     )
+    fit_data = {
+        "kind": "fit_data",
+        "spec": {"mode": "initial_states", "folds": 5, "network": "0123456789"},
+        "metrics": {"r2_heldout": 0.8104, "r2_heldout_random": 0.6236},
+    }
+    assert spec_summary(fit_data) == "initial_states · 5 folds · network 01234567"
+    assert key_metrics(fit_data) == "held-out R² 0.81 (random 0.624)"
+    fit_data["metrics"] |= {"euler_step_ratio": 0.73, "euler_step_coarse": True}
+    assert key_metrics(fit_data) == (
+        "held-out R² 0.81 (random 0.624) (coarse Euler step: 0.73 of the fastest time scale)"
+    )
     assert key_metrics({"kind": "soc", "spec": {}, "metrics": None}) == ""
 
 

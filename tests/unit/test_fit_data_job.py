@@ -71,6 +71,36 @@ def test_averaged_rates_are_resampled_fitted_and_written(inputs: dict[str, Path]
     assert fitted["data"].shape == fitted["model"].shape == (6, 31, 20)
     held_out = np.isfinite(fitted["heldout"]).any(axis=(1, 2))
     assert held_out.all()  # every condition was held out once
+    # five 2 ms Euler steps per 10 ms bin: 0.15 of this network's fastest time scale (11 / tau)
+    assert metrics["integration_dt"] == pytest.approx(0.002)
+    assert metrics["euler_step_ratio"] == pytest.approx(11 * 0.002 / 0.15, rel=1e-6)
+    assert metrics["euler_step_coarse"] is False
+
+
+def test_a_coarse_euler_step_is_run_but_flagged(
+    inputs: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = FitDataSpec.model_validate(
+        {
+            "network": UNUSED_ID,
+            "data": UNUSED_ID,
+            "folds": 2,
+            "max_iterations": 2,
+            "dt": 0.01,
+            "integration_dt": 0.01,
+            "baselines": False,
+        }
+    )
+    context = JobContext(
+        out_dir=tmp_path / "out",
+        inputs={"network": inputs["network"], "data": inputs["data"]},
+        defer_figures=True,
+    )
+    with caplog.at_level("WARNING", logger="lifrnn.jobs.fit_data"):
+        result = run_fit_data(spec, context)
+    assert result.metrics["euler_step_coarse"] is True
+    assert result.metrics["euler_step_ratio"] == pytest.approx(11 * 0.01 / 0.15, rel=1e-6)
+    assert "Euler step 0.01 s is coarse" in caplog.text
 
 
 def test_a_file_without_a_time_step_fails_with_the_reason(
