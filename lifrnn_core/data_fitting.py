@@ -17,7 +17,8 @@ linear map of the network's excitatory rates started from one initial state per 
   (those samples' targets are zero, weighted ``silence_weight``).
 - The network is integrated with forward Euler at ``integration_dt`` (default: the largest
   divisor of ``dt`` up to 2 ms) and compared with the data every ``dt``: a step as coarse as
-  the 10 ms bins does not follow these networks' fast dynamics (:func:`euler_step_ratio`).
+  the 10 ms bins does not follow these networks' fast dynamics
+  (:func:`lifrnn_core.dynamics.euler_step_ratio`).
 - ``mode="full_network"`` then adapts W too (Adam on W and theta, W projected onto Dale's law, no
   autapses and its zero pattern after every step, its spectral abscissa kept under a bound by
   backtracking), as retraining does.
@@ -56,7 +57,6 @@ __all__ = [
     "LinearMap",
     "cross_validate",
     "euler_step",
-    "euler_step_ratio",
     "fit_to_data",
     "r2_per_neuron",
     "random_like",
@@ -71,7 +71,7 @@ DataFitCallback = Callable[[int, float], None]
 DataFitMode = Literal["initial_states", "full_network"]
 EULER_STEP = 0.002
 """Default largest Euler step of a fit to data, seconds (0.15 of a kao2021 network's fastest
-time scale at tau = 0.15 s; see :func:`euler_step_ratio`)."""
+time scale at tau = 0.15 s; see :func:`lifrnn_core.dynamics.euler_step_ratio`)."""
 
 
 @dataclass(frozen=True)
@@ -84,9 +84,9 @@ class DataFitConfig:
         integration_dt: Euler step of the simulation, seconds; it divides ``dt`` (None: the
             largest step of at most :data:`EULER_STEP` that does, :func:`euler_step`). Forward
             Euler is only accurate for steps well below the network's fastest time scale
-            (:func:`euler_step_ratio`): for a kao2021 network (eigenvalues of W - I down to
-            -11, tau = 0.15 s) a 10 ms step reproduces a 1 ms simulation's rates with R^2 0.26,
-            a 2 ms step with 0.998.
+            (:func:`lifrnn_core.dynamics.euler_step_ratio`): for a kao2021 network (eigenvalues
+            of W - I down to -11, tau = 0.15 s) a 10 ms step reproduces a 1 ms simulation's
+            rates with R^2 0.26, a 2 ms step with 0.998.
         gain: ``"relu"`` or ``"tanh_shifted"``.
         state_radius: RMS distance per unit and condition of ``x*`` from ``x_sp``.
         n_modes: Gramian eigenvectors spanning ``x* - x_sp`` (None: all n).
@@ -226,20 +226,6 @@ def r2_per_neuron(predicted: Tensor, data: Tensor) -> Tensor:
 def spectral_abscissa(W: Tensor) -> float:
     """Largest real part of the eigenvalues of W."""
     return float(torch.linalg.eigvals(W.detach()).real.max())
-
-
-def euler_step_ratio(W: Tensor, tau: float, step: float) -> float:
-    """``step * rho(W - I) / tau``: the Euler step against the linearised network's fastest
-    time scale (rho: the largest eigenvalue modulus, the gain's slope taken as 1). Below about
-    0.15 a forward-Euler simulation follows the continuous dynamics closely (0.147 for a
-    kao2021 network at 2 ms: R^2 0.998 against 1 ms); at 0.7 it does not (R^2 0.26).
-
-    Args:
-        W: (n, n) weights. tau, step: seconds.
-    """
-    eye = torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
-    radius = float(torch.linalg.eigvals((W.detach() - eye).cpu()).abs().max())
-    return step * radius / tau
 
 
 def random_like(W: Tensor, n_excitatory: int, generator: torch.Generator) -> Tensor:

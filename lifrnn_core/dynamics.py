@@ -42,6 +42,7 @@ from torch import Tensor
 from lifrnn_core.errors import InvalidNetworkError
 
 __all__ = [
+    "EULER_STEP_WARNING",
     "GO_CUE_AMPLITUDE",
     "GO_CUE_DECAY_S",
     "GO_CUE_RISE_S",
@@ -49,6 +50,7 @@ __all__ = [
     "HENNEQUIN_RMAX",
     "GainName",
     "background_input",
+    "euler_step_ratio",
     "gain_function",
     "go_cue",
     "readout",
@@ -59,6 +61,9 @@ __all__ = [
 ]
 
 GainName = Literal["relu", "tanh_shifted"]
+
+EULER_STEP_WARNING = 0.3
+"""Above this :func:`euler_step_ratio` a job warns that its Euler step is too coarse."""
 
 HENNEQUIN_R0 = 20.0
 """Baseline rate r0 of the Hennequin et al. 2014 gain (Hz)."""
@@ -433,3 +438,18 @@ def go_cue(time_s: Tensor) -> Tensor:
     t = time_s.clamp_min(0.0)
     bracket = torch.exp(-t / GO_CUE_DECAY_S) - torch.exp(-t / GO_CUE_RISE_S)
     return (GO_CUE_AMPLITUDE / a_max) * bracket
+
+
+def euler_step_ratio(W: Tensor, tau: float, step: float) -> float:
+    """``step * rho(W - I) / tau``: the Euler step against the linearised network's fastest
+    time scale (rho: the largest eigenvalue modulus, the gain's slope taken as 1). Below about
+    0.15 a forward-Euler simulation follows the continuous dynamics closely (0.147 for a
+    kao2021 network at 2 ms: R^2 0.998 against 1 ms); at 0.7 it does not (R^2 0.26). Jobs
+    report it and warn above :data:`EULER_STEP_WARNING`.
+
+    Args:
+        W: (n, n) weights. tau, step: seconds.
+    """
+    eye = torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
+    radius = float(torch.linalg.eigvals((W.detach() - eye).cpu()).abs().max())
+    return step * radius / tau

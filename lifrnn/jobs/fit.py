@@ -14,6 +14,7 @@ from lifrnn import __version__
 from lifrnn.figure_recipes import FigureRecipe
 from lifrnn.files import load_matrix, write_safetensors
 from lifrnn.jobs.base import JobContext, JobResult
+from lifrnn.jobs.numerics import euler_step_metrics
 from lifrnn.jobs.progress import FitProgress
 from lifrnn.jobs.soc import build_from_spec, not_converged_message
 from lifrnn.networks import load_network
@@ -307,6 +308,7 @@ def run_fit(spec: FitSpec, context: JobContext) -> JobResult:
         "x_star_norms": torch.linalg.norm(result.x_star - x_sp, dim=1).tolist(),
         "n": n,
         "n_excitatory": n_excitatory,
+        **euler_step_metrics(W, spec.tau, spec.dt, logger),
     }
     error_message = None
     if not result.converged:

@@ -22,6 +22,7 @@ from lifrnn import __version__
 from lifrnn.figure_recipes import FigureRecipe
 from lifrnn.files import read_safetensors, write_safetensors
 from lifrnn.jobs.base import JobContext, JobResult
+from lifrnn.jobs.numerics import euler_step_metrics
 from lifrnn.networks import load_network
 from lifrnn.specs import spec_sha256
 from lifrnn.specs.fit_data import FitDataSpec
@@ -30,7 +31,6 @@ from lifrnn_core.data_fitting import (
     DataFitConfig,
     FoldScore,
     cross_validate,
-    euler_step_ratio,
     fit_to_data,
     random_like,
     spectral_abscissa,
@@ -51,8 +51,6 @@ logger = logging.getLogger(__name__)
 _DTYPES = {"float64": torch.float64, "float32": torch.float32}
 EXAMPLE_NEURONS = 6
 """Neurons shown in the PSTH figure."""
-EULER_STEP_WARNING = 0.3
-"""Above this ``integration_dt * rho(W - I) / tau`` the job warns that Euler is too coarse."""
 
 
 def load_data(spec: FitDataSpec, path: Path) -> ConditionAverages:
@@ -246,15 +244,7 @@ def run_fit_data(spec: FitDataSpec, context: JobContext) -> JobResult:
         else None
     )
     config = _config(spec, averages, fit_behavior)
-    step_ratio = euler_step_ratio(W, spec.tau, spec.euler_step)
-    if step_ratio > EULER_STEP_WARNING:
-        logger.warning(
-            "Euler step %.3g s is coarse for this network (step x fastest rate = %.2f, "
-            "above %.2f): the simulation may not follow the continuous dynamics",
-            spec.euler_step,
-            step_ratio,
-            EULER_STEP_WARNING,
-        )
+    numerics = euler_step_metrics(W, spec.tau, spec.euler_step, logger)
     fits_total = 1 + spec.folds * (2 if spec.baselines else 1)
     done = [0]
 
@@ -353,9 +343,7 @@ def run_fit_data(spec: FitDataSpec, context: JobContext) -> JobResult:
         "jpca_ratio_model": jpca_model.ratio,
         "jpca_frequency_hz_model": jpca_model.frequency_hz,
         "spectral_abscissa": spectral_abscissa(final.W),
-        "integration_dt": spec.euler_step,
-        "euler_step_ratio": step_ratio,
-        "euler_step_coarse": step_ratio > EULER_STEP_WARNING,
+        **numerics,
         "iterations": final.iterations,
         "converged": final.converged,
         "stop_reason": final.stop_reason,

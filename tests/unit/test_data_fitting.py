@@ -11,14 +11,19 @@ import torch
 from lifrnn_core.data_fitting import (
     DataFitConfig,
     cross_validate,
-    euler_step_ratio,
     fit_to_data,
     r2_per_neuron,
     random_like,
     ridge_map,
     spectral_abscissa,
 )
-from lifrnn_core.dynamics import background_input, gain_function, simulate, spontaneous_state
+from lifrnn_core.dynamics import (
+    background_input,
+    euler_step_ratio,
+    gain_function,
+    simulate,
+    spontaneous_state,
+)
 from lifrnn_core.errors import InvalidNetworkError
 from lifrnn_core.fitting import initial_state_basis
 from lifrnn_core.soc import build_soc

@@ -114,3 +114,6 @@ def test_the_fit_job_reports_the_metrics_before_optimisation(tmp_path):
     assert metrics["r2_min_initial"] == min(metrics["r2_initial"])
     assert metrics["cost"] <= metrics["cost_initial"]
     assert metrics["cost_move"] <= metrics["cost_move_initial"]
+    # a 2 ms step is 0.15 of a kao2021 network's fastest time scale (rho(W - I) = 11, tau 0.15)
+    assert metrics["euler_step_ratio"] == pytest.approx(11 * 0.002 / 0.15, rel=1e-6)
+    assert metrics["euler_step_coarse"] is False
