@@ -1,7 +1,7 @@
 """Fitting to recordings at MC_Maze's size: reading, preprocessing and a 5-fold evaluated fit.
 
 Run on demand: ``python bench/fit_data.py`` (defaults: 182 units, 2,300 trials, 108 conditions,
-N = 200 kao2021 network; about 10 minutes on 2 cores). ``--small`` runs a quick version.
+N = 200 kao2021 network; about 7 minutes on 2 cores). ``--small`` runs a quick version.
 
 1. A synthetic NWB file of that size is written once (not timed): spikes of neurons mixing the
    network's excitatory rates from random amplified initial states (the file's truth is not

@@ -46,7 +46,7 @@ from torch import Tensor
 from lifrnn_core.dynamics import GainName, background_input, gain_function, simulate
 from lifrnn_core.errors import DivergenceError, InvalidNetworkError
 from lifrnn_core.fitting import initial_state_basis
-from lifrnn_core.lbfgs import RememberingClosure
+from lifrnn_core.lbfgs import RememberingClosure, StopRules
 from lifrnn_core.retraining import project_dale
 
 __all__ = [
@@ -493,36 +493,28 @@ def fit_to_data(
     closure = RememberingClosure(theta, evaluate)
 
     history: list[float] = []
-    stop_reason, converged, stalled = "max_iterations", False, False
+    stop_reason, converged = "max_iterations", False
+    rules = StopRules(config.relative_tolerance)
+
+    def forward() -> float:
+        return float(objective(W, h, initial_states(theta))[0])
+
     for iteration in range(1, config.max_iterations + 1):
-        before = theta.detach().clone()
         try:
-            optimiser.step(closure)  # type: ignore[no-untyped-call]
+            moved, cost = closure.step(optimiser, forward)
         except _DivergedError:
             raise DivergenceError(
                 f"diverged at iteration {iteration}: activity became non-finite or exceeded "
                 f"{config.divergence_limit:g}",
                 iteration=iteration,
             ) from None
-        remembered = closure.value_at()
-        if remembered is None:
-            with torch.no_grad():
-                remembered = float(objective(W, h, initial_states(theta))[0])
-        cost = remembered
         previous = history[-1] if history else cost_initial
         history.append(cost)
         if callback is not None:
             callback(iteration, cost)
-        if torch.equal(before, theta.detach()):
-            if stalled:
-                stop_reason, converged = "stalled", True
-                break
-            stalled = True
-            optimiser.state.clear()
-            continue
-        stalled = False
-        if abs(previous - cost) <= config.relative_tolerance * max(previous, 1e-12):
-            stop_reason, converged = "relative_tolerance", True
+        rule = rules.after(optimiser, moved, previous, cost)
+        if rule is not None:
+            stop_reason, converged = rule, True
             break
 
     if config.mode == "full_network" and readout is None:

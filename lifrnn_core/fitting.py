@@ -36,7 +36,7 @@ from torch import Tensor
 from lifrnn_core.dynamics import GainName, gain_function, simulate
 from lifrnn_core.errors import DivergenceError, InvalidNetworkError
 from lifrnn_core.gramians import amplifying_directions, observability_gramian
-from lifrnn_core.lbfgs import RememberingClosure
+from lifrnn_core.lbfgs import RememberingClosure, StopRules
 
 __all__ = [
     "FitConfig",
@@ -457,12 +457,12 @@ def fit_initial_states(
         r2_initial = r_squared(gain_fn(first_states[..., :n_excitatory]) @ first_C.T, targets)
     stop_reason = "max_iterations"
     converged = False
-    stalled = False
+    rules = StopRules(config.relative_tolerance, config.cost_tolerance)
     if resume is not None:
         with torch.no_grad():
             theta.copy_(resume.theta.to(W))
         history = list(resume.history)
-        stalled = resume.stalled
+        rules.stalled = resume.stalled
         if resume.optimiser:
             optimiser.state[theta].update(resume.optimiser)
         if resume.stop_reason is not None:
@@ -477,7 +477,7 @@ def fit_initial_states(
         return FitState(
             theta=theta.detach(),
             history=list(history),
-            stalled=stalled,
+            stalled=rules.stalled,
             optimiser=saved,
             stop_reason=reason,
         )
@@ -502,9 +502,8 @@ def fit_initial_states(
     if callback is not None and resume is None:
         callback(0, float(first_motor))
     for iteration in range(len(history) + 1, 0 if finished else config.max_iterations + 1):
-        before = theta.detach().clone()
         try:
-            optimiser.step(closure)  # type: ignore[no-untyped-call]
+            moved, cost = closure.step(optimiser, lambda: float(evaluate(theta)[1]))
         except _DivergedError:
             last_x_star = _scaled_states(last_good, basis, x_sp, config.state_radius)
             raise DivergenceError(
@@ -513,38 +512,18 @@ def fit_initial_states(
                 iteration=iteration,
                 last_finite=last_x_star.detach(),
             ) from None
-        remembered = closure.value_at()
-        if remembered is None:
-            with torch.no_grad():
-                remembered = float(evaluate(theta)[1])
-        cost = remembered
         if not math.isfinite(cost):
             raise DivergenceError(
                 f"diverged at iteration {iteration}",
                 iteration=iteration,
-                last_finite=_scaled_states(before, basis, x_sp, config.state_radius).detach(),
+                last_finite=_scaled_states(last_good, basis, x_sp, config.state_radius).detach(),
             )
         last_good = theta.detach().clone()
         previous = history[-1] if history else math.inf
         history.append(cost)
-        if cost < config.cost_tolerance:
-            stop_reason, converged = "cost_tolerance", True
-        elif torch.equal(before, last_good):
-            # The line search found no descent along L-BFGS's direction: restart from the
-            # gradient once; a second failure in a row means the fit has stalled.
-            if stalled:
-                # No descent direction even from the gradient: a (local) minimum.
-                stop_reason, converged = "stalled", True
-            else:
-                stalled = True
-                optimiser.state.clear()
-        else:
-            stalled = False
-            if (
-                math.isfinite(previous)
-                and abs(previous - cost) <= config.relative_tolerance * previous
-            ):
-                stop_reason, converged = "relative_tolerance", True
+        rule = rules.after(optimiser, moved, previous, cost)
+        if rule is not None:
+            stop_reason, converged = rule, True
         if checkpoint is not None and not converged:
             checkpoint(state_now())
         if callback is not None:

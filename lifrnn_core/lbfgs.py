@@ -1,4 +1,5 @@
-"""An L-BFGS closure that remembers its recent evaluations, so that none is computed twice.
+"""Driving ``torch.optim.LBFGS`` one iteration at a time: a closure that remembers its recent
+evaluations, so that none is computed twice, and the stop rules both fits share.
 
 ``torch.optim.LBFGS`` stepped one iteration at a time (as the fits do, to check their stop rules
 and report progress between iterations) evaluates the closure at the start of every step, at
@@ -6,11 +7,14 @@ the point where the previous step's line search already evaluated it; and a fit 
 cost of the accepted point would evaluate it a third time. :class:`RememberingClosure` returns
 the remembered loss and gradient for a parameter value it has seen (compared exactly), which
 gives bitwise the same optimisation path with one simulation and backward pass fewer per
-iteration, and :meth:`RememberingClosure.value_at` gives the accepted point's cost for free.
+iteration, and :meth:`RememberingClosure.step` gives the accepted point's cost for free.
+:class:`StopRules` ends a fit on a cost tolerance, a relative change or two iterations in a row
+without descent (L-BFGS restarted from the gradient after the first).
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-__all__ = ["RememberingClosure"]
+__all__ = ["RememberingClosure", "StopRules"]
 
 
 @dataclass(frozen=True)
@@ -87,3 +91,55 @@ class RememberingClosure:
     def forget(self) -> None:
         """Drop every remembered evaluation (e.g. after the parameter was set by hand)."""
         self._memory.clear()
+
+    def step(
+        self, optimiser: torch.optim.LBFGS, forward: Callable[[], float]
+    ) -> tuple[bool, float]:
+        """One optimiser iteration; returns (whether the parameter moved, the value at the
+        accepted point: remembered, or ``forward()`` run without gradients if not)."""
+        before = self.parameter.detach().clone()
+        optimiser.step(self)  # type: ignore[no-untyped-call]
+        value = self.value_at()
+        if value is None:
+            with torch.no_grad():
+                value = forward()
+        return not torch.equal(before, self.parameter.detach()), value
+
+
+class StopRules:
+    """When an L-BFGS fit stops, judged after each iteration.
+
+    Args:
+        relative_tolerance: stop when the cost changed by at most this, relatively.
+        cost_tolerance: stop when the cost falls below this (-inf: never).
+        stalled: whether the previous iteration found no descent (e.g. from a checkpoint).
+    """
+
+    def __init__(
+        self, relative_tolerance: float, cost_tolerance: float = -math.inf, stalled: bool = False
+    ) -> None:
+        self.relative_tolerance = relative_tolerance
+        self.cost_tolerance = cost_tolerance
+        self.stalled = stalled
+
+    def after(
+        self, optimiser: torch.optim.Optimizer, moved: bool, previous: float, cost: float
+    ) -> str | None:
+        """The rule that ends the fit after an iteration from ``previous`` to ``cost``, or
+        None. An iteration that did not move (the line search found no descent along L-BFGS's
+        direction) restarts L-BFGS from the gradient by clearing its memory; a second one in a
+        row means no descent even from the gradient, a (local) minimum: ``"stalled"``."""
+        if cost < self.cost_tolerance:
+            return "cost_tolerance"
+        if not moved:
+            if self.stalled:
+                return "stalled"
+            self.stalled = True
+            optimiser.state.clear()
+            return None
+        self.stalled = False
+        if math.isfinite(previous) and abs(previous - cost) <= self.relative_tolerance * max(
+            previous, 1e-12
+        ):
+            return "relative_tolerance"
+        return None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
-from lifrnn_core.lbfgs import RememberingClosure
+from lifrnn_core.lbfgs import RememberingClosure, StopRules
 
 
 def rosenbrock(x: torch.Tensor) -> torch.Tensor:
@@ -60,3 +62,20 @@ def test_an_unseen_point_has_no_remembered_value_and_backward_is_required() -> N
     with pytest.raises(RuntimeError, match="backward"):
         closure()
     assert closure.value_at() is None
+
+
+def test_the_stop_rules_restart_once_then_stop_and_judge_the_relative_change() -> None:
+    x = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([x])
+    optimiser.state[x]["d"] = torch.ones(2)  # some memory to clear
+    rules = StopRules(relative_tolerance=1e-3, cost_tolerance=1e-6)
+    assert rules.after(optimiser, moved=True, previous=math.inf, cost=1.0) is None
+    assert rules.after(optimiser, moved=False, previous=1.0, cost=1.0) is None  # restart
+    assert rules.stalled and not optimiser.state  # L-BFGS's memory was cleared
+    assert rules.after(optimiser, moved=True, previous=1.0, cost=0.5) is None
+    assert not rules.stalled
+    assert rules.after(optimiser, moved=False, previous=0.5, cost=0.5) is None
+    assert rules.after(optimiser, moved=False, previous=0.5, cost=0.5) == "stalled"
+    assert StopRules(1e-3).after(optimiser, True, 0.5, 0.4999) == "relative_tolerance"
+    assert StopRules(1e-3).after(optimiser, True, 0.5, 0.49) is None
+    assert rules.after(optimiser, moved=True, previous=0.5, cost=1e-7) == "cost_tolerance"
