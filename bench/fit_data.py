@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import resource
 import sys
 import tempfile
@@ -40,7 +39,7 @@ from lifrnn.jobs.fit_data import run_fit_data
 from lifrnn.nwb import read_nwb, write_nwb
 from lifrnn.specs import FitDataSpec
 from lifrnn_core.dynamics import background_input, spontaneous_state
-from lifrnn_core.fitting import initial_state_basis
+from lifrnn_core.fitting import random_initial_states
 from lifrnn_core.recordings import (
     PreprocessConfig,
     Recording,
@@ -65,11 +64,7 @@ def make_file(folder: Path, args: argparse.Namespace) -> tuple[Path, Path]:
     generator = torch.Generator().manual_seed(0)
     x_sp = spontaneous_state(args.n, generator)
     h = background_input(W, x_sp)
-    _, basis = initial_state_basis(W, x_sp)
-    theta = torch.randn(args.conditions, basis.shape[1], generator=generator, dtype=torch.float64)
-    theta = theta * torch.linspace(1, 0.05, basis.shape[1], dtype=torch.float64)
-    displacement = theta @ basis.T
-    x_star = x_sp + 0.2 * math.sqrt(displacement.numel()) * displacement / displacement.norm()
+    x_star = random_initial_states(W, x_sp, args.conditions, generator)
     C = torch.randn(2, n_e, generator=generator, dtype=torch.float64) * 0.01
     trials = max(1, round(args.trials / args.conditions))
     synthetic = synthesize_recording(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import lifrnn_core.data_fitting as data_fitting
 import lifrnn_core.fitting as fitting
 from lifrnn_core.dynamics import background_input, gain_function, simulate, spontaneous_state
-from lifrnn_core.fitting import FitConfig, initial_state_basis
+from lifrnn_core.fitting import FitConfig, random_initial_states
 from lifrnn_core.lbfgs import RememberingClosure
 from lifrnn_core.soc import build_soc
 from lifrnn_core.soc_parameters import SOCParameters
@@ -80,10 +79,7 @@ def main() -> None:
     generator = torch.Generator().manual_seed(0)
     x_sp = spontaneous_state(50, generator)
     h = background_input(W, x_sp)
-    _, basis = initial_state_basis(W, x_sp)
-    theta = torch.randn(27, basis.shape[1], generator=generator, dtype=torch.float64)
-    displacement = (theta * torch.linspace(1, 0.05, basis.shape[1], dtype=torch.float64)) @ basis.T
-    x_star = x_sp + 0.2 * math.sqrt(displacement.numel()) * displacement / displacement.norm()
+    x_star = random_initial_states(W, x_sp, 27, generator)
     states = simulate(W, x_star, tau=0.15, dt=0.001, steps=690, h=h, record_every=10)
     mixing = torch.rand(80, n_e, generator=generator, dtype=torch.float64)
     rates = gain_function("relu")(states[..., :n_e]) @ mixing.T

@@ -46,6 +46,7 @@ __all__ = [
     "fit_initial_states",
     "initial_state_basis",
     "r_squared",
+    "random_initial_states",
     "simulate_movements",
 ]
 
@@ -234,6 +235,31 @@ def initial_state_basis(
         torch.from_numpy(values.copy()).to(W),
         torch.from_numpy(vectors.copy()).to(W),
     )
+
+
+def random_initial_states(
+    W: Tensor,
+    x_sp: Tensor,
+    conditions: int,
+    generator: torch.Generator,
+    *,
+    radius: float = 0.2,
+    gain: GainName = "relu",
+) -> Tensor:
+    """Random initial states in the network's most amplifying directions, as ground truth for
+    tests and benchmarks: ``x_sp + V theta`` in the observability-Gramian basis
+    (:func:`initial_state_basis`), ``theta`` Gaussian with standard deviations falling from 1
+    to 0.05 along the modes, scaled so that the RMS distance from ``x_sp`` per unit and
+    condition is ``radius``.
+
+    Returns:
+        (conditions, n), dtype and device of W.
+    """
+    _, basis = initial_state_basis(W, x_sp, gain)
+    modes = basis.shape[1]
+    theta = torch.randn(conditions, modes, generator=generator, dtype=torch.float64).to(W)
+    theta = theta * torch.linspace(1.0, 0.05, modes, dtype=W.dtype, device=W.device)
+    return _scaled_states(theta, basis, x_sp, radius)
 
 
 def _scaled_states(theta: Tensor, basis: Tensor, x_sp: Tensor, radius: float) -> Tensor:

@@ -25,7 +25,7 @@ from lifrnn_core.dynamics import (
     spontaneous_state,
 )
 from lifrnn_core.errors import InvalidNetworkError
-from lifrnn_core.fitting import initial_state_basis
+from lifrnn_core.fitting import random_initial_states
 from lifrnn_core.soc import build_soc
 from lifrnn_core.soc_parameters import SOCParameters
 
@@ -45,11 +45,7 @@ def network() -> dict[str, torch.Tensor | int]:
     generator = torch.Generator().manual_seed(1)
     x_sp = spontaneous_state(40, generator)
     h = background_input(W, x_sp)
-    _, basis = initial_state_basis(W, x_sp)
-    theta = torch.randn(12, basis.shape[1], generator=generator, dtype=torch.float64)
-    theta = theta * torch.linspace(1, 0.05, basis.shape[1], dtype=torch.float64)
-    displacement = theta @ basis.T
-    x_star = x_sp + 0.2 * math.sqrt(displacement.numel()) * displacement / displacement.norm()
+    x_star = random_initial_states(W, x_sp, 12, generator)
     # The recording follows the continuous dynamics (1 ms Euler), sampled every DT.
     states = simulate(W, x_star, tau=0.15, dt=0.001, steps=STEPS * 10, h=h, record_every=10)
     rates = gain_function("relu")(states[..., :n_e])
