@@ -138,7 +138,7 @@ def main() -> None:
                 "max_iterations": args.max_iterations,
             }
         )
-        config = PreprocessConfig(dt=spec.dt, sigma=spec.recording.sigma)
+        config = spec.preprocess_config()
         began = time.perf_counter()
         recording = read_nwb(nwb, spec.nwb_layout(), events=[config.align_event])
         read_s = time.perf_counter() - began

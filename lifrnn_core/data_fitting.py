@@ -45,9 +45,11 @@ from torch import Tensor
 
 from lifrnn_core.dynamics import GainName, background_input, gain_function, simulate
 from lifrnn_core.errors import DivergenceError, InvalidNetworkError
-from lifrnn_core.fitting import initial_state_basis
+from lifrnn_core.euler import euler_step
+from lifrnn_core.fitting import initial_state_basis, scaled_initial_states
+from lifrnn_core.gramians import spectral_abscissa
 from lifrnn_core.lbfgs import RememberingClosure, StopRules
-from lifrnn_core.retraining import project_dale
+from lifrnn_core.retraining import backtrack_to_bound, project_dale
 
 __all__ = [
     "CrossValidation",
@@ -56,12 +58,10 @@ __all__ = [
     "FoldScore",
     "LinearMap",
     "cross_validate",
-    "euler_step",
     "fit_to_data",
     "r2_per_neuron",
     "random_like",
     "ridge_map",
-    "spectral_abscissa",
 ]
 
 logger = logging.getLogger(__name__)
@@ -69,9 +69,6 @@ logger = logging.getLogger(__name__)
 DataFitCallback = Callable[[int, float], None]
 """Called after every optimiser iteration with (iteration, cost); may raise to cancel."""
 DataFitMode = Literal["initial_states", "full_network"]
-EULER_STEP = 0.002
-"""Default largest Euler step of a fit to data, seconds (0.15 of a kao2021 network's fastest
-time scale at tau = 0.15 s; see :func:`lifrnn_core.dynamics.euler_step_ratio`)."""
 
 
 @dataclass(frozen=True)
@@ -82,8 +79,8 @@ class DataFitConfig:
         tau: time constant, seconds.
         dt: sampling interval of the data, seconds.
         integration_dt: Euler step of the simulation, seconds; it divides ``dt`` (None: the
-            largest step of at most :data:`EULER_STEP` that does, :func:`euler_step`). Forward
-            Euler is only accurate for steps well below the network's fastest time scale
+            largest step of at most 2 ms that does, :func:`lifrnn_core.euler.euler_step`).
+            Forward Euler is only accurate for steps well below the network's fastest time scale
             (:func:`lifrnn_core.dynamics.euler_step_ratio`): for a kao2021 network (eigenvalues
             of W - I down to -11, tau = 0.15 s) a 10 ms step reproduces a 1 ms simulation's
             rates with R^2 0.26, a 2 ms step with 0.998.
@@ -131,23 +128,6 @@ class DataFitConfig:
     def substeps(self) -> int:
         """Euler steps per data sample."""
         return round(self.dt / euler_step(self.dt, self.integration_dt))
-
-
-def euler_step(dt: float, integration_dt: float | None = None) -> float:
-    """The Euler step of a simulation sampled every ``dt`` seconds: ``integration_dt`` when it
-    divides ``dt``, else (None) the largest divisor of ``dt`` not above :data:`EULER_STEP`.
-
-    Raises:
-        InvalidNetworkError: when ``integration_dt`` does not divide ``dt`` into whole steps.
-    """
-    if integration_dt is None:
-        return dt / math.ceil(dt / EULER_STEP - 1e-9)
-    ratio = dt / integration_dt if integration_dt > 0 else 0.0
-    if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-6 * ratio:
-        raise InvalidNetworkError(
-            f"integration_dt: {integration_dt} s must divide dt ({dt} s) into whole Euler steps"
-        )
-    return integration_dt
 
 
 @dataclass
@@ -221,11 +201,6 @@ def r2_per_neuron(predicted: Tensor, data: Tensor) -> Tensor:
     residual = (predicted.reshape(flat_data.shape) - flat_data).pow(2).sum(0)
     total = (flat_data - flat_data.mean(0)).pow(2).sum(0)
     return 1.0 - residual / total.clamp_min(1e-300)
-
-
-def spectral_abscissa(W: Tensor) -> float:
-    """Largest real part of the eigenvalues of W."""
-    return float(torch.linalg.eigvals(W.detach()).real.max())
 
 
 def random_like(W: Tensor, n_excitatory: int, generator: torch.Generator) -> Tensor:
@@ -307,12 +282,6 @@ def _pooled_r2(predicted: Tensor, data: Tensor) -> float:
     flat = data.reshape(-1, data.shape[-1])
     total = float((flat - flat.mean(0)).pow(2).sum())
     return 1.0 - float((predicted - data).pow(2).sum()) / max(total, 1e-300)
-
-
-def _scaled(theta: Tensor, basis: Tensor, x_sp: Tensor, radius: float) -> Tensor:
-    displacement = theta @ basis.T
-    scale = radius * math.sqrt(displacement.numel()) / torch.linalg.norm(displacement)
-    return x_sp + scale * displacement
 
 
 class _Objective:
@@ -453,7 +422,7 @@ def fit_to_data(
     def initial_states(theta: Tensor) -> Tensor:
         if free_norm:
             return x_sp + theta @ basis.T
-        return _scaled(theta, basis, x_sp, radius)
+        return scaled_initial_states(theta, basis, x_sp, radius)
 
     def diverged(states: Tensor, cost: Tensor) -> bool:
         return not bool(torch.isfinite(cost)) or (
@@ -595,7 +564,7 @@ def _adapt_weights(
     for step in range(1, config.max_iterations + 1):
         optimiser.zero_grad()
         h = background_input(W, x_sp, config.gain)
-        cost, *_ = objective(W, h, _scaled(theta, basis, x_sp, config.state_radius))
+        cost, *_ = objective(W, h, scaled_initial_states(theta, basis, x_sp, config.state_radius))
         if not bool(torch.isfinite(cost)):
             raise DivergenceError(f"diverged at full-network step {step}", iteration=step)
         cost.backward()  # type: ignore[no-untyped-call]
@@ -603,12 +572,7 @@ def _adapt_weights(
         optimiser.step()
         with torch.no_grad():
             W.copy_(project_dale(W, n_e, mask))
-            fraction = 1.0
-            while spectral_abscissa(W) > bound and fraction > 1e-6:
-                fraction /= 2.0
-                W.copy_(previous + fraction * (W - previous))
-            if spectral_abscissa(W) > bound:
-                W.copy_(previous)
+            backtrack_to_bound(W, previous, bound)
         value = float(cost.detach())
         history.append(value)
         if callback is not None:

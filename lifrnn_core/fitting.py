@@ -47,6 +47,7 @@ __all__ = [
     "initial_state_basis",
     "r_squared",
     "random_initial_states",
+    "scaled_initial_states",
     "simulate_movements",
 ]
 
@@ -259,11 +260,12 @@ def random_initial_states(
     modes = basis.shape[1]
     theta = torch.randn(conditions, modes, generator=generator, dtype=torch.float64).to(W)
     theta = theta * torch.linspace(1.0, 0.05, modes, dtype=W.dtype, device=W.device)
-    return _scaled_states(theta, basis, x_sp, radius)
+    return scaled_initial_states(theta, basis, x_sp, radius)
 
 
-def _scaled_states(theta: Tensor, basis: Tensor, x_sp: Tensor, radius: float) -> Tensor:
-    """``x* = x_sp + V theta`` rescaled so that ``||X* - x_sp||_F^2 = n K radius^2``."""
+def scaled_initial_states(theta: Tensor, basis: Tensor, x_sp: Tensor, radius: float) -> Tensor:
+    """``x* = x_sp + V theta`` rescaled so that ``||X* - x_sp||_F^2 = n K radius^2``: the
+    fit's norm constraint (``theta`` (K, modes), ``basis`` V (n, modes); returns (K, n))."""
     displacement = theta @ basis.T
     n_movements, n = displacement.shape
     scale = radius * math.sqrt(n * n_movements) / torch.linalg.norm(displacement)
@@ -444,7 +446,7 @@ def fit_initial_states(
         )
 
     def evaluate(theta: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        x_star = _scaled_states(theta, basis, x_sp, config.state_radius)
+        x_star = scaled_initial_states(theta, basis, x_sp, config.state_radius)
         states = simulate(
             W, x_star, tau=config.tau, dt=config.dt, steps=steps, h=h, gain=config.gain
         )
@@ -531,7 +533,7 @@ def fit_initial_states(
         try:
             moved, cost = closure.step(optimiser, lambda: float(evaluate(theta)[1]))
         except _DivergedError:
-            last_x_star = _scaled_states(last_good, basis, x_sp, config.state_radius)
+            last_x_star = scaled_initial_states(last_good, basis, x_sp, config.state_radius)
             raise DivergenceError(
                 f"diverged at iteration {iteration}: activity became non-finite or exceeded "
                 f"{config.divergence_limit:g}",
@@ -542,7 +544,9 @@ def fit_initial_states(
             raise DivergenceError(
                 f"diverged at iteration {iteration}",
                 iteration=iteration,
-                last_finite=_scaled_states(last_good, basis, x_sp, config.state_radius).detach(),
+                last_finite=scaled_initial_states(
+                    last_good, basis, x_sp, config.state_radius
+                ).detach(),
             )
         last_good = theta.detach().clone()
         previous = history[-1] if history else math.inf

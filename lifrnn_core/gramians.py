@@ -105,7 +105,7 @@ class SchurForm:
 def spectral_abscissa(W: np.ndarray | torch.Tensor) -> float:
     """Largest real part of an eigenvalue of a square matrix ``W`` (n, n)."""
     if isinstance(W, torch.Tensor):
-        return float(torch.linalg.eigvals(W).real.max())
+        return float(torch.linalg.eigvals(W.detach()).real.max())
     return float(np.max(scipy.linalg.eigvals(W).real))
 
 

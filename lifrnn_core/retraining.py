@@ -44,6 +44,7 @@ from lifrnn_core.fitting import (
     fit_initial_states,
     r_squared,
 )
+from lifrnn_core.gramians import spectral_abscissa
 
 __all__ = [
     "REACHABLE_R2",
@@ -53,6 +54,7 @@ __all__ = [
     "RetrainConfig",
     "RetrainResult",
     "StructureName",
+    "backtrack_to_bound",
     "project_dale",
     "project_structure",
     "readout_reachability",
@@ -290,6 +292,29 @@ def project_dale(W: Tensor, n_excitatory: int, mask: Tensor | None = None) -> Te
     return projected
 
 
+def backtrack_to_bound(W: Tensor, previous: Tensor, bound: float) -> float:
+    """Move W (in place) back toward ``previous``, halving the step until W's spectral abscissa
+    is at most ``bound`` (back to ``previous`` itself if 20 halvings do not do); returns the
+    abscissa of the W kept. A convex combination of two matrices meeting the same linear and
+    sign constraints (Dale's law, a zero pattern, row sums) meets them too.
+
+    Args:
+        W: (n, n) weights after an optimiser step and its projection.
+        previous: (n, n) the admissible weights before that step.
+        bound: the largest spectral abscissa allowed.
+    """
+    fraction = 1.0
+    abscissa = spectral_abscissa(W)
+    while abscissa > bound and fraction > 1e-6:
+        fraction /= 2.0
+        W.copy_(previous + fraction * (W - previous))
+        abscissa = spectral_abscissa(W)
+    if abscissa > bound:
+        W.copy_(previous)
+        abscissa = spectral_abscissa(W)
+    return abscissa
+
+
 def readout_reachability(
     readout: Tensor | None, targets: Tensor, *, output_names: tuple[str, ...] = ("x", "y")
 ) -> Reachability:
@@ -518,10 +543,6 @@ def _readout_of(
     return states, rates @ network.C.T
 
 
-def _spectral_abscissa(W: Tensor) -> float:
-    return float(torch.linalg.eigvals(W.detach()).real.max())
-
-
 def retrain_initial_states(
     network: FittedNetwork,
     new_targets: Tensor,
@@ -576,7 +597,7 @@ def retrain_initial_states(
         r2_old=r_squared(outputs_old, old_targets),
         r2_new=fit.r2,
         weight_change=0.0,
-        spectral_abscissa_after=_spectral_abscissa(network.W),
+        spectral_abscissa_after=spectral_abscissa(network.W),
         iterations=fit.iterations,
         history=fit.history,
         converged=fit.converged,
@@ -645,7 +666,7 @@ def retrain_initial_states_and_readout(
         r2_old=fit.r2[:n_old],
         r2_new=fit.r2[n_old:],
         weight_change=0.0,
-        spectral_abscissa_after=_spectral_abscissa(network.W),
+        spectral_abscissa_after=spectral_abscissa(network.W),
         iterations=fit.iterations,
         history=fit.history,
         converged=fit.converged,
@@ -707,7 +728,7 @@ def retrain_full_network(
     if new_targets.shape[1] != old_targets.shape[1]:
         raise InvalidNetworkError("old and new movements must share their duration")
     bound = config.stability_bound
-    abscissa0 = _spectral_abscissa(W0)
+    abscissa0 = spectral_abscissa(W0)
     if abscissa0 > bound:
         raise InvalidNetworkError(
             f"the network's spectral abscissa {abscissa0:.4f} already exceeds the stability "
@@ -719,10 +740,10 @@ def retrain_full_network(
         return project_structure(W, n_e, mask, config.keep_structure, W0)
 
     W_start = project(W0)
-    if config.keep_structure != "none" and _spectral_abscissa(W_start) > bound:
+    if config.keep_structure != "none" and spectral_abscissa(W_start) > bound:
         raise InvalidNetworkError(
             f"W projected onto its {config.keep_structure} structure has spectral abscissa "
-            f"{_spectral_abscissa(W_start):.4f} above the stability bound {bound}"
+            f"{spectral_abscissa(W_start):.4f} above the stability bound {bound}"
         )
     targets = torch.cat([old_targets, new_targets]).to(W0)
     n_old = old_targets.shape[0]
@@ -760,7 +781,7 @@ def retrain_full_network(
             stop_reason = resume.stop_reason or "relative_tolerance"
     # The abscissa of the current W, known from its last check: the penalty (and its costly
     # eigenvalue gradient) is zero while it stays below 0.95 bound.
-    abscissa = _spectral_abscissa(W.detach())
+    abscissa = spectral_abscissa(W.detach())
 
     def state_now(done: bool) -> FullNetworkState:
         adam: dict[str, Tensor] = {}
@@ -828,18 +849,7 @@ def retrain_full_network(
         optimiser.step()
         with torch.no_grad():
             W.copy_(project(W))
-            # Backtrack toward the previous (admissible) W until the bound holds: a convex
-            # combination of two matrices meeting the same linear and sign constraints meets
-            # them too.
-            fraction = 1.0
-            abscissa = _spectral_abscissa(W)
-            while abscissa > bound and fraction > 1e-6:
-                fraction /= 2.0
-                W.copy_(previous + fraction * (W - previous))
-                abscissa = _spectral_abscissa(W)
-            if abscissa > bound:
-                W.copy_(previous)
-                abscissa = _spectral_abscissa(W)
+            abscissa = backtrack_to_bound(W, previous, bound)
         if inspect is not None:
             inspect(W.detach())
         if checkpoint is not None:
@@ -887,7 +897,7 @@ def retrain_full_network(
         r2_old=r_squared(outputs_old, targets[:n_old]),
         r2_new=r_squared(outputs_new, targets[n_old:]),
         weight_change=float(torch.linalg.norm(W_after - W0) / torch.linalg.norm(W0)),
-        spectral_abscissa_after=_spectral_abscissa(W_after),
+        spectral_abscissa_after=spectral_abscissa(W_after),
         iterations=iteration,
         history=history,
         converged=stop_reason != "max_iterations",

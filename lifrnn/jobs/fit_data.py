@@ -33,14 +33,13 @@ from lifrnn_core.data_fitting import (
     cross_validate,
     fit_to_data,
     random_like,
-    spectral_abscissa,
 )
 from lifrnn_core.dynamics import background_input, spontaneous_state
 from lifrnn_core.errors import InvalidNetworkError
+from lifrnn_core.gramians import spectral_abscissa
 from lifrnn_core.jpca import JPCAResult, jpca
 from lifrnn_core.recordings import (
     ConditionAverages,
-    PreprocessConfig,
     condition_averages_from_rates,
     preprocess,
     principal_components,
@@ -61,17 +60,7 @@ def load_data(spec: FitDataSpec, path: Path) -> ConditionAverages:
         from lifrnn.nwb import read_nwb
 
         raw = read_nwb(path, spec.nwb_layout(), events=[recording.align_event])
-        config = PreprocessConfig(
-            dt=spec.dt,
-            sigma=recording.sigma,
-            align_event=recording.align_event,
-            window=recording.window,
-            soft_normalisation=recording.soft_normalisation,
-            min_rate=recording.min_rate,
-            n_pcs=recording.n_pcs,
-            min_trials=recording.min_trials,
-        )
-        return preprocess(raw, config)
+        return preprocess(raw, spec.preprocess_config())
     tensors, metadata = read_safetensors(path)
     if "rates" not in tensors or tensors["rates"].ndim != 3:
         raise InvalidNetworkError("data: the file holds no 'rates' (conditions, time, neurons)")
@@ -237,13 +226,12 @@ def run_fit_data(spec: FitDataSpec, context: JobContext) -> JobResult:
         )
     W, h, x_sp, n_excitatory = _network(spec, context, device, dtype)
     data = torch.from_numpy(np.ascontiguousarray(averages.normalised)).to(device, dtype)
-    fit_behavior = spec.fit_behavior and averages.behavior is not None
     behavior = (
         torch.from_numpy(np.ascontiguousarray(averages.behavior)).to(device, dtype)
-        if fit_behavior and averages.behavior is not None
+        if spec.fit_behavior and averages.behavior is not None
         else None
     )
-    config = _config(spec, averages, fit_behavior)
+    config = _config(spec, averages, behavior is not None)
     numerics = euler_step_metrics(W, spec.tau, spec.euler_step, logger)
     fits_total = 1 + spec.folds * (2 if spec.baselines else 1)
     done = [0]

@@ -18,11 +18,12 @@ from lifrnn.specs.base import (
 )
 from lifrnn.specs.fit import NetworkReference, check_network
 from lifrnn.specs.resources import FIGURE_BYTES, FIXED_BYTES, Estimate
-from lifrnn_core.data_fitting import euler_step
 from lifrnn_core.errors import InvalidNetworkError
+from lifrnn_core.euler import euler_step
 
 if TYPE_CHECKING:
     from lifrnn.nwb import NWBLayout
+    from lifrnn_core.recordings import PreprocessConfig
 
 MAX_CONDITIONS = 1000
 """Conditions a fit may have at most."""
@@ -181,6 +182,22 @@ class FitDataSpec(SpecBase):
                 f"is {MAX_TIME_SAMPLES} (use a larger dt or a shorter window)"
             )
         return self
+
+    def preprocess_config(self) -> PreprocessConfig:
+        """How an NWB recording becomes this fit's condition averages, at its ``dt``."""
+        from lifrnn_core.recordings import PreprocessConfig
+
+        recording = self.recording
+        return PreprocessConfig(
+            dt=self.dt,
+            sigma=recording.sigma,
+            align_event=recording.align_event,
+            window=recording.window,
+            soft_normalisation=recording.soft_normalisation,
+            min_rate=recording.min_rate,
+            n_pcs=recording.n_pcs,
+            min_trials=recording.min_trials,
+        )
 
     def nwb_layout(self) -> NWBLayout:
         """Where this spec reads an NWB recording's fields."""

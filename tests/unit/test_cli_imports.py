@@ -50,3 +50,10 @@ def test_the_clis_status_list_is_the_clients():
 
     assert JOB_STATUSES == CLIENT_STATUSES
     assert json.dumps(JOB_STATUSES)  # plain strings, usable in an option's help
+
+
+def test_the_spec_models_load_neither_torch_nor_scipy():
+    """The API and the client validate specs at every request; the checks of a spec (e.g. that
+    ``integration_dt`` divides ``dt``) are plain arithmetic and must not pull in torch."""
+    loaded = modules_loaded_by("import lifrnn.specs")
+    assert sorted(loaded & {"torch", "scipy", "matplotlib"}) == []

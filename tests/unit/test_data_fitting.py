@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from lifrnn_core.data_fitting import (
+    DataFit,
     DataFitConfig,
     cross_validate,
     fit_to_data,
     r2_per_neuron,
     random_like,
     ridge_map,
-    spectral_abscissa,
 )
 from lifrnn_core.dynamics import (
     background_input,
@@ -26,6 +26,7 @@ from lifrnn_core.dynamics import (
 )
 from lifrnn_core.errors import InvalidNetworkError
 from lifrnn_core.fitting import random_initial_states
+from lifrnn_core.gramians import spectral_abscissa
 from lifrnn_core.soc import build_soc
 from lifrnn_core.soc_parameters import SOCParameters
 
@@ -61,6 +62,34 @@ def config(**changes: object) -> DataFitConfig:
     return DataFitConfig(**settings)  # type: ignore[arg-type]
 
 
+def fit(
+    network: dict,
+    *,
+    data: torch.Tensor | None = None,
+    seed: int = 0,
+    settings: dict | None = None,
+    **keywords: object,
+) -> DataFit:
+    """``fit_to_data`` on the fixture's network: its recordings unless ``data``, the test
+    config changed by ``settings``, the first guess drawn from ``seed``."""
+    return fit_to_data(
+        network["W"],
+        network["h"],
+        network["x_sp"],
+        network["data"] if data is None else data,
+        n_excitatory=network["n_e"],
+        config=config(**(settings or {})),
+        generator=torch.Generator().manual_seed(seed),
+        **keywords,
+    )
+
+
+@pytest.fixture(scope="module")
+def fitted(network: dict) -> DataFit:
+    """The generating network fitted to its own recordings (25 iterations)."""
+    return fit(network)
+
+
 def test_the_ridge_map_recovers_a_linear_map_and_its_offset() -> None:
     generator = torch.Generator().manual_seed(0)
     rates = torch.rand(4, 50, 6, generator=generator, dtype=torch.float64)
@@ -78,46 +107,24 @@ def test_r2_per_neuron_is_one_for_a_perfect_prediction_and_zero_for_the_mean() -
     assert torch.allclose(r2_per_neuron(mean, data), torch.zeros(4, dtype=torch.float64))
 
 
-def test_fitting_the_generating_network_explains_its_recordings(network: dict) -> None:
-    fit = fit_to_data(
-        network["W"],
-        network["h"],
-        network["x_sp"],
-        network["data"],
-        n_excitatory=network["n_e"],
-        config=config(),
-        generator=torch.Generator().manual_seed(0),
-    )
-    assert fit.r2 > 0.95
-    assert fit.r2 > fit.r2_initial
-    assert fit.cost < fit.cost_initial
-    assert fit.predicted.shape == network["data"].shape
+def test_fitting_the_generating_network_explains_its_recordings(
+    network: dict, fitted: DataFit
+) -> None:
+    assert fitted.r2 > 0.95
+    assert fitted.r2 > fitted.r2_initial
+    assert fitted.cost < fitted.cost_initial
+    assert fitted.predicted.shape == network["data"].shape
     # the norm constraint of the fit: RMS distance 0.2 per unit and condition
-    distance = torch.linalg.norm(fit.x_star - network["x_sp"]) / math.sqrt(fit.x_star.numel())
+    distance = torch.linalg.norm(fitted.x_star - network["x_sp"]) / math.sqrt(fitted.x_star.numel())
     assert float(distance) == pytest.approx(0.2, rel=1e-9)
 
 
-def test_a_frozen_map_is_kept_and_only_initial_states_are_fitted(network: dict) -> None:
-    first = fit_to_data(
-        network["W"],
-        network["h"],
-        network["x_sp"],
-        network["data"],
-        n_excitatory=network["n_e"],
-        config=config(),
-        generator=torch.Generator().manual_seed(0),
-    )
-    again = fit_to_data(
-        network["W"],
-        network["h"],
-        network["x_sp"],
-        network["data"][:4, :, :40],
-        n_excitatory=network["n_e"],
-        config=config(),
-        generator=torch.Generator().manual_seed(5),
-        readout=first.readout.rows(torch.arange(40)),
-    )
-    assert torch.equal(again.readout.D, first.readout.D[:40])
+def test_a_frozen_map_is_kept_and_only_initial_states_are_fitted(
+    network: dict, fitted: DataFit
+) -> None:
+    frozen = fitted.readout.rows(torch.arange(40))
+    again = fit(network, data=network["data"][:4, :, :40], seed=5, readout=frozen)
+    assert torch.equal(again.readout.D, fitted.readout.D[:40])
     assert again.r2 > 0.95  # 0.981 measured, from -0.75 at the first guess
 
 
@@ -198,40 +205,33 @@ def test_the_full_network_mode_keeps_dale_sparsity_and_the_stability_bound(
 ) -> None:
     W, n_e = network["W"], network["n_e"]
     bound = spectral_abscissa(W) + 0.02
-    fit = fit_to_data(
-        W,
-        network["h"],
-        network["x_sp"],
-        network["data"],
-        n_excitatory=n_e,
-        config=config(
-            mode="full_network", stability_bound=bound, learning_rate=5e-3, max_iterations=8
-        ),
-        generator=torch.Generator().manual_seed(0),
+    adapted = fit(
+        network,
+        settings={
+            "mode": "full_network",
+            "stability_bound": bound,
+            "learning_rate": 5e-3,
+            "max_iterations": 8,
+        },
     )
-    assert not torch.equal(fit.W, W)
-    assert bool((fit.W[:, :n_e] >= 0).all()) and bool((fit.W[:, n_e:] <= 0).all())
-    assert bool(((W == 0) <= (fit.W == 0)).all())  # no new connection
-    assert spectral_abscissa(fit.W) <= bound + 1e-9
+    assert not torch.equal(adapted.W, W)
+    assert bool((adapted.W[:, :n_e] >= 0).all()) and bool((adapted.W[:, n_e:] <= 0).all())
+    assert bool(((W == 0) <= (adapted.W == 0)).all())  # no new connection
+    assert spectral_abscissa(adapted.W) <= bound + 1e-9
     # x_sp stays a fixed point: the background input follows W
-    torch.testing.assert_close(fit.h, background_input(fit.W, network["x_sp"]))
-    assert len(fit.history) > 8  # the Adam steps came after the L-BFGS ones
+    torch.testing.assert_close(adapted.h, background_input(adapted.W, network["x_sp"]))
+    assert len(adapted.history) > 8  # the Adam steps came after the L-BFGS ones
 
 
 def test_the_velocity_readout_is_silent_before_movement_onset(network: dict) -> None:
-    fit = fit_to_data(
-        network["W"],
-        network["h"],
-        network["x_sp"],
-        network["data"],
-        n_excitatory=network["n_e"],
-        config=config(silent_samples=5, silence_weight=100.0),
-        generator=torch.Generator().manual_seed(0),
+    silent = fit(
+        network,
+        settings={"silent_samples": 5, "silence_weight": 100.0},
         behavior=network["velocity"],
     )
-    assert fit.behavior_predicted is not None and fit.behavior_r2 is not None
-    before = fit.behavior_predicted[:, :5].abs().max()
-    after = fit.behavior_predicted[:, 5:].abs().max()
+    assert silent.behavior_predicted is not None and silent.behavior_r2 is not None
+    before = silent.behavior_predicted[:, :5].abs().max()
+    after = silent.behavior_predicted[:, 5:].abs().max()
     assert float(before) < 0.2 * float(after)
 
 
@@ -250,16 +250,7 @@ def test_bad_data_is_refused_with_a_reason(network: dict, change: dict, message:
         **change,
     }
     with pytest.raises(InvalidNetworkError, match=message):
-        fit_to_data(
-            network["W"],
-            network["h"],
-            network["x_sp"],
-            arguments["data"],
-            n_excitatory=network["n_e"],
-            config=config(),
-            generator=torch.Generator().manual_seed(0),
-            behavior=arguments["behavior"],
-        )
+        fit(network, data=arguments["data"], behavior=arguments["behavior"])
 
 
 def test_more_folds_than_conditions_is_refused(network: dict) -> None:

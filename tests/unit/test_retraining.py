@@ -15,6 +15,7 @@ from lifrnn.specs import parse_spec
 from lifrnn_core.retraining import (
     FittedNetwork,
     RetrainConfig,
+    backtrack_to_bound,
     project_dale,
     retrain_full_network,
     retrain_initial_states,
@@ -234,3 +235,18 @@ def test_sequence_of_unknown_direction_fails_clearly(fitted, tmp_path):
     result = run_retrain(fitted, tmp_path, directions_deg=[90], max_iterations=2, sequence=[0, 45])
     assert result.status == "failed"
     assert "sequence direction 45" in (result.error or "")
+
+
+def test_backtracking_keeps_the_largest_step_under_the_stability_bound() -> None:
+    previous = torch.diag(torch.tensor([-1.0, -2.0], dtype=torch.float64))  # abscissa -1
+    stepped = torch.diag(torch.tensor([3.0, -2.0], dtype=torch.float64))  # abscissa 3
+    W = stepped.clone()
+    # halving the step: abscissa 1, 0, then -0.5 at an eighth of it (the first at most -0.4)
+    assert backtrack_to_bound(W, previous, bound=-0.4) == pytest.approx(-0.5)
+    torch.testing.assert_close(W, previous + 0.125 * (stepped - previous))
+    W = stepped.clone()
+    assert backtrack_to_bound(W, previous, bound=5.0) == pytest.approx(3.0)  # step kept
+    assert torch.equal(W, stepped)
+    W = stepped.clone()
+    assert backtrack_to_bound(W, previous, bound=-1.5) == pytest.approx(-1.0)  # back to previous
+    assert torch.equal(W, previous)
