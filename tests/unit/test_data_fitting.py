@@ -119,6 +119,17 @@ def test_fitting_the_generating_network_explains_its_recordings(
     assert float(distance) == pytest.approx(0.2, rel=1e-9)
 
 
+def test_a_float32_fit_runs_in_float32_and_explains_the_recordings_too(
+    network: dict, fitted: DataFit
+) -> None:
+    single = {
+        key: value.float() if torch.is_tensor(value) else value for key, value in network.items()
+    }
+    fit32 = fit(single)
+    assert fit32.predicted.dtype == fit32.x_star.dtype == torch.float32
+    assert fit32.r2 > 0.95 and abs(fit32.r2 - fitted.r2) < 0.02
+
+
 def test_a_frozen_map_is_kept_and_only_initial_states_are_fitted(
     network: dict, fitted: DataFit
 ) -> None:
