@@ -50,7 +50,10 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Users of the job service and their API tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
-db_app = typer.Typer(help="The store's database schema.", no_args_is_help=True)
+db_app = typer.Typer(
+    help="The store's database schema, and its rows checked against the object store.",
+    no_args_is_help=True,
+)
 app.add_typer(db_app, name="db")
 register_service_commands(app)
 stderr = Console(stderr=True)
@@ -270,6 +273,46 @@ def db_upgrade() -> None:
     finally:
         store.dispose()
     typer.echo(f"database at head: {store.settings.database_url}")
+
+
+@db_app.command("fsck")
+def db_fsck(
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="delete the blobs nothing names (under the same lock as every deletion); rows "
+            "whose bytes are missing are only listed",
+        ),
+    ] = False,
+) -> None:
+    """List rows whose bytes are missing and blobs no row names; exit 1 when there are any.
+
+    Lines are tab-separated: ``missing<TAB>artifact id<TAB>blob`` and ``unnamed<TAB>blob``. A
+    blob being written (a live claim) is not listed.
+    """
+    from lifrnn.settings import Settings
+    from lifrnn.store import Store
+    from lifrnn.store.blobs import check_consistency
+
+    store = Store(Settings())
+    try:
+        store.migrate()
+        with store.session() as session:
+            found = check_consistency(session, store.artifacts, store.blob_ledger)
+        for artifact_id, blob in found.missing:
+            typer.echo(f"missing\t{artifact_id}\t{blob}")
+        for blob in found.unnamed:
+            typer.echo(f"unnamed\t{blob}")
+        removed = store.collect_blobs(found.unnamed) if repair and found.unnamed else 0
+    finally:
+        store.dispose()
+    summary = f"{len(found.missing)} rows without bytes, {len(found.unnamed)} unnamed blobs"
+    if repair:
+        summary += f"; {removed} unnamed blobs deleted"
+    stderr.print(summary)
+    if found.missing or (found.unnamed and removed < len(found.unnamed)):
+        raise typer.Exit(1)
 
 
 ExpiresInOption = Annotated[

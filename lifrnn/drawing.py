@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from lifrnn.figure_recipes import render_recipe
@@ -48,20 +48,20 @@ def draw_pending(store: Store, session: Session, artifact: Artifact) -> Artifact
             f"figure {artifact.id} ({artifact.name}): its recipe is missing from the object store"
         ) from None
     png = render_recipe(payload)
-    digest, size = store.artifacts.put_bytes(png, artifact.name)
-    drawn = session.execute(
-        update(Artifact)
-        .where(Artifact.id == artifact.id, Artifact.sha256.is_(None))
-        .values(sha256=digest, size=size, recipe_sha256=None)
-        .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    session.commit()
+    session.rollback()  # a claim commits in a session of its own: hold no lock here meanwhile
+    with store.writing() as blobs:
+        digest, size = blobs.put_bytes(png, artifact.name)
+        drawn = session.execute(
+            update(Artifact)
+            .where(Artifact.id == artifact.id, Artifact.sha256.is_(None))
+            .values(sha256=digest, size=size, recipe_sha256=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount  # type: ignore[attr-defined]
+        session.commit()
+    if not drawn:  # drawn by another request meanwhile: these bytes may be named by nothing
+        store.collect_blobs([blob_key(digest, artifact.name)])
     if drawn:
         logger.info("drew figure %s (%s, %d bytes)", artifact.id, artifact.name, size)
-    holders = session.scalar(
-        select(func.count()).select_from(Artifact).where(Artifact.recipe_sha256 == recipe)
-    )
-    if not holders:
-        store.artifacts.collect(set(), candidates=[recipe_blob])
+    store.collect_blobs([recipe_blob])
     session.refresh(artifact)
     return artifact

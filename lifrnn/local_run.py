@@ -96,7 +96,7 @@ def run_locally(
                 try:
                     return keep_local_file(
                         session,
-                        store.artifacts,
+                        store,
                         user,
                         path,
                         network=kind == "network",

@@ -17,21 +17,20 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select
 
 from api.deps import CurrentUser, SessionDep, StoreDep
 from api.routes.artifacts import content_response, drawn
 from api.routes.jobs import COUNT_DESCRIPTION, is_uuid_text
 from api.schemas import FileList, FileOut, Problem
 from lifrnn.headers import HeaderError, TooLargeError
-from lifrnn.store import Artifact, Job, JobInput, Store, User
-from lifrnn.store.inputs import jobs_reading
-from lifrnn.store.status import ACTIVE, PENDING, TERMINAL
+from lifrnn.store import Artifact, Store, User
 from lifrnn.store.uploads import (
     ByteQuotaExceededError,
+    FileInUseError,
     UploadReceiver,
     byte_quota,
+    delete_upload,
     store_upload,
     used_bytes,
 )
@@ -151,9 +150,7 @@ async def upload(
         with store.session() as session:
             owner = session.get(User, user.id)
             assert owner is not None
-            artifact = store_upload(
-                session, store.artifacts, owner, received, settings.default_max_bytes
-            )
+            artifact = store_upload(session, store, owner, received, settings.default_max_bytes)
             return file_out(artifact)
 
     try:
@@ -221,35 +218,8 @@ def content(file_id: str, session: SessionDep, store: StoreDep, user: CurrentUse
 def delete(file_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
     """Delete an uploaded file (409 while a waiting, queued or running job reads it)."""
     artifact = owned_file(session, user, file_id)
-    if artifact.job_id is not None:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"file {file_id} is an artifact of job {artifact.job_id}: delete the job instead",
-        )
-    users = jobs_reading(session, artifact.id, ACTIVE | PENDING)
-    if users:
-        raise HTTPException(
-            status.HTTP_409_CONFLICT,
-            f"file {file_id} is read by jobs that have not finished: {', '.join(users)}; "
-            "cancel them or wait",
-        )
-    blob, digest = artifact.blob_key, artifact.sha256
-    # finished jobs keep their record of it in spec.json (name, SHA-256), not the link
-    finished = select(Job.id).where(Job.status.in_(sorted(TERMINAL)))
-    session.execute(
-        update(JobInput)
-        .where(JobInput.artifact_id == artifact.id, JobInput.job_id.in_(finished))
-        .values(artifact_id=None)
-        .execution_options(synchronize_session=False)
-    )
-    session.delete(artifact)
     try:
-        session.commit()
-    except IntegrityError:  # a job naming it was submitted meanwhile
-        session.rollback()
-        raise HTTPException(
-            status.HTTP_409_CONFLICT, f"file {file_id} is read by a job submitted just now"
-        ) from None
-    others = session.scalars(select(Artifact).where(Artifact.sha256 == digest))
-    store.artifacts.collect({other.blob_key for other in others}, candidates=[blob])
+        delete_upload(session, store, artifact)
+    except FileInUseError as error:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,19 +7,22 @@ database engine and sessions, and the object store of uploads, artifacts and che
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from functools import cached_property
 
 from sqlalchemy.orm import Session
 
 from lifrnn.settings import Settings
+from lifrnn.store.blobs import BlobLedger, BlobWriter, collect_blobs, writing
 from lifrnn.store.cas import ArtifactStore
 from lifrnn.store.db import make_engine, make_sessionmaker, migrate
 from lifrnn.store.models import (
     ApiToken,
     Artifact,
     Base,
+    Blob,
+    BlobClaim,
     DashboardSession,
     Job,
     JobEvent,
@@ -43,6 +46,8 @@ __all__ = [
     "Artifact",
     "ArtifactStore",
     "Base",
+    "Blob",
+    "BlobClaim",
     "DashboardSession",
     "Job",
     "JobEvent",
@@ -81,6 +86,26 @@ class Store:
     def artifacts(self) -> ArtifactStore:
         """Content-addressed blobs in the object store."""
         return ArtifactStore(self.objects)
+
+    @cached_property
+    def blob_ledger(self) -> BlobLedger:
+        """Claims of blob writes in flight, checked before any blob is collected."""
+        return BlobLedger(self.sessions, self.settings.blob_claim_seconds)
+
+    def writing(self) -> AbstractContextManager[BlobWriter]:
+        """Write blobs for rows that will name them: claimed until the block ends.
+
+        Call it before the session that commits those rows writes anything (on SQLite a claim
+        commits in a session of its own), and commit the rows inside the block.
+        """
+        return writing(self.artifacts, self.blob_ledger)
+
+    def collect_blobs(self, keys: Iterable[str]) -> int:
+        """Delete the blobs among ``keys`` that no row and no write in flight names; count them.
+
+        Call it after the deletion of the rows that named them has committed.
+        """
+        return collect_blobs(self.artifacts, self.blob_ledger, keys)
 
     def migrate(self) -> None:
         """Apply the Alembic migrations (the embedded default does so at start-up)."""

@@ -3,7 +3,9 @@
 A blob's key is the SHA-256 of its bytes followed by the extension of the file it holds
 (``<sha256>.safetensors``), so a fetched blob can be handed to loaders that go by extension. The
 same bytes are stored once, whichever jobs or uploads brought them. Rows in the ``artifacts``
-table refer to blobs by SHA-256; :meth:`ArtifactStore.collect` removes the blobs no row refers to.
+table refer to blobs by SHA-256. Writing a blob for a row and deleting a blob no row names go
+through :mod:`lifrnn.store.blobs` (``Store.writing`` and ``Store.collect_blobs``), which claims
+and collects under one lock: this module alone knows nothing of rows.
 
 Checkpoints of running jobs live in the same object store under ``checkpoints/<job id>/``
 (:func:`checkpoint_prefix`), so a worker on another machine resumes what a dead one started.
@@ -14,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from lifrnn.store.objects import CHUNK, ObjectStore
@@ -99,14 +101,3 @@ class ArtifactStore:
             match = _BLOB.match(key)
             if match:
                 yield match.group(1)
-
-    def collect(self, referenced: Iterable[str], candidates: Iterable[str] | None = None) -> int:
-        """Delete blobs not in ``referenced`` (among ``candidates``, default all); count them."""
-        keep = set(referenced)
-        removed = 0
-        for blob in list(self.blobs() if candidates is None else candidates):
-            if blob not in keep and self.delete(blob):
-                removed += 1
-        if removed:
-            logger.info("collected %d unreferenced artifact blobs", removed)
-        return removed

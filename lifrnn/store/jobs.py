@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -26,7 +26,6 @@ from sqlalchemy import (
     cast,
     delete,
     func,
-    or_,
     select,
     update,
 )
@@ -35,12 +34,14 @@ from sqlalchemy.orm import Session, aliased
 
 from lifrnn import __version__
 from lifrnn.specs import SpecBase, spec_sha256
-from lifrnn.store.cas import ArtifactStore
 from lifrnn.store.inputs import ResolvedInputs, input_dependents, network_of_job
 from lifrnn.store.models import Artifact, Job, JobEvent, JobInput, Network, User, utcnow
 from lifrnn.store.search import compile_filter, compile_order
 from lifrnn.store.series import Point, add_points
 from lifrnn.store.status import ACTIVE, PENDING, TERMINAL, TransitionError, sources_of
+
+if TYPE_CHECKING:
+    from lifrnn.store import Store
 
 
 class QuotaExceededError(Exception):
@@ -263,16 +264,11 @@ def submit_job(
             "wait for some to start or cancel them"
         )
     if default_max_bytes is not None:
-        byte_limit = owner.max_bytes if owner.max_bytes is not None else default_max_bytes
-        used = session.scalar(
-            select(func.coalesce(func.sum(Artifact.size), 0)).where(Artifact.owner_id == owner.id)
-        )
-        if int(used or 0) >= byte_limit:
+        try:
+            check_byte_quota(session, owner, default_max_bytes)
+        except QuotaExceededError:
             session.rollback()
-            raise QuotaExceededError(
-                f"byte quota exceeded: {used} bytes stored, the limit is {byte_limit}; delete "
-                "files or jobs you no longer need"
-            )
+            raise
     if waits and worker is not None:
         raise ValueError("a job run at once cannot wait for a parent job")
     job = Job(
@@ -321,6 +317,20 @@ def submit_job(
         )
     session.commit()
     return job, True
+
+
+def check_byte_quota(session: Session, owner: User, default_max_bytes: int) -> None:
+    """Raise :class:`QuotaExceededError` when ``owner``'s stored bytes reach their byte quota
+    (``max_bytes``, else ``default_max_bytes``); call it under the user's lock."""
+    byte_limit = owner.max_bytes if owner.max_bytes is not None else default_max_bytes
+    used = session.scalar(
+        select(func.coalesce(func.sum(Artifact.size), 0)).where(Artifact.owner_id == owner.id)
+    )
+    if int(used or 0) >= byte_limit:
+        raise QuotaExceededError(
+            f"byte quota exceeded: {used} bytes stored, the limit is {byte_limit}; delete "
+            "files or jobs you no longer need"
+        )
 
 
 def _settle_if_parent_final(session: Session, job_id: str, parent_id: str) -> None:
@@ -611,19 +621,20 @@ def request_cancel(session: Session, job: Job, by: str = "") -> Job:
     return job
 
 
-def delete_job(session: Session, job: Job, store: ArtifactStore) -> int:
+def delete_job(session: Session, job: Job, store: Store) -> int:
     """Delete a job that no worker holds, with its events, artifacts and networks. Commits.
 
-    Blobs no other artifact refers to are removed from ``store``; returns how many. Raises
-    :class:`TransitionError` for a running job (cancel it first) and :class:`DependentsError`
-    while other jobs read its network or files or wait for it (no silent lineage cut).
+    Blobs that no other row and no write in flight names are removed from ``store``'s object
+    store (:meth:`Store.collect_blobs`, after the rows' deletion committed); returns how many.
+    Raises :class:`TransitionError` for a running job (cancel it first) and
+    :class:`DependentsError` while other jobs read its network or files or wait for it (no
+    silent lineage cut).
     """
     dependents = input_dependents(session, job)
     if dependents:
         raise DependentsError(job.id, dependents)
     own = session.scalars(select(Artifact).where(Artifact.job_id == job.id)).all()
     blobs = {key for artifact in own for key in artifact.blob_keys}
-    digests = {d for artifact in own for d in (artifact.sha256, artifact.recipe_sha256) if d}
     try:
         removed = session.execute(
             delete(Job)
@@ -638,13 +649,7 @@ def delete_job(session: Session, job: Job, store: ArtifactStore) -> int:
         raise TransitionError(job.status, "deleted")
     session.commit()
     session.expunge(job)
-    others = session.scalars(
-        select(Artifact).where(
-            or_(Artifact.sha256.in_(digests), Artifact.recipe_sha256.in_(digests))
-        )
-    )
-    still = {key for artifact in others for key in artifact.blob_keys}
-    return store.collect(still, candidates=blobs)
+    return store.collect_blobs(blobs)
 
 
 def label_job(session: Session, job: Job, labels: dict[str, Any]) -> Job:

@@ -119,13 +119,20 @@ class ApiToken(Base):
 
 
 class DashboardSession(Base):
-    """A signed-in dashboard browser, kept as the SHA-256 of the secret in its signed cookie."""
+    """A signed-in dashboard browser, kept as the SHA-256 of the secret in its signed cookie.
+
+    Bound to the API token that signed in (``token_id``): rotating, revoking or deleting that
+    token deletes the session with it; a session without one (older than migration 0009) is
+    treated as ended."""
 
     __tablename__ = "dashboard_sessions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True, default=None
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
 
@@ -358,3 +365,29 @@ class Network(Base):
     method: Mapped[str | None] = mapped_column(String(64), default=None)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Blob(Base):
+    """A blob of the content-addressed store, as the row that serialises writing and deleting it.
+
+    Whoever writes a blob first records a live :class:`BlobClaim` under this row's lock; the
+    collector deletes a blob only under the same lock, and only while no artifact row names it
+    and no claim is live (see :mod:`lifrnn.store.blobs`). The row itself holds no bytes.
+    """
+
+    __tablename__ = "blobs"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    touched_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BlobClaim(Base):
+    """A write in flight that will name blob ``blob_key``: an upload, a job's artifacts, a figure
+    drawn on first download. Removed once the naming row is committed; one left by a process that
+    died stops counting at ``expires_at``."""
+
+    __tablename__ = "blob_claims"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    blob_key: Mapped[str] = mapped_column(String(100), index=True)
+    expires_at: Mapped[datetime]

@@ -20,8 +20,10 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from lifrnn.headers import (
@@ -34,9 +36,14 @@ from lifrnn.headers import (
 )
 from lifrnn.headers import read_header as parse_header
 from lifrnn.private_files import private_dir
-from lifrnn.store.cas import ArtifactStore, blob_key, file_sha256
+from lifrnn.store.cas import blob_key, file_sha256
+from lifrnn.store.inputs import jobs_reading
 from lifrnn.store.jobs import lock_user
-from lifrnn.store.models import Artifact, Network, User
+from lifrnn.store.models import Artifact, Job, JobInput, Network, User
+from lifrnn.store.status import ACTIVE, PENDING, TERMINAL
+
+if TYPE_CHECKING:
+    from lifrnn.store import Store
 
 MEDIA_TYPE = "application/octet-stream"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
@@ -44,6 +51,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
 
 class ByteQuotaExceededError(Exception):
     """Storing this would take the user over their byte quota (429)."""
+
+
+class FileInUseError(Exception):
+    """The file is a job's artifact, or jobs that have not finished read it (409)."""
 
 
 @dataclass(frozen=True)
@@ -154,10 +165,13 @@ class UploadReceiver:
 
     def _inspect(self) -> dict[str, object]:
         # imported here: pynwb is loaded only by a process that receives a recording
-        from lifrnn.nwb import RecordingFileError, inspect_nwb
+        from lifrnn.nwb import RecordingFileError, RecordingTooLargeError, inspect_nwb
 
+        # no dataset it reads may declare more bytes than the recording limit (a fill-value bomb)
         try:
-            return inspect_nwb(self.path, name=self.name)
+            return inspect_nwb(self.path, name=self.name, max_dataset_bytes=self.max_bytes)
+        except RecordingTooLargeError as error:
+            raise TooLargeError(str(error)) from None
         except RecordingFileError as error:
             raise HeaderError(str(error)) from None
 
@@ -221,49 +235,87 @@ def check_byte_quota(session: Session, owner: User, default_max_bytes: int, addi
 
 def store_upload(
     session: Session,
-    artifacts: ArtifactStore,
+    store: Store,
     owner: User,
     received: ReceivedFile,
     default_max_bytes: int,
 ) -> Artifact:
     """Store a received file for ``owner`` as an uploaded file (an artifact without a job).
 
-    The bytes go into the content-addressed store first (once per content); then, under the
-    user's lock, the byte quota is checked and the row committed, so concurrent uploads cannot
-    pass the quota together. Raises :class:`ByteQuotaExceededError` (the bytes are removed again
-    unless another file holds them). The temporary file is removed either way.
+    The bytes go into the content-addressed store first (once per content), claimed until the
+    row has committed (:meth:`Store.writing`), so that a concurrent deletion of a file with the
+    same bytes cannot remove them; then, under the user's lock, the byte quota is checked and the
+    row committed, so concurrent uploads cannot pass the quota together. Raises
+    :class:`ByteQuotaExceededError` (the bytes are removed again unless another file holds them).
+    The temporary file is removed either way. ``session`` must not have written anything yet.
     """
-    try:
-        sha256, size = artifacts.put_file(received.path, received.name, sha256=received.sha256)
-    finally:
-        received.path.unlink(missing_ok=True)
-    lock_user(session, owner.id)
-    try:
-        check_byte_quota(session, owner, default_max_bytes, size)
-    except ByteQuotaExceededError:
-        session.rollback()
-        blob = blob_key(sha256, received.name)
-        holders = session.scalars(select(Artifact).where(Artifact.sha256 == sha256))
-        artifacts.collect({other.blob_key for other in holders}, candidates=[blob])
-        raise
-    artifact = Artifact(
-        job_id=None,
-        owner_id=owner.id,
-        name=received.name,
-        media_type=MEDIA_TYPE,
-        size=size,
-        sha256=sha256,
-        format=received.header.format,
-        header=received.header.as_json(),
+    blob = blob_key(received.sha256, received.name)
+    with store.writing() as blobs:
+        try:
+            sha256, size = blobs.put_file(received.path, received.name, sha256=received.sha256)
+        finally:
+            received.path.unlink(missing_ok=True)
+        lock_user(session, owner.id)
+        try:
+            check_byte_quota(session, owner, default_max_bytes, size)
+        except ByteQuotaExceededError as error:
+            session.rollback()
+            refused = error
+        else:
+            artifact = Artifact(
+                job_id=None,
+                owner_id=owner.id,
+                name=received.name,
+                media_type=MEDIA_TYPE,
+                size=size,
+                sha256=sha256,
+                format=received.header.format,
+                header=received.header.as_json(),
+            )
+            session.add(artifact)
+            session.commit()
+            return artifact
+    store.collect_blobs([blob])
+    raise refused
+
+
+def delete_upload(session: Session, store: Store, artifact: Artifact) -> None:
+    """Delete an uploaded file; its bytes go once nothing else names them. Commits.
+
+    Raises :class:`FileInUseError` for a job's artifact (delete the job instead) and while a
+    waiting, queued or running job reads it. Finished jobs that read it keep their record of it
+    in their ``spec.json`` (name, SHA-256), not the link.
+    """
+    if artifact.job_id is not None:
+        raise FileInUseError(
+            f"file {artifact.id} is an artifact of job {artifact.job_id}: delete the job instead"
+        )
+    readers = jobs_reading(session, artifact.id, ACTIVE | PENDING)
+    if readers:
+        raise FileInUseError(
+            f"file {artifact.id} is read by jobs that have not finished: {', '.join(readers)}; "
+            "cancel them or wait"
+        )
+    blob, artifact_id = artifact.blob_key, artifact.id
+    finished = select(Job.id).where(Job.status.in_(sorted(TERMINAL)))
+    session.execute(
+        update(JobInput)
+        .where(JobInput.artifact_id == artifact_id, JobInput.job_id.in_(finished))
+        .values(artifact_id=None)
+        .execution_options(synchronize_session=False)
     )
-    session.add(artifact)
-    session.commit()
-    return artifact
+    session.delete(artifact)
+    try:
+        session.commit()
+    except IntegrityError:  # a job naming it was submitted meanwhile
+        session.rollback()
+        raise FileInUseError(f"file {artifact_id} is read by a job submitted just now") from None
+    store.collect_blobs([blob])
 
 
 def keep_local_file(
     session: Session,
-    artifacts: ArtifactStore,
+    store: Store,
     owner: User,
     path: Path,
     *,
@@ -302,4 +354,4 @@ def keep_local_file(
     if stored is not None:
         return stored
     received = receive_file(path, max_upload_bytes, folder)
-    return store_upload(session, artifacts, owner, received, default_max_bytes).id
+    return store_upload(session, store, owner, received, default_max_bytes).id

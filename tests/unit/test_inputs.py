@@ -56,7 +56,7 @@ def upload(store, session, owner, array: np.ndarray, name: str = "W.npy") -> str
     buffer = io.BytesIO()
     np.save(buffer, array)
     received = receive_chunks([buffer.getvalue()], name, 1 << 30)
-    return store_upload(session, store.artifacts, owner, received, 1 << 40).id
+    return store_upload(session, store, owner, received, 1 << 40).id
 
 
 def submit(session, owner, data: dict) -> Job:
@@ -144,7 +144,7 @@ def test_wrong_shapes_and_kinds_are_refused_at_submit(store, session, users):
     bare = receive_chunks(
         [safetensors_bytes({"W": np.zeros((30, 30))}, {})], "W.safetensors", 1 << 30
     )
-    bare_id = store_upload(session, store.artifacts, alice, bare, 1 << 40).id
+    bare_id = store_upload(session, store, alice, bare, 1 << 40).id
     assert "is not a lifrnn network (no 'n_excitatory' metadata)" in refused(
         session, alice, {"kind": "fit", **FIT, "network": bare_id}
     )
@@ -217,12 +217,12 @@ def test_deleting_a_parent_that_others_read_is_refused_naming_them(store, sessio
     assert run(store, soc.id) == "succeeded"
     session.expire_all()
     with pytest.raises(DependentsError, match=fit.id):
-        delete_job(session, session.get(Job, soc.id), store.artifacts)
+        delete_job(session, session.get(Job, soc.id), store)
     assert run(store, fit.id) == "succeeded"
     with pytest.raises(DependentsError):  # a finished child still needs its lineage
-        delete_job(session, session.get(Job, soc.id), store.artifacts)
-    delete_job(session, session.get(Job, fit.id), store.artifacts)
-    delete_job(session, session.get(Job, soc.id), store.artifacts)
+        delete_job(session, session.get(Job, soc.id), store)
+    delete_job(session, session.get(Job, fit.id), store)
+    delete_job(session, session.get(Job, soc.id), store)
     assert session.scalar(select(Job.id)) is None
 
 

@@ -266,7 +266,7 @@ def test_deleting_a_job_removes_its_search_rows(session, store, runs):
     from lifrnn.store.jobs import delete_job
 
     job = session.scalar(select(Job).where(Job.name == "a"))
-    delete_job(session, job, store.artifacts)
+    delete_job(session, job, store)
     assert session.scalar(select(JobParam).where(JobParam.job_id == job.id)) is None
     assert session.scalar(select(JobMetric).where(JobMetric.job_id == job.id)) is None
 

@@ -221,8 +221,7 @@ def test_cas_deduplicates_and_writes_atomically(tmp_path):
     assert (tmp_path / "cas" / sha[:2] / f"{sha}.safetensors").read_bytes() == b"weights"
     assert list(cas.blobs()) == [key]
     assert not [p for p in (tmp_path / "cas").rglob(".*")]  # no temporary files left
-    assert cas.collect({key}) == 0
-    assert cas.collect(set()) == 1 and not cas.exists(key)
+    assert cas.delete(key) and not cas.exists(key) and not cas.delete(key)
 
 
 def test_deleting_a_job_collects_only_unreferenced_blobs(store, session, alice):
@@ -245,11 +244,11 @@ def test_deleting_a_job_collects_only_unreferenced_blobs(store, session, alice):
             )
         jobs.append(job)
     session.commit()
-    assert delete_job(session, jobs[0], store.artifacts) == 1
+    assert delete_job(session, jobs[0], store) == 1
     assert store.artifacts.exists(shared) and not store.artifacts.exists(own)
     assert session.get(Job, jobs[0].id) is None
     assert session.scalars(select(JobEvent).where(JobEvent.job_id == jobs[0].id)).all() == []
-    assert delete_job(session, jobs[1], store.artifacts) == 1
+    assert delete_job(session, jobs[1], store) == 1
     assert not store.artifacts.exists(shared)
 
 
@@ -258,7 +257,7 @@ def test_running_job_cannot_be_deleted(store, session, alice):
     claim_job(session, job.id, "w1")
     session.refresh(job)
     with pytest.raises(TransitionError):
-        delete_job(session, job, store.artifacts)
+        delete_job(session, job, store)
 
 
 def test_claim_checks_the_running_quota_again(session, alice):
