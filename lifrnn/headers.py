@@ -11,6 +11,9 @@ Limits on what an upload may declare (the largest inputs a spec can use): every 
 :data:`MAX_UNITS` (the largest ``n``), except the time axis of a 3-D tensor (``(movements, time,
 outputs or units)``, at most :data:`MAX_TIME` samples) whose first axis holds at most
 :data:`MAX_MOVEMENTS` movements; at most 3 dimensions; float16/bfloat16/float32/float64 only.
+An upload is refused besides when a tensor is empty (a zero in its shape: nothing a spec could
+use) or a safetensors file holds more than :data:`MAX_TENSORS` tensors; a job's own artifacts,
+described by :func:`read_file_header`, may hold empty tensors and are not held to that count.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ MAX_TIME = 10_000_001
 MAX_SAFETENSORS_HEADER = 1 << 20
 """Largest safetensors JSON header accepted (lifrnn's own are a few kB)."""
 MAX_NPY_HEADER = 10_000
+MAX_TENSORS = 256
+"""Most tensors of one uploaded safetensors file: a network file holds about a dozen, the largest
+lifrnn writes (``prepare``'s ``trials.safetensors``) two plus five per controller."""
 
 FORMATS = {".safetensors": "safetensors", ".npy": "npy", ".nwb": "nwb"}
 """File formats by file-name extension: tensors, and NWB recordings."""
@@ -124,11 +130,16 @@ def header_length(fmt: str, prefix: bytes) -> int | None:
     raise HeaderError(f"unsupported .npy format version {major}")
 
 
-def read_header(fmt: str, header: bytes) -> FileHeader:
-    """Parse the complete header bytes of a ``fmt`` file (see :func:`header_length`)."""
+def read_header(fmt: str, header: bytes, *, upload: bool = True) -> FileHeader:
+    """Parse the complete header bytes of a ``fmt`` file (see :func:`header_length`).
+
+    ``upload``: judge it as an upload (the default), refusing empty tensors and safetensors
+    files of more than :data:`MAX_TENSORS` tensors with a :class:`HeaderError`; False for a file
+    lifrnn wrote itself (a job's artifact), which is described as it is.
+    """
     if fmt == "nwb":
         return _hdf5(header)
-    return _safetensors(header) if fmt == "safetensors" else _npy(header)
+    return _safetensors(header, upload) if fmt == "safetensors" else _npy(header, upload)
 
 
 def _hdf5_layout(prefix: bytes) -> tuple[int, int] | None:
@@ -187,7 +198,7 @@ def _hdf5(header: bytes) -> FileHeader:
     return FileHeader("nwb", {}, size=base + end)
 
 
-def _safetensors(header: bytes) -> FileHeader:
+def _safetensors(header: bytes, upload: bool) -> FileHeader:
     try:
         document = json.loads(header[8:].decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as error:
@@ -199,6 +210,10 @@ def _safetensors(header: bytes) -> FileHeader:
         isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()
     ):
         raise HeaderError("safetensors __metadata__ must map strings to strings")
+    if upload and len(document) > MAX_TENSORS:
+        raise HeaderError(
+            f"safetensors file declares {len(document)} tensors (at most {MAX_TENSORS} per file)"
+        )
     tensors: dict[str, dict[str, Any]] = {}
     spans = []
     for name, entry in document.items():
@@ -210,7 +225,7 @@ def _safetensors(header: bytes) -> FileHeader:
                 f"tensor {name!r}: dtype {dtype!r} is not one lifrnn reads "
                 f"({', '.join(_SAFETENSORS_DTYPES)})"
             )
-        _check_shape(name, shape)
+        _check_shape(name, shape, upload)
         dims = [int(d) for d in shape or ()]
         if (
             not isinstance(offsets, list)
@@ -232,7 +247,7 @@ def _safetensors(header: bytes) -> FileHeader:
     return FileHeader("safetensors", tensors, dict(metadata), size=len(header) + position)
 
 
-def _npy(header: bytes) -> FileHeader:
+def _npy(header: bytes, upload: bool) -> FileHeader:
     stream = io.BytesIO(header)
     try:
         major, _ = npy_format.read_magic(stream)
@@ -246,15 +261,20 @@ def _npy(header: bytes) -> FileHeader:
         raise HeaderError(".npy file holds Python objects (pickle); lifrnn never unpickles")
     if dtype.kind != "f":
         raise HeaderError(f".npy dtype {dtype.str} is not a float type lifrnn reads")
-    _check_shape(_NPY_SINGLE, list(shape or ()))
+    _check_shape(_NPY_SINGLE, list(shape or ()), upload)
     dims = [int(d) for d in shape]
     tensors = {_NPY_SINGLE: {"dtype": np.dtype(dtype).name, "shape": dims}}
     return FileHeader("npy", tensors, size=len(header) + math.prod(dims) * dtype.itemsize)
 
 
-def _check_shape(name: str, shape: Any) -> None:
+def _check_shape(name: str, shape: Any, upload: bool) -> None:
     if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
         raise HeaderError(f"tensor {name!r}: shape must be a list of non-negative integers")
+    if upload and 0 in shape:
+        raise HeaderError(
+            f"tensor {name!r} of shape {tuple(shape)} is empty: every dimension of an uploaded "
+            "tensor must be at least 1"
+        )
     if len(shape) > 3:
         raise TooLargeError(f"tensor {name!r} has {len(shape)} dimensions (at most 3)")
     if len(shape) == 3:
@@ -281,9 +301,10 @@ def tensor_shape(header: dict[str, Any] | None, name: str) -> list[int] | None:
     return list(entry["shape"]) if entry else None
 
 
-def read_file_header(path: Path) -> FileHeader | None:
+def read_file_header(path: Path, *, upload: bool = False) -> FileHeader | None:
     """The header of a local ``.safetensors``, ``.npy`` or ``.nwb`` file (None for other
-    files); a recording's is its superblock's, without a summary."""
+    files); a recording's is its superblock's, without a summary. ``upload``: judge it as an
+    upload (:func:`read_header`); by default it is described as lifrnn's own artifact."""
     fmt = format_of(path.name)
     if fmt is None:
         return None
@@ -293,4 +314,4 @@ def read_file_header(path: Path) -> FileHeader | None:
         if needed is None:
             raise HeaderError(f"{path.name}: too short for a {fmt} file")
         prefix += stream.read(max(0, needed - len(prefix)))
-    return read_header(fmt, prefix[:needed])
+    return read_header(fmt, prefix[:needed], upload=upload)

@@ -15,7 +15,15 @@ times (``move_onset_time``, ``go_cue_time``, ``target_on_time``), the condition 
 Nothing in a file is executed: pynwb reads the format's cached schema as data. A file is opened
 by pynwb only after h5py has found no link or dataset that points outside it (HDF5 external links,
 external storage, virtual datasets), which could otherwise make the server read another file of
-its disk.
+its disk, and no dataset whose elements are larger than :data:`MAX_ELEMENT_BYTES` (pynwb reads
+scalar datasets as it opens a file).
+
+A small file can declare far more than it holds: HDF5 keeps chunks never written as a fill value,
+and a compressed chunk of zeros takes a few bytes. So nothing is read before the declared size of
+every dataset a summary or a reader touches is checked against the limits
+(:data:`MAX_TRIALS`, :data:`MAX_RECORDED_UNITS`, :data:`MAX_SPIKES`, :data:`MAX_SAMPLES` and a
+limit in bytes, the largest recording accepted), and the summary reads in chunks of at most
+:data:`READ_CHUNK` values, or the one value it needs.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ if TYPE_CHECKING:
 __all__ = [
     "NWBLayout",
     "RecordingFileError",
+    "RecordingTooLargeError",
     "check_file_safety",
     "check_layout",
     "inspect_nwb",
@@ -55,10 +64,31 @@ __all__ = [
 
 MAX_LISTED = 200
 """Most column or series names a summary lists of one kind."""
+MAX_TRIALS = 100_000
+"""Most rows of a trials table (MC_Maze has 2,869 trials; a day of a few-second reaches fewer)."""
+MAX_RECORDED_UNITS = 100_000
+"""Most rows of a units table (MC_Maze has 182; several Neuropixels probes a few thousand)."""
+MAX_SPIKES = 200_000_000
+"""Most spike times of a units table (MC_Maze has a few million; 1,000 units firing at 10 Hz for
+five hours 1.8e8)."""
+MAX_SAMPLES = 100_000_000
+"""Most samples of a behaviour series or its timestamps (1 kHz for a day is 8.6e7; MC_Maze's
+hand velocity 1 kHz over about an hour)."""
+MAX_DATASET_BYTES = 4 * 2**30
+"""Most bytes one dataset that lifrnn reads may declare (uncompressed), unless the caller gives
+its own limit: the default of ``LIFRNN_MAX_RECORDING_BYTES``, the largest recording stored."""
+MAX_ELEMENT_BYTES = 1 << 16
+"""Largest element of any dataset (a fixed-length string of a GB would be read whole by pynwb)."""
+READ_CHUNK = 1 << 20
+"""Most values the summary reads of a dataset at once."""
 
 
 class RecordingFileError(ValueError):
     """A recording file that cannot be read, or lacks what is asked of it (422)."""
+
+
+class RecordingTooLargeError(RecordingFileError):
+    """A recording that declares more than the limits allow (413, as an upload's other sizes)."""
 
 
 @dataclass(frozen=True)
@@ -138,9 +168,26 @@ def _foreign_storage(handle: h5py.File) -> list[str]:
     return found
 
 
+def _oversized_elements(handle: h5py.File) -> list[str]:
+    """Datasets of ``handle`` whose elements are larger than :data:`MAX_ELEMENT_BYTES`."""
+    found: list[str] = []
+
+    def visit(name: str, item: object) -> None:
+        if isinstance(item, h5py.Dataset) and item.dtype.itemsize > MAX_ELEMENT_BYTES:
+            found.append(f"/{name} ({item.dtype.itemsize} bytes)")
+
+    handle.visititems(visit)
+    return found
+
+
+def _shown(items: Sequence[str]) -> str:
+    return "; ".join(items[:5]) + ("; ..." if len(items) > 5 else "")
+
+
 def check_file_safety(path: str | Path, label: str | None = None) -> None:
     """Raise :class:`RecordingFileError` unless ``path`` is an HDF5 file whose every link and
-    dataset stays inside it (no external links, external storage or virtual datasets).
+    dataset stays inside it (no external links, external storage or virtual datasets), and
+    :class:`RecordingTooLargeError` if a dataset has elements over :data:`MAX_ELEMENT_BYTES`.
 
     ``label``: the file's name in messages (default: that of ``path``).
     """
@@ -150,12 +197,17 @@ def check_file_safety(path: str | Path, label: str | None = None) -> None:
     try:
         with h5py.File(path, "r") as handle:
             foreign = _foreign_storage(handle)
+            oversized = _oversized_elements(handle)
     except OSError as error:
         raise RecordingFileError(f"{label} is not a readable HDF5 file: {error}") from None
     if foreign:
-        shown = "; ".join(foreign[:5]) + ("; ..." if len(foreign) > 5 else "")
         raise RecordingFileError(
-            f"{label} refers to data outside itself, which lifrnn never follows: {shown}"
+            f"{label} refers to data outside itself, which lifrnn never follows: " + _shown(foreign)
+        )
+    if oversized:
+        raise RecordingTooLargeError(
+            f"{label} has datasets of elements over {MAX_ELEMENT_BYTES} bytes each: "
+            + _shown(oversized)
         )
 
 
@@ -185,7 +237,7 @@ def _open(path: Path, label: str) -> Iterator[tuple[NWBFile, str]]:
             io.close()
 
 
-# ------------------------------------------------------------------------------ summary
+# ------------------------------------------------------------------------------ contents
 
 
 def _unit_tables(nwbfile: NWBFile) -> dict[str, DynamicTable]:
@@ -210,25 +262,160 @@ def _series(nwbfile: NWBFile) -> dict[str, TimeSeries]:
     return found
 
 
+# ------------------------------------------------------------------------------ declared sizes
+
+
+def _declared_shape(data: Any) -> tuple[int, ...]:
+    """The shape ``data`` declares (an h5py dataset's, from its header), nothing read."""
+    shape = getattr(data, "shape", None)
+    if shape is None:
+        return (len(data),)
+    return tuple(int(d) for d in shape)
+
+
+def _declared_bytes(data: Any) -> int:
+    dtype = getattr(data, "dtype", None)
+    itemsize = dtype.itemsize if isinstance(dtype, np.dtype) else 8
+    return math.prod(_declared_shape(data)) * int(itemsize)
+
+
+def _check_declared(
+    label: str, what: str, data: Any, rows: tuple[int, str] | None, max_bytes: int
+) -> None:
+    """Raise :class:`RecordingTooLargeError` when ``data`` (``what`` in messages) declares more
+    rows than ``rows`` allows (a limit and what it counts) or more than ``max_bytes``."""
+    shape = _declared_shape(data)
+    if rows is not None and shape and shape[0] > rows[0]:
+        limit, counted = rows
+        raise RecordingTooLargeError(
+            f"{label}: {what} declares {shape[0]} rows; a recording may have at most "
+            f"{limit} {counted}"
+        )
+    size = _declared_bytes(data)
+    if size > max_bytes:
+        raise RecordingTooLargeError(
+            f"{label}: {what} declares {size} bytes (shape {shape}); a dataset lifrnn reads may "
+            f"declare at most {max_bytes} bytes, the largest recording accepted"
+        )
+
+
+def _table_data(table: DynamicTable) -> Iterator[tuple[str, Any, Any]]:
+    """(name, column, data) of ``table``'s columns and ids; ``column`` is None for the ids."""
+    for column in table.columns:
+        yield column.name, column, column.data
+    yield "id", None, table.id.data
+
+
+def _check_table(
+    label: str, what: str, table: DynamicTable, rows: tuple[int, str], max_bytes: int
+) -> None:
+    """Hold every dataset of ``table`` to the limits: ``rows`` for the ids and each column of a
+    value per row; the values of a ragged column (``spike_times``: :data:`MAX_SPIKES`) are held
+    to ``max_bytes`` only."""
+    ragged = {id(c.target) for c in table.columns if isinstance(c, VectorIndex)}
+    spikes = table["spike_times"] if "spike_times" in table.colnames else None
+    spike_values = spikes.target if isinstance(spikes, VectorIndex) else None
+    for name, column, data in _table_data(table):
+        limit: tuple[int, str] | None = rows
+        if column is not None and column is spike_values:
+            limit = (MAX_SPIKES, "spike times")
+        elif column is not None and id(column) in ragged:
+            limit = None
+        _check_declared(label, f"{what} column {name!r}", data, limit, max_bytes)
+
+
+def _check_sizes(
+    nwbfile: NWBFile,
+    tables: dict[str, DynamicTable],
+    series: dict[str, TimeSeries],
+    label: str,
+    max_bytes: int,
+) -> None:
+    """Raise :class:`RecordingTooLargeError` unless every dataset a summary or a reader may
+    read declares sizes within the limits; reads nothing but the datasets' headers."""
+    if nwbfile.trials is not None:
+        _check_table(label, "trials", nwbfile.trials, (MAX_TRIALS, "trials"), max_bytes)
+    for path, table in tables.items():
+        units = (MAX_RECORDED_UNITS, "units")
+        _check_table(label, f"units table {path!r}", table, units, max_bytes)
+    for path, item in series.items():
+        samples = (MAX_SAMPLES, "samples per series")
+        _check_declared(label, f"behaviour series {path!r}", item.data, samples, max_bytes)
+        if item.timestamps is not None:
+            what = f"timestamps of behaviour series {path!r}"
+            _check_declared(label, what, item.timestamps, samples, max_bytes)
+
+
+# ------------------------------------------------------------------------------ bounded reads
+
+
+def _length(data: Any, what: str) -> int:
+    """The length of one-dimensional ``data``; :class:`RecordingFileError` for any other."""
+    shape = _declared_shape(data)
+    if len(shape) != 1:
+        raise RecordingFileError(f"{what} has shape {shape}, not one value per row")
+    return shape[0]
+
+
+def _chunks(data: Any, length: int, dtype: type[np.generic]) -> Iterator[np.ndarray]:
+    """``data[:length]`` (one-dimensional) in arrays of at most :data:`READ_CHUNK` values."""
+    for start in range(0, length, READ_CHUNK):
+        yield np.asarray(data[start : min(start + READ_CHUNK, length)], dtype=dtype)
+
+
+def _latest(values: np.ndarray, latest: float) -> float:
+    finite = values[np.isfinite(values)]
+    return max(latest, float(finite.max())) if finite.size else latest
+
+
+def _last_trial_end(trials: DynamicTable) -> float:
+    """The latest finite ``stop_time`` of ``trials``, read in chunks (NaN when none)."""
+    column = trials["stop_time"]
+    if isinstance(column, VectorIndex):
+        raise RecordingFileError("trial column 'stop_time' holds lists, not one value per trial")
+    latest = -math.inf
+    for block in _chunks(column.data, _length(column.data, "trial column 'stop_time'"), np.float64):
+        latest = _latest(block, latest)
+    return latest if math.isfinite(latest) else math.nan
+
+
 def _last_spike(table: DynamicTable, column: str) -> float:
-    """The latest spike time of ``table`` without reading every spike (each unit's last)."""
+    """The latest spike time of ``table`` without reading every spike (each unit's last), the
+    index read in chunks."""
     index = table[column]
-    if not isinstance(index, VectorIndex) or len(index.data) == 0:
+    if not isinstance(index, VectorIndex):
         return math.nan
-    ends = np.unique(np.asarray(index.data[:], dtype=np.int64))
-    ends = ends[ends > 0]
-    if ends.size == 0:
-        return math.nan
-    return float(np.max(np.asarray(index.target.data[ends - 1], dtype=np.float64)))
+    units = _length(index.data, f"the index of column {column!r}")
+    spikes = _length(index.target.data, f"column {column!r}")
+    latest = -math.inf
+    for block in _chunks(index.data, units, np.int64):
+        ends = np.unique(block)
+        ends = ends[ends > 0]
+        if ends.size and ends[-1] > spikes:
+            raise RecordingFileError(
+                f"the index of column {column!r} points past its {spikes} spike times"
+            )
+        if ends.size:
+            latest = _latest(np.asarray(index.target.data[ends - 1], dtype=np.float64), latest)
+    return latest if math.isfinite(latest) else math.nan
 
 
-def _series_end(series: TimeSeries) -> float:
+def _series_end(series: TimeSeries, path: str) -> float:
+    """The time of the last sample of ``series`` (one value read at most)."""
     samples = len(series.data)
     if samples == 0:
         return math.nan
     if series.timestamps is not None:
+        stamps = _length(series.timestamps, f"the timestamps of behaviour series {path!r}")
+        if stamps < samples:
+            raise RecordingFileError(
+                f"behaviour series {path!r} has {samples} samples but {stamps} timestamps"
+            )
         return float(series.timestamps[samples - 1])
     return float((series.starting_time or 0.0) + (samples - 1) / series.rate)
+
+
+# ------------------------------------------------------------------------------ summary
 
 
 def _finite_max(values: Sequence[float]) -> float | None:
@@ -236,7 +423,14 @@ def _finite_max(values: Sequence[float]) -> float | None:
     return round(max(finite), 6) if finite else None
 
 
-def _summarise(nwbfile: NWBFile, name: str, version: str) -> dict[str, Any]:
+def _spike_count(table: DynamicTable) -> int:
+    column = table["spike_times"]
+    return len(column.target.data if isinstance(column, VectorIndex) else column.data)
+
+
+def _summarise(
+    nwbfile: NWBFile, name: str, version: str, max_bytes: int = MAX_DATASET_BYTES
+) -> dict[str, Any]:
     tables = _unit_tables(nwbfile)
     spiking = {path: t for path, t in tables.items() if "spike_times" in t.colnames}
     trials = nwbfile.trials
@@ -250,21 +444,23 @@ def _summarise(nwbfile: NWBFile, name: str, version: str) -> dict[str, Any]:
             f"{name} is not a recording lifrnn can read; missing: " + "; ".join(missing)
         )
     assert trials is not None
+    series = _series(nwbfile)
+    _check_sizes(nwbfile, tables, series, name, max_bytes)  # before anything is read
     main_path = "units" if "units" in spiking else next(iter(spiking))
     main = spiking[main_path]
-    series = _series(nwbfile)
-    ends = [
-        float(np.max(np.asarray(trials["stop_time"].data[:], dtype=np.float64)))
-        if len(trials)
-        else math.nan,
-        _last_spike(main, "spike_times"),
-        *(_series_end(s) for s in series.values()),
-    ]
+    try:
+        ends = [
+            _last_trial_end(trials) if len(trials) else math.nan,
+            _last_spike(main, "spike_times"),
+            *(_series_end(s, path) for path, s in series.items()),
+        ]
+    except RecordingFileError as error:
+        raise RecordingFileError(f"{name}: {error}") from None
     return {
         "format": "nwb",
         "nwb_version": version,
         "units": len(main),
-        "spikes": len(main["spike_times"].target.data),
+        "spikes": _spike_count(main),
         "unit_tables": {
             path: {"rows": len(table), "columns": sorted(table.colnames)[:MAX_LISTED]}
             for path, table in tables.items()
@@ -278,7 +474,13 @@ def _summarise(nwbfile: NWBFile, name: str, version: str) -> dict[str, Any]:
     }
 
 
-def inspect_nwb(path: str | Path, *, name: str | None = None) -> dict[str, Any]:
+_UNREADABLE = (KeyError, TypeError, ValueError, OSError, IndexError, AttributeError)
+"""What h5py, hdmf and numpy raise on content that is not what NWB says it is."""
+
+
+def inspect_nwb(
+    path: str | Path, *, name: str | None = None, max_dataset_bytes: int = MAX_DATASET_BYTES
+) -> dict[str, Any]:
     """Judge an NWB recording and summarise it (JSON; the stored header of an upload).
 
     Returns, e.g.::
@@ -290,9 +492,17 @@ def inspect_nwb(path: str | Path, *, name: str | None = None) -> dict[str, Any]:
 
     ``units`` and ``spikes`` count the ``units`` table (else the first units table with spike
     times); ``behavior_series`` maps each TimeSeries of the processing modules to its shape;
-    ``duration_s`` is the latest trial end, spike or behaviour sample (seconds).
+    ``duration_s`` is the latest finite trial end, spike or behaviour sample (seconds).
+
+    The file is read lazily: the declared size of every dataset of the trials and units tables
+    and the behaviour series is checked first (at most :data:`MAX_TRIALS` trials,
+    :data:`MAX_RECORDED_UNITS` units, :data:`MAX_SPIKES` spike times, :data:`MAX_SAMPLES`
+    samples a series, ``max_dataset_bytes`` bytes a dataset), then only what the summary needs
+    is read, in chunks.
 
     Raises:
+        RecordingTooLargeError: for a dataset that declares more than those limits (the message
+            names it, its declared size and the limit), whatever the file's own size.
         RecordingFileError: for anything that is not an HDF5 file pynwb can open as NWB, refers
             to data outside itself, or lacks a units table with spike times or a trials table
             (the message lists everything missing at once: ``missing: units table; trials
@@ -302,8 +512,8 @@ def inspect_nwb(path: str | Path, *, name: str | None = None) -> dict[str, Any]:
     label = name or path.name
     with _open(path, label) as (nwbfile, version):
         try:
-            return _summarise(nwbfile, label, version)
-        except (KeyError, TypeError, ValueError, OSError) as error:
+            return _summarise(nwbfile, label, version, max_dataset_bytes)
+        except _UNREADABLE as error:
             if isinstance(error, RecordingFileError):
                 raise
             raise RecordingFileError(f"{label}: unreadable NWB content: {error}") from None
@@ -374,6 +584,7 @@ def _column(table: DynamicTable, name: str) -> np.ndarray:
     column = table[name]
     if isinstance(column, VectorIndex):
         raise RecordingFileError(f"trial column {name!r} holds lists, not one value per trial")
+    _length(column.data, f"trial column {name!r}")  # (trials,), held to MAX_TRIALS at summary
     return np.asarray(column.data[:])
 
 
