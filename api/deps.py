@@ -2,7 +2,9 @@
 
 The current user comes from the request's bearer token, or, for the dashboard's in-process
 requests, from the ASGI scope key :data:`DASHBOARD_USER` that only the dashboard's own transport
-sets (see :mod:`api.dashboard.sessions`): no HTTP request can put a key into its scope.
+sets (see :mod:`api.dashboard.sessions`): no HTTP request can put a key into its scope. What
+signed a request in (:class:`Credential`) can be checked again while a long response lasts: an
+event stream ends when its token is revoked, rotated or expires, or its dashboard session ends.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -24,8 +27,15 @@ from api.schemas import RunLabels
 from lifrnn.settings import Settings
 from lifrnn.specs import SpecBase, describe_validation_error, parse_spec
 from lifrnn.store import Store, User
+from lifrnn.store.dashboard_sessions import dashboard_session
 from lifrnn.store.models import utcnow
-from lifrnn.store.users import TokenError, hash_token, token_holder
+from lifrnn.store.users import (
+    TokenError,
+    TokenExpiredError,
+    hash_token,
+    token_holder,
+    token_holder_by_hash,
+)
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -68,6 +78,8 @@ SessionDep = Annotated[Session, Depends(get_session)]
 
 DASHBOARD_USER = "lifrnn.dashboard_user"
 """ASGI scope key of the signed-in :class:`User` on the dashboard's in-process API requests."""
+DASHBOARD_SESSION = "lifrnn.dashboard_session"
+"""ASGI scope key of the secret of the dashboard session those requests are made for."""
 
 
 class TokenCache:
@@ -161,6 +173,55 @@ async def current_user(
 
 
 CurrentUser = Annotated[User, Depends(current_user)]
+
+
+@dataclass(frozen=True)
+class Lapse:
+    """Why a credential stopped working: a short ``reason`` (``token revoked``, ``token
+    expired``, ``session ended``) and a ``detail`` saying what to do."""
+
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What signed a request in, to check again while a long response lasts: the SHA-256 of its
+    API token, or the secret of the dashboard session it was made for (empty: nothing to check,
+    e.g. an in-process request of a test)."""
+
+    token_sha256: str = ""
+    dashboard_secret: str = ""
+
+    def lapse(self, session: Session) -> Lapse | None:
+        """Why this credential no longer works; None while it does. Reads the database, never
+        the token cache, so a revocation on another API process counts at once."""
+        if self.token_sha256:
+            try:
+                token_holder_by_hash(session, self.token_sha256)
+            except TokenExpiredError as error:
+                return Lapse("token expired", str(error))
+            except TokenError:
+                return Lapse(
+                    "token revoked",
+                    "API token revoked or rotated away: use your current token (`lifrnn me`)",
+                )
+        if self.dashboard_secret and dashboard_session(session, self.dashboard_secret) is None:
+            return Lapse(
+                "session ended",
+                "dashboard session ended (signed out, expired, or its API token was rotated, "
+                "revoked or expired): sign in again",
+            )
+        return None
+
+
+def request_credential(request: Request) -> Credential:
+    """The :class:`Credential` of a request that :func:`current_user` let in."""
+    if isinstance(request.scope.get(DASHBOARD_USER), User):
+        secret = request.scope.get(DASHBOARD_SESSION)
+        return Credential(dashboard_secret=secret if isinstance(secret, str) else "")
+    return Credential(token_sha256=getattr(request.state, "token_sha256", "") or "")
+
 
 JSON_TYPES = ("application/json",)
 

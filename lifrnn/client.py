@@ -1222,7 +1222,8 @@ class Client:
         history entries after id ``after`` (each with its ``id``), live ``state`` and ``ping``,
         up to ``end``. A stream the server closes, or a connection that drops, is opened again
         with ``Last-Event-ID`` (``retries`` times in a row at most, with backoff). Stops
-        quietly at ``deadline`` (a ``time.monotonic()`` value)."""
+        quietly at ``deadline`` (a ``time.monotonic()`` value). Raises :class:`UnauthorizedError`
+        when the server ends the stream because its token was revoked, rotated or expired."""
         path = f"/jobs/{job_id}/events/stream"
         failures = 0
         while deadline is None or time.monotonic() < deadline:
@@ -1236,6 +1237,10 @@ class Client:
                         raise self._error(sse.response, "GET", path)
                     for item in sse.iter_sse():
                         failures = 0
+                        if item.event == "unauthorized":  # token revoked, rotated or expired
+                            ended = _json_or_empty(item.data)
+                            detail = ended.get("detail") or ended.get("reason") or item.data
+                            raise UnauthorizedError(401, str(detail), "GET", path)
                         entry = item.event in HISTORY_EVENTS and item.id  # live ones repeat the id
                         event = StreamEvent(
                             item.event, int(item.id) if entry else None, _json_or_empty(item.data)

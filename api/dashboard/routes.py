@@ -46,7 +46,6 @@ from api.dashboard.sessions import (
     unsign,
 )
 from api.dashboard.summaries import key_metrics, spec_summary, timing
-from api.deps import check_token
 from lifrnn.spec_docs import spec_fields, summary
 from lifrnn.store import TERMINAL, Job, Store, User
 from lifrnn.store.models import utcnow
@@ -121,6 +120,12 @@ def install_error_pages(app: FastAPI) -> None:
 
     async def sign_in(request: Request, error: Exception) -> Response:
         assert isinstance(error, SignInRequiredError)
+        if request.url.path.endswith(".json"):  # what a page's script polls: no redirect to HTML
+            return JSONResponse(
+                {"detail": "the dashboard session ended: sign in again"},
+                status_code=status.HTTP_401_UNAUTHORIZED,
+                headers={"Cache-Control": "no-store"},
+            )
         target = f"/ui/login?next={quote(error.next_url, safe='')}"
         return RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
 
@@ -231,10 +236,11 @@ def render(
 
 @dataclass
 class Visitor:
-    """The signed-in user and the browser's CSRF token."""
+    """The signed-in user, the browser's CSRF token and its session's secret."""
 
     user: User
     csrf: str
+    session_secret: str = ""
 
     @property
     def is_admin(self) -> bool:
@@ -260,9 +266,9 @@ async def signed_in(request: Request) -> Visitor:
         raise SignInRequiredError(_next_url(request))
     store: Store = request.app.state.store
     user = await run_in_threadpool(session_user, store, secret)
-    if user is None:  # signed out, expired, or the user was revoked
+    if user is None:  # signed out, expired, its token rotated, revoked or expired
         raise SignInRequiredError(_next_url(request))
-    visitor = Visitor(user=user, csrf=csrf)
+    visitor = Visitor(user=user, csrf=csrf, session_secret=secret)
     request.state.visitor = visitor
     return visitor
 
@@ -281,7 +287,7 @@ async def call_api(
     headers: dict[str, str] | None = None,
 ) -> httpx.Response:
     """``method path`` on this app's API as ``visitor`` (in-process, no network, no token)."""
-    async with api_client(request.app, visitor.user) as api:
+    async with api_client(request.app, visitor.user, visitor.session_secret) as api:
         return await api.request(method, path, params=params, content=content, headers=headers)
 
 
@@ -393,29 +399,25 @@ def login_context(
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    """Check the token once; on success open a session and give the browser its signed cookie
-    (the token itself is not kept)."""
+    """Check the token once; on success open a session bound to it and give the browser its
+    signed cookie (the token itself is not kept)."""
     form = await read_form(request)
     token = form.get("token", "").strip()
     store: Store = request.app.state.store
+    lifetime = timedelta(hours=store.settings.dashboard_session_hours)
     try:
         if not token:
             raise TokenError("paste your API token")
-        user, token_expires = await run_in_threadpool(check_token, store, token)
+        # bound to the token: it ends when the token is rotated, revoked or expires
+        opened = await run_in_threadpool(start_session, store, token, lifetime)
     except TokenError as error:
         csrf = request.cookies.get(CSRF_COOKIE, "")
         context = login_context(request, form.get("next"), csrf, str(error))
         return render(request, "login.html", context, status_code=status.HTTP_401_UNAUTHORIZED)
-    lifetime = timedelta(hours=store.settings.dashboard_session_hours)
-    # a session never outlives the token that opened it
-    secret = await run_in_threadpool(start_session, store, user, lifetime, token_expires)
     response = RedirectResponse(safe_next(form.get("next")), status_code=status.HTTP_303_SEE_OTHER)
-    max_age = lifetime.total_seconds()
-    if token_expires is not None:
-        max_age = min(max_age, (token_expires - utcnow()).total_seconds())
-    set_session_cookie(
-        response, request, SESSION_COOKIE, sign(session_key(request), secret), int(max_age)
-    )
+    max_age = int((opened.expires_at - utcnow()).total_seconds())
+    cookie = sign(session_key(request), opened.secret)
+    set_session_cookie(response, request, SESSION_COOKIE, cookie, max_age)
     set_session_cookie(response, request, CSRF_COOKIE, secrets.token_urlsafe(32))  # new session
     forget_cookies(response, LEGACY_TOKEN_COOKIE)
     return response

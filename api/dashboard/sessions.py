@@ -1,15 +1,19 @@
 """The dashboard's sign-in sessions, and how its pages call the API as the signed-in user.
 
 Signing in with an API token opens a server-side session (:mod:`lifrnn.store.dashboard_sessions`)
-and gives the browser a cookie holding only that session's random secret, signed with
-HMAC-SHA256 under ``LIFRNN_SESSION_KEY`` (or ``$LIFRNN_HOME/session.key``, made at first start):
-the API token itself is never stored in the browser. A cookie whose signature does not verify is
-refused without a database query; signing out deletes the session, so a copied cookie stops
-working too.
+bound to that token, and gives the browser a cookie holding only that session's random secret,
+signed with HMAC-SHA256 under ``LIFRNN_SESSION_KEY`` (or ``$LIFRNN_HOME/session.key``, made at
+first start): the API token itself is never stored in the browser. A cookie whose signature does
+not verify is refused without a database query; signing out deletes the session, so a copied
+cookie stops working too, and so do rotating, revoking or the expiry of the token that signed in.
+Every page request checks the session in the store (no cache): an ended session is refused at
+once.
 
 The pages' API requests run in-process (:func:`api_client`), with the signed-in user in the ASGI
 scope under :data:`api.deps.DASHBOARD_USER`, which the API's ``current_user`` honours: no token
-is needed and none can be forged this way, since an HTTP request has no say over scope keys.
+is needed and none can be forged this way, since an HTTP request has no say over scope keys. The
+session's secret rides along under :data:`api.deps.DASHBOARD_SESSION`, so that a long response
+(an event stream) can check again that the session is still open.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ import base64
 import hashlib
 import hmac
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
 from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.deps import DASHBOARD_USER
+from api.deps import DASHBOARD_SESSION, DASHBOARD_USER
 from lifrnn.private_files import read_or_create_secret
 from lifrnn.settings import Settings
 from lifrnn.store import Store, User
@@ -32,7 +37,10 @@ from lifrnn.store.dashboard_sessions import (
     close_dashboard_session,
     dashboard_session,
     open_dashboard_session,
+    session_expiry,
 )
+from lifrnn.store.models import utcnow
+from lifrnn.store.users import token_holder
 
 logger = logging.getLogger(__name__)
 
@@ -86,13 +94,28 @@ def unsign(key: bytes, value: str) -> str | None:
     return secret
 
 
-def start_session(store: Store, user: User, lifetime: timedelta, not_after: datetime | None) -> str:
-    """Open a session of ``user`` in the store; its secret (blocking: run in a thread)."""
+@dataclass(frozen=True)
+class OpenedSession:
+    """A dashboard session just opened: its secret (for the cookie) and when it ends."""
+
+    secret: str
+    expires_at: datetime
+
+
+def start_session(store: Store, token: str, lifetime: timedelta) -> OpenedSession:
+    """Check API ``token`` and open a session bound to it, lasting ``lifetime`` but never past
+    the token's expiry; raises :class:`~lifrnn.store.users.TokenError` saying why not (blocking:
+    run in a thread)."""
     with store.session() as session:
-        secret = open_dashboard_session(session, user, lifetime, not_after)
+        user, record = token_holder(session, token)
+        opened = OpenedSession(
+            open_dashboard_session(session, record, lifetime),
+            session_expiry(record, lifetime, utcnow()),
+        )
+        name = user.name
         session.commit()
-    logger.info("dashboard sign-in of %r", user.name)
-    return secret
+    logger.info("dashboard sign-in of %r", name)
+    return opened
 
 
 def session_user(store: Store, secret: str) -> User | None:
@@ -115,17 +138,21 @@ def end_session(store: Store, secret: str) -> bool:
 
 
 class _AsUser:
-    """ASGI wrapper: every request it passes on carries ``user`` under ``DASHBOARD_USER``."""
+    """ASGI wrapper: every request it passes on carries ``user`` under ``DASHBOARD_USER`` (and
+    the session's ``secret`` under ``DASHBOARD_SESSION``)."""
 
-    def __init__(self, app: ASGIApp, user: User) -> None:
+    def __init__(self, app: ASGIApp, user: User, secret: str) -> None:
         self.app = app
         self.user = user
+        self.secret = secret
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app({**scope, DASHBOARD_USER: self.user}, receive, send)
+        signed = {DASHBOARD_USER: self.user, DASHBOARD_SESSION: self.secret}
+        await self.app({**scope, **signed}, receive, send)
 
 
-def api_client(app: ASGIApp, user: User) -> httpx.AsyncClient:
-    """An HTTP client of ``app``'s API, in-process, authenticated as ``user`` (no token)."""
-    transport = httpx.ASGITransport(app=_AsUser(app, user))
+def api_client(app: ASGIApp, user: User, secret: str = "") -> httpx.AsyncClient:
+    """An HTTP client of ``app``'s API, in-process, authenticated as ``user`` (no token), for
+    the session holding ``secret`` (empty: none to check again)."""
+    transport = httpx.ASGITransport(app=_AsUser(app, user, secret))
     return httpx.AsyncClient(transport=transport, base_url=INTERNAL_BASE)

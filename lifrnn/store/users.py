@@ -2,7 +2,8 @@
 
 A token may expire (``expires_in``: ``90d``, ``12h``, ``30m``); an expired token is refused and
 said to be expired. :func:`rotate_token` swaps a token for a new one; :func:`revoke_user` deletes
-every token and dashboard session of a user (their jobs and files stay).
+every token and dashboard session of a user (their jobs and files stay). A dashboard session is
+bound to the token that opened it and ends with it (see :mod:`lifrnn.store.dashboard_sessions`).
 """
 
 from __future__ import annotations
@@ -122,10 +123,16 @@ def is_expired(token: ApiToken, now: datetime | None = None) -> bool:
 def token_holder(session: Session, token: str) -> tuple[User, ApiToken]:
     """The user holding ``token`` and the token's row; raises :class:`UnknownTokenError` or
     :class:`TokenExpiredError` (whose message says when, and what to do)."""
+    return token_holder_by_hash(session, hash_token(token))
+
+
+def token_holder_by_hash(session: Session, token_sha256: str) -> tuple[User, ApiToken]:
+    """:func:`token_holder` of the token whose SHA-256 is ``token_sha256`` (what a server keeps
+    of a request's token, to check it again while a long response lasts)."""
     row = session.execute(
         select(User, ApiToken)
         .join(ApiToken, ApiToken.user_id == User.id)
-        .where(ApiToken.token_sha256 == hash_token(token))
+        .where(ApiToken.token_sha256 == token_sha256)
     ).first()
     if row is None:
         raise UnknownTokenError("unknown API token")
@@ -187,8 +194,9 @@ def revoke_user(session: Session, name: str) -> Revoked:
     """Delete every API token and dashboard session of user ``name``; their jobs, networks and
     files stay. Raises :class:`UnknownUserError`. Caller commits."""
     user = find_user(session, name)
-    tokens = session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
+    # sessions first: deleting a token deletes its sessions too, and they would go uncounted
     browsers = session.execute(delete(DashboardSession).where(DashboardSession.user_id == user.id))
+    tokens = session.execute(delete(ApiToken).where(ApiToken.user_id == user.id))
     return Revoked(tokens.rowcount or 0, browsers.rowcount or 0)  # type: ignore[attr-defined]
 
 

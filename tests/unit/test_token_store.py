@@ -157,8 +157,8 @@ def test_revoking_a_user_deletes_their_tokens_and_sessions_but_not_their_jobs(se
     alice, first = create_user(session, "alice")
     second = issue_token(session, alice, label="laptop")
     bob, bobs = create_user(session, "bob")
-    open_dashboard_session(session, alice, timedelta(hours=1))
-    kept = open_dashboard_session(session, bob, timedelta(hours=1))
+    open_dashboard_session(session, token_holder(session, second)[1], timedelta(hours=1))
+    kept = open_dashboard_session(session, token_holder(session, bobs)[1], timedelta(hours=1))
     job, _ = submit_job(session, alice, SPEC, default_max_queued=10)
     session.commit()
 
@@ -182,8 +182,8 @@ def test_revoking_an_unknown_user_says_so(session):
 
 
 def test_a_dashboard_session_is_stored_hashed_and_ends_when_closed(session):
-    alice, _ = create_user(session, "alice")
-    secret = open_dashboard_session(session, alice, timedelta(hours=12))
+    alice, token = create_user(session, "alice")
+    secret = open_dashboard_session(session, token_holder(session, token)[1], timedelta(hours=12))
     session.commit()
     stored = session.scalar(select(DashboardSession.secret_sha256))
     assert stored != secret and len(stored) == 64
@@ -198,14 +198,16 @@ def test_a_dashboard_session_is_stored_hashed_and_ends_when_closed(session):
 def test_a_dashboard_session_expires_and_never_outlives_its_token(session):
     alice, _ = create_user(session, "alice")
     soon = utcnow() + timedelta(minutes=5)
-    capped = open_dashboard_session(session, alice, timedelta(hours=12), not_after=soon)
+    token = issue_token(session, alice, expires_in=timedelta(minutes=5))
+    signed_in = token_holder(session, token)[1]
+    capped = open_dashboard_session(session, signed_in, timedelta(hours=12))
     session.commit()
     record = dashboard_session(session, capped)[1]
     assert abs(record.expires_at - soon) < timedelta(seconds=1)
     session.execute(update(DashboardSession).values(expires_at=utcnow() - timedelta(seconds=1)))
     session.commit()
     assert dashboard_session(session, capped) is None
-    open_dashboard_session(session, alice, timedelta(hours=1))  # sweeps the expired one away
+    open_dashboard_session(session, signed_in, timedelta(hours=1))  # sweeps the expired one
     session.commit()
     assert session.scalar(select(func.count()).select_from(DashboardSession)) == 1
 

@@ -12,6 +12,7 @@
     const tick = async function () {
       try {
         const answer = await fetch(url, { credentials: "same-origin", cache: "no-store" });
+        if (answer.status === 401) { window.location.reload(); return; }  // session ended: sign in
         if (answer.ok) {
           const job = await answer.json();
           const badge = document.querySelector("#job-status .status");
