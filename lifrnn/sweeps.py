@@ -37,7 +37,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, model_validator
 
-from lifrnn.specs.base import StrictModel
+from lifrnn.specs.base import StorableText, StrictModel, unstorable
 
 FIELD_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}(\.[A-Za-z_][A-Za-z0-9_]{0,63}){0,7}$"
 FieldPath = Annotated[str, StringConstraints(pattern=FIELD_PATTERN)]
@@ -140,9 +140,7 @@ class SweepDefinition(StrictModel):
         description="axes of one length, taken side by side",
     )
     random: RandomSweep | None = Field(None, description="n points drawn from distributions")
-    name: str | None = Field(
-        None, max_length=200, pattern=r"^[^\x00]*$", description="what you call the sweep"
-    )
+    name: StorableText | None = Field(None, max_length=200, description="what you call the sweep")
 
     @model_validator(mode="after")
     def _one_way(self) -> SweepDefinition:
@@ -153,9 +151,9 @@ class SweepDefinition(StrictModel):
                 + (f" (got {', '.join(given)})" if given else "")
             )
         _no_overlap(self.axis_names())
-        _finite(self.spec, "spec")
-        for way, axes in self.axes().items():
-            _finite(axes, way)
+        problems = unstorable(self.spec, "spec") + unstorable(self.axes(), "")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def way(self) -> str:
@@ -185,24 +183,6 @@ def _no_overlap(names: Iterable[str]) -> None:
     for shorter, longer in itertools.pairwise(ordered):
         if longer.startswith(shorter + "."):
             raise ValueError(f"axes {shorter} and {longer} overlap: sweep one or the other")
-
-
-MAX_DEPTH = 32
-
-
-def _finite(value: Any, where: str, depth: int = 0) -> None:
-    """Refuse NaN and infinities anywhere in ``value`` (JSON has none; the store keeps JSON),
-    and values nested deeper than any spec is."""
-    if depth > MAX_DEPTH:
-        raise ValueError(f"{where}: nested more than {MAX_DEPTH} levels deep")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"{where}: numbers must be finite")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            _finite(item, f"{where}.{key}", depth + 1)
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            _finite(item, f"{where}[{index}]", depth + 1)
 
 
 # -- expansion ---------------------------------------------------------------------------------

@@ -20,7 +20,17 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
-from api.deps import CurrentUser, LabelsBody, SessionDep, SpecBody, StoreDep
+from api.deps import (
+    Credential,
+    CurrentUser,
+    LabelsBody,
+    Lapse,
+    SessionDep,
+    SpecBody,
+    StoreDep,
+    TokenCache,
+    request_credential,
+)
 from api.schemas import (
     SERIES_PATTERN,
     CurveOut,
@@ -106,6 +116,30 @@ class StreamCounter:
         """One stream of ``user_id`` ended."""
         with self._lock:
             self._open[user_id] = max(0, self._open.get(user_id, 0) - 1)
+
+
+class CredentialRecheck:
+    """An open stream's credential, checked again in the database at once and then at most
+    ``every`` seconds apart: the request may have come in on a token this API process had
+    cached, so a stream ends within ``LIFRNN_TOKEN_CACHE_SECONDS`` of a revocation anywhere."""
+
+    def __init__(self, credential: Credential, every: float) -> None:
+        self.credential = credential
+        self.every = max(every, 0.0)
+        self._due = time.monotonic()
+
+    def lapse(self, session: Session) -> Lapse | None:
+        """Why the credential stopped working, when a check is due and finds it so; else None."""
+        now = time.monotonic()
+        if now < self._due:
+            return None
+        self._due = now + self.every
+        return self.credential.lapse(session)
+
+    def forget(self, cache: TokenCache) -> None:
+        """Drop the lapsed token from this process's cache."""
+        if self.credential.token_sha256:
+            cache.discard(self.credential.token_sha256)
 
 
 class CountedStream(EventSourceResponse):
@@ -457,7 +491,7 @@ def delete(job_id: str, session: SessionDep, store: StoreDep, user: CurrentUser)
     job = owned_job(session, user, job_id)
     admin, owner = on_behalf(user, job.owner_id), job.owner_id
     try:
-        delete_job(session, job, store.artifacts)
+        delete_job(session, job, store)
     except TransitionError:
         raise HTTPException(
             status.HTTP_409_CONFLICT, f"job {job_id} is {job.status}: cancel it first"
@@ -512,9 +546,17 @@ def stream_events(
       a long job's thinned-out history keeps.
     - ``ping`` every ``LIFRNN_STREAM_PING_SECONDS``; ``end`` (with the final status) after the
       job's last entry; ``reconnect`` when the stream has been open ``LIFRNN_STREAM_MAX_SECONDS``.
+    - ``unauthorized`` (``reason``: ``token revoked``, ``token expired`` or ``session ended``,
+      and a ``detail``) when the stream's token, checked again at least every
+      ``LIFRNN_TOKEN_CACHE_SECONDS``, was revoked, rotated or expired (or its dashboard
+      session ended): the stream closes, and opening it again answers 401.
     """
     owned_job(session, user, job_id)
     poll = min(store.settings.poll_seconds, 0.5)
+    # the loop below wakes every ``poll``: a check falls due up to that much late
+    credential = CredentialRecheck(
+        request_credential(request), every=store.settings.token_cache_seconds - poll
+    )
     streams: StreamCounter = request.app.state.streams
     if not streams.open(user.id, store.settings.max_streams_per_user):
         raise HTTPException(
@@ -523,20 +565,30 @@ def stream_events(
             "user (LIFRNN_MAX_STREAMS_PER_USER); close one first",
         )
 
-    def fetch(after: int) -> tuple[list[EventOut], Job | None]:
+    def fetch(after: int) -> tuple[list[EventOut], Job | None, Lapse | None]:
         with store.session() as own:
+            lapse = credential.lapse(own)
+            if lapse is not None:
+                return [], None, lapse
             found = [EventOut.model_validate(e) for e in job_events(own, job_id, after)]
             job = own.get(Job, job_id)
             if job is not None:
                 own.expunge(job)
-            return found, job
+            return found, job, None
 
     async def generate() -> Any:
         after = last_event_id or 0
         closes = time.monotonic() + store.settings.stream_max_seconds
         shown: tuple[Any, ...] | None = None
         while True:
-            found, job = await run_in_threadpool(fetch, after)
+            found, job, lapse = await run_in_threadpool(fetch, after)
+            if lapse is not None:
+                credential.forget(request.app.state.token_cache)  # a reconnect answers 401
+                yield ServerSentEvent(
+                    json.dumps({"reason": lapse.reason, "detail": lapse.detail}),
+                    event="unauthorized",
+                )
+                return
             for event in found:
                 after = event.id
                 yield ServerSentEvent(event.model_dump_json(), event=event.type, id=str(event.id))
@@ -590,7 +642,7 @@ def series(
         Query(max_length=16, description="only these curves (repeat the parameter)"),
     ] = [],  # noqa: B006 (FastAPI copies query defaults)
     after: Annotated[
-        int, Query(ge=-1, le=2**31, description="only points after this step (live updates)")
+        int, Query(ge=-1, le=2**31 - 1, description="only points after this step (live updates)")
     ] = -1,
 ) -> SeriesOut:
     """The job's curves by optimiser iteration: ``abscissa`` (SOC), ``cost`` (fits), ``loss``

@@ -24,8 +24,10 @@ from lifrnn.specs.base import (
     JobOutput,
     ReferenceKind,
     SpecBase,
+    StorableText,
     StrictModel,
     is_id,
+    unstorable,
 )
 from lifrnn.specs.fit import FitSpec, MovementSpec
 from lifrnn.specs.fit_data import FitDataSpec, RecordingSpec
@@ -49,11 +51,13 @@ __all__ = [
     "RetrainSpec",
     "SOCSpec",
     "SpecBase",
+    "StorableText",
     "StrictModel",
     "describe_validation_error",
     "is_id",
     "parse_spec",
     "spec_sha256",
+    "unstorable",
 ]
 
 _UNION_TAGS = {"inline", "stored", "job_output", "soc", "fit", "prepare", "retrain", "fit_data"}

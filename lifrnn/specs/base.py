@@ -8,10 +8,15 @@ Ownership and what the file holds are checked when the job is submitted
 (:mod:`lifrnn.store.inputs`). ``lifrnn run`` on one's own machine still takes local paths: it
 validates with :data:`LOCAL_FILES` in the context, stores those files, and runs the spec with
 their ids.
+
+Every value a spec, a label or a sweep carries must also be one every store can keep
+(:func:`unstorable`, :data:`StorableText`): finite numbers (JSON has no NaN), and text without
+NUL characters (PostgreSQL's text cannot hold one) or lone surrogates (no UTF-8 for them).
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
@@ -57,6 +62,73 @@ FileId = Annotated[
     ),
 ]
 """A file input: an uploaded file's or an artifact's id."""
+
+
+MAX_DEPTH = 32
+"""How deeply JSON values may nest (deeper than any spec does)."""
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored as text, or None: a NUL character, or a lone surrogate
+    (a half of a UTF-16 pair, which has no UTF-8)."""
+    if "\x00" in text:
+        return "text may not contain NUL characters (\\u0000)"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        shown = text[error.start].encode("utf-8", "backslashreplace").decode()
+        return f"a lone surrogate ({shown}) is not text: send it paired, or as UTF-8"
+    return None
+
+
+def shown_key(key: str) -> str:
+    """``key`` fit for a message: NUL and lone surrogates escaped."""
+    return key.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode()
+
+
+def unstorable(
+    value: Any, where: str = "", limit: int = 5, max_depth: int | None = MAX_DEPTH
+) -> list[str]:
+    """``where.path: reason`` for each part of the JSON value ``value`` that a store cannot keep
+    (at most ``limit``): a non-finite number, a text (a key too) with a NUL or a lone surrogate,
+    or nesting deeper than ``max_depth`` (None: any depth). Lists are walked by index:
+    ``grid.seed[1]``."""
+    problems: list[str] = []
+    pending: list[tuple[str, Any, int]] = [(where, value, 0)]  # a stack: no recursion limit
+    while pending and len(problems) < limit:
+        path, item, depth = pending.pop()
+        named = path or "body"
+        if max_depth is not None and depth > max_depth:
+            problems.append(f"{named}: nested more than {max_depth} levels deep")
+        elif isinstance(item, float) and not math.isfinite(item):
+            problems.append(f"{named}: numbers must be finite (JSON has no NaN or Infinity)")
+        elif isinstance(item, str):
+            reason = text_problem(item)
+            if reason is not None:
+                problems.append(f"{named}: {reason}")
+        elif isinstance(item, dict):
+            for key, child in reversed(item.items()):
+                key_text = str(key)
+                child_path = f"{path}.{shown_key(key_text)}" if path else shown_key(key_text)
+                reason = text_problem(key_text)
+                if reason is not None:
+                    problems.append(f"{child_path}: the key: {reason}")
+                else:
+                    pending.append((child_path, child, depth + 1))
+        elif isinstance(item, list | tuple):
+            pending += [(f"{path}[{i}]", child, depth + 1) for i, child in enumerate(item)][::-1]
+    return problems[:limit]
+
+
+def _storable_text(value: str) -> str:
+    reason = text_problem(value)
+    if reason is not None:
+        raise ValueError(reason)
+    return value
+
+
+StorableText = Annotated[str, AfterValidator(_storable_text)]
+"""Text every store can keep: no NUL character, no lone surrogate (a 422 naming the field)."""
 
 
 class StrictModel(BaseModel):

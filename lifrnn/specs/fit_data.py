@@ -13,6 +13,7 @@ from lifrnn.specs.base import (
     InputFacts,
     ReferenceKind,
     SpecBase,
+    StorableText,
     StrictModel,
     network_dims,
 )
@@ -53,7 +54,7 @@ class RecordingSpec(StrictModel):
     ``soft_normalisation`` and ``n_pcs`` only.
     """
 
-    align_event: str = Field(
+    align_event: StorableText = Field(
         "move_onset_time",
         min_length=1,
         max_length=100,
@@ -64,16 +65,16 @@ class RecordingSpec(StrictModel):
         description="[start, stop] seconds around the event (start < 0 includes preparation; "
         "the network starts from x* at start)",
     )
-    condition_columns: list[str] = Field(
+    condition_columns: list[StorableText] = Field(
         default_factory=lambda: ["trial_type", "trial_version"],
         min_length=1,
         max_length=4,
         description="trials-table columns whose values together name a condition",
     )
-    success_column: str | None = Field(
+    success_column: StorableText | None = Field(
         "success", max_length=100, description="trials-table column marking successful trials"
     )
-    behavior_series: str | None = Field(
+    behavior_series: StorableText | None = Field(
         "hand_vel",
         max_length=100,
         description="hand-velocity TimeSeries in processing/behavior (null: no behaviour)",

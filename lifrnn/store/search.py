@@ -17,7 +17,8 @@ kept in the side tables ``job_params`` and ``job_metrics`` (indexed by key and v
 when a job row is inserted and when its result is recorded. ``created`` compares with an ISO 8601
 time in quotes. A job without the field never matches a comparison (``!=`` included), and sorts
 last. Keywords are case-insensitive. A filter that cannot be read raises :class:`SearchError`
-naming the offending token and its position (counted from 1).
+naming the offending token and its position (counted from 1); so does a NUL character or a lone
+surrogate anywhere in it.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapper, Session
 from sqlalchemy.sql.elements import UnaryExpression
 
+from lifrnn.specs.base import text_problem
 from lifrnn.store.flatten import flatten_metrics, flatten_params, is_number
 from lifrnn.store.models import Job, JobMetric, JobParam
 
@@ -112,6 +114,9 @@ def _parse(text: str, start: str, what: str) -> Tree[Token]:
         raise SearchError(
             what, text[:40] + "...", MAX_FILTER_LENGTH + 1, "", "too long: at most 2000 characters"
         )
+    if text_problem(text) is not None:  # no store can compare with it (PostgreSQL: an error)
+        at, character = next((i, c) for i, c in enumerate(text) if text_problem(c) is not None)
+        raise SearchError(what, text, at + 1, character, str(text_problem(character)))
     try:
         return _PARSER.parse(text, start=start)
     except UnexpectedToken as error:
