@@ -98,10 +98,15 @@ def sweep_detail(session: Session, sweep: Sweep) -> SweepDetail:
     responses={
         422: {
             "model": Problem,
-            "description": "axes that do not fit together, too many points, or a bad point "
-            "(its index, values and field named)",
+            "description": "axes that do not fit together, too many points, a bad point "
+            "(its index, values and field named), or more estimated work than "
+            "LIFRNN_MAX_SWEEP_WORK (the estimate and the limit named)",
         },
-        429: {"model": Problem, "description": "your queue is full, or your bytes (quota)"},
+        429: {
+            "model": Problem,
+            "description": "its points do not fit in your queue (max_queued; the room left "
+            "named), or your bytes are used up (quota)",
+        },
     },
 )
 def create(
@@ -115,9 +120,10 @@ def create(
     """Create one job per point of the axes: each point's spec is the base spec with its
     fields set (dotted names: ``movements.duration``), checked like ``POST /jobs`` before
     anything is created. ``{"sweep": id}`` as an axis value stands for the networks of that
-    sweep's jobs (``{"job": child}`` each). All jobs or none; they wait in your queue (a sweep is
-    admitted while your queue has room) and run ``max_running`` at a time (docs/service.md:
-    Sweeps)."""
+    sweep's jobs (``{"job": child}`` each). The points' estimated work, summed, must stay within
+    ``LIFRNN_MAX_SWEEP_WORK``, and the points must fit in your queue (``max_queued``, counting
+    the jobs already in it). All jobs or none; they run ``max_running`` at a time
+    (docs/service.md: Sweeps)."""
     try:
         check_queue_room(session, user, store.settings.default_max_queued)  # before the work
         points = plan_sweep(session, store.settings, user, definition)
@@ -138,6 +144,10 @@ def create(
         )
     except QuotaExceededError as error:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(error)) from None
+    except SweepError as error:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid sweep: {error}"
+        ) from None
     pool = getattr(request.app.state, "pool", None)
     if pool is not None:
         pool.notify()
@@ -199,7 +209,7 @@ def delete(sweep: OwnedSweep, session: SessionDep, store: StoreDep, user: Curren
     running sweep first)."""
     admin, owner, sweep_id = on_behalf(user, sweep.owner_id), sweep.owner_id, sweep.id
     try:
-        delete_sweep(session, sweep, store.artifacts)
+        delete_sweep(session, sweep, store)
     except SweepBusyError as error:
         raise HTTPException(status.HTTP_409_CONFLICT, str(error)) from None
     except DependentsError as error:

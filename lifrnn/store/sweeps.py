@@ -5,44 +5,63 @@ A sweep is planned before anything is written (:func:`plan_sweep`): each point's
 validated exactly like ``POST /jobs`` — :func:`~lifrnn.specs.parse_spec`, its inputs resolved
 for the owner (:func:`~lifrnn.store.inputs.resolve_inputs`), its estimate against the owner's
 limits — and the first bad point is a :class:`~lifrnn.sweeps.SweepError` naming its index,
-values and field. :func:`create_sweep` then writes the sweep row, one job per point through
-:func:`~lifrnn.store.jobs.submit_job`, and the link rows in one transaction.
+values and field; then the points' estimated work, summed, is checked against the sweep budget
+(``LIFRNN_MAX_SWEEP_WORK``, :class:`SweepWorkError`). :func:`create_sweep` writes the sweep row,
+its jobs — each as :func:`~lifrnn.store.jobs.submit_job` writes one: spec hash, search params,
+first event, inputs — and the link rows in one transaction, one bulk INSERT per table;
+:func:`cancel_sweep` moves all its unfinished jobs with two guarded UPDATEs and one INSERT of
+their events. Both take constant round trips, whatever the number of points (bench/sweeps.py).
 
-Quotas: a sweep is one submission. It is refused (:class:`QuotaExceededError`) when the owner's
-queue is already full (``max_queued``) or their byte quota used up, like one ``POST /jobs``;
-once admitted, all its children are queued, however many (at most ``LIFRNN_MAX_SWEEP_POINTS``):
-they wait in the queue, and ``max_running`` still bounds how many of them run at once.
+Quotas: a sweep enters the owner's queue whole or not at all. Its points and the jobs already
+queued or waiting must fit in ``max_queued``, and the byte quota must not be used up, or it is
+refused (:class:`QuotaExceededError`, naming the room left) with nothing written; admitted, its
+jobs are queued (or waiting for a parent job) and ``max_running`` bounds how many run at once.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from lifrnn import __version__
 from lifrnn.settings import Settings
-from lifrnn.specs import SpecBase, describe_validation_error, parse_spec
-from lifrnn.store.cas import ArtifactStore
+from lifrnn.specs import SpecBase, describe_validation_error, parse_spec, spec_sha256
+from lifrnn.specs.resources import Estimate
 from lifrnn.store.inputs import InputError, ResolvedInputs, input_dependents, resolve_inputs
 from lifrnn.store.jobs import (
     DependentsError,
     QuotaExceededError,
+    check_byte_quota,
     delete_job,
     lock_user,
     queued_count,
-    request_cancel,
-    submit_job,
+    settle_dependents,
 )
 from lifrnn.store.limits import JobLimits, LimitExceededError
-from lifrnn.store.models import Job, User
-from lifrnn.store.status import ACTIVE, PENDING, STATUSES, TERMINAL, TransitionError
+from lifrnn.store.models import Job, JobEvent, JobInput, JobParam, User, new_id, utcnow
+from lifrnn.store.search import param_rows
+from lifrnn.store.status import (
+    ACTIVE,
+    PENDING,
+    STATUSES,
+    TERMINAL,
+    TransitionError,
+    sources_of,
+)
 from lifrnn.store.sweep_models import Sweep, SweepJob
 from lifrnn.sweeps import SweepDefinition, SweepError, describe_point, expand_points, point_spec
+
+if TYPE_CHECKING:
+    from lifrnn.store import Store
 
 
 class SweepBusyError(Exception):
@@ -54,14 +73,20 @@ class SweepBusyError(Exception):
         self.running = running
 
 
+class SweepWorkError(SweepError):
+    """A sweep whose points' estimated work, summed, exceeds the sweep budget (422)."""
+
+
 @dataclass(frozen=True)
 class PlannedPoint:
-    """One point, checked: its index, the values of its swept fields, its spec and inputs."""
+    """One point, checked: its index, the values of its swept fields, its spec, its inputs and
+    its resource estimate."""
 
     index: int
     values: dict[str, Any]
     spec: SpecBase
     inputs: ResolvedInputs
+    estimate: Estimate
 
 
 def sweep_job_ids(session: Session, owner: User, sweep_id: str) -> list[str]:
@@ -80,8 +105,9 @@ def sweep_job_ids(session: Session, owner: User, sweep_id: str) -> list[str]:
 def plan_sweep(
     session: Session, settings: Settings, owner: User, definition: SweepDefinition
 ) -> list[PlannedPoint]:
-    """Every point of ``definition``, each checked as ``POST /jobs`` checks a spec; raises
-    :class:`SweepError` for the axes, or for the first bad point, naming it."""
+    """Every point of ``definition``, each checked as ``POST /jobs`` checks a spec, and their
+    work summed against ``LIFRNN_MAX_SWEEP_WORK``; raises :class:`SweepError` for the axes, for
+    the first bad point, naming it, or (:class:`SweepWorkError`) for the sum."""
     values = expand_points(
         definition,
         lambda sweep_id: sweep_job_ids(session, owner, sweep_id),
@@ -93,7 +119,8 @@ def plan_sweep(
         try:
             spec = parse_spec(point_spec(definition.spec, point))
             inputs = resolve_inputs(session, owner, spec)
-            limits.check(spec.estimate(inputs.facts))
+            estimate = spec.estimate(inputs.facts)
+            limits.check(estimate)
         except ValidationError as error:
             raise _bad_point(index, point, describe_validation_error(error)) from None
         except (SweepError, InputError, LimitExceededError) as error:
@@ -101,7 +128,8 @@ def plan_sweep(
         except (ValueError, ArithmeticError, TypeError) as error:
             # a validator that raised what pydantic does not wrap: still the client's spec
             raise _bad_point(index, point, f"{type(error).__name__}: {error}") from None
-        planned.append(PlannedPoint(index, point, spec, inputs))
+        planned.append(PlannedPoint(index, point, spec, inputs, estimate))
+    check_sweep_work(planned, settings.max_sweep_work)
     return planned
 
 
@@ -109,15 +137,39 @@ def _bad_point(index: int, values: dict[str, Any], problem: str) -> SweepError:
     return SweepError(f"point {index} ({describe_point(values)}): {problem}")
 
 
-def check_queue_room(session: Session, owner: User, default_max_queued: int) -> int:
-    """How many jobs ``owner`` has waiting; :class:`QuotaExceededError` when their queue is
-    full (``max_queued``, else ``default_max_queued``): then no sweep is admitted."""
+def check_sweep_work(points: Sequence[PlannedPoint], budget: float) -> float:
+    """The points' estimated work summed (nominal floating-point operations); raises
+    :class:`SweepWorkError` when it exceeds ``budget``, naming the sum, the limit and the
+    largest point."""
+    total = math.fsum(point.estimate.work for point in points)
+    if total > budget:
+        largest = max(points, key=lambda point: point.estimate.work)
+        stage = largest.estimate.main_stage("work")
+        raise SweepWorkError(
+            f"estimated work of its {len(points)} points {total:.2g} floating-point operations "
+            f"exceeds this service's limit per sweep (LIFRNN_MAX_SWEEP_WORK) of {budget:.2g}; "
+            f"the largest, point {largest.index} ({describe_point(largest.values)}), "
+            f"{largest.estimate.work:.2g} ({stage.basis}): sweep fewer points or smaller ones "
+            f"({', '.join(stage.fields)})"
+        )
+    return total
+
+
+def check_queue_room(
+    session: Session, owner: User, default_max_queued: int, points: int = 1
+) -> int:
+    """How many jobs ``owner`` has waiting; :class:`QuotaExceededError` when ``points`` more do
+    not fit in their queue (``max_queued``, else ``default_max_queued``)."""
     limit = owner.max_queued if owner.max_queued is not None else default_max_queued
     pending = queued_count(session, owner.id)
-    if pending >= limit:
+    room = max(limit - pending, 0)
+    if points > room:
+        held = f"{pending} queued or waiting jobs, at most {limit} may wait"
         raise QuotaExceededError(
-            f"quota exceeded: {pending} queued or waiting jobs, at most {limit} may wait; a "
-            "sweep is admitted while your queue has room, and then all its jobs wait in it"
+            f"quota exceeded: your queue is full ({held}); wait for some to start or cancel them"
+            if room == 0
+            else f"quota exceeded: this sweep has {points} points and your queue has room for "
+            f"{room} more ({held}); sweep fewer points, or wait for some to start"
         )
     return pending
 
@@ -133,17 +185,17 @@ def create_sweep(
 ) -> Sweep:
     """Write the sweep, one job per point (tagged ``sweep: <id>``) and their links; commits.
 
-    All or nothing: :func:`submit_job` commits each job, so the jobs are written through a
-    second session joined to this session's transaction, whose commits only release
-    savepoints; the one commit is this session's, at the end. Raises
-    :class:`QuotaExceededError` when the owner's queue is full (``max_queued``) before the
-    sweep, or their byte quota is used up; nothing is written then.
+    All or nothing, in one transaction under the owner's lock (:func:`lock_user`), so its quotas
+    are counted as exactly as one ``POST /jobs``'s: raises :class:`QuotaExceededError` when its
+    points do not fit in the owner's queue (``max_queued``) or their byte quota is used up, and
+    :class:`SweepError` when a job, file or network its points read was deleted since they were
+    planned; nothing is written then.
     """
-    # A write first: the transaction (SQLite: BEGIN) exists before any SAVEPOINT, so releasing
-    # one never commits; and the owner's quota decisions are serialised from here on.
-    lock_user(session, owner.id)
+    lock_user(session, owner.id)  # counting and inserting with no request of theirs between
     try:
-        pending = check_queue_room(session, owner, default_max_queued)
+        check_queue_room(session, owner, default_max_queued, len(points))
+        if default_max_bytes is not None:
+            check_byte_quota(session, owner, default_max_bytes)
     except QuotaExceededError:
         session.rollback()
         raise
@@ -157,33 +209,102 @@ def create_sweep(
     session.add(sweep)
     try:
         session.flush()
-        with Session(
-            bind=session.connection(),
-            join_transaction_mode="create_savepoint",
-            expire_on_commit=False,
-        ) as children:
-            for point in points:
-                job, _ = submit_job(
-                    children,
-                    owner,
-                    point.spec,
-                    default_max_queued=pending + len(points) + 1,
-                    max_queued=pending + len(points) + 1,
-                    default_max_bytes=default_max_bytes,
-                    inputs=point.inputs,
-                )
-                job.tags = {"sweep": sweep.id}  # written with the next savepoint
-                children.add(
-                    SweepJob(
-                        sweep_id=sweep.id, point=point.index, job_id=job.id, values=point.values
-                    )
-                )
-            children.commit()
+        _insert_points(session, owner, sweep.id, points)
         session.commit()
+    except IntegrityError:  # the foreign keys: an input deleted meanwhile
+        session.rollback()
+        raise SweepError(
+            "a job, file or network that its points read was deleted meanwhile: nothing was "
+            "created; check the sweep and send it again"
+        ) from None
     except BaseException:
         session.rollback()
         raise
     return sweep
+
+
+def _insert_points(
+    session: Session, owner: User, sweep_id: str, points: Sequence[PlannedPoint]
+) -> None:
+    """Insert the points' jobs as :func:`~lifrnn.store.jobs.submit_job` writes one — queued, or
+    waiting for its parent job; spec hash, heartbeat grace, ``job_params``, first event, inputs
+    — and their link rows: one INSERT per table."""
+    start = utcnow()
+    jobs: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    inputs: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    for offset, point in enumerate(points):
+        job_id = new_id()
+        # a microsecond apart: the queue (oldest first) and listings keep the points' order
+        queued_at = start + timedelta(microseconds=offset)
+        parent = point.inputs.parent_job_id
+        status = "queued" if parent is None else "waiting"
+        grace = point.estimate.heartbeat_grace_seconds
+        jobs.append(
+            {
+                "id": job_id,
+                "owner_id": owner.id,
+                "kind": point.spec.kind,
+                "spec": point.spec.model_dump(mode="json"),
+                "spec_sha256": spec_sha256(point.spec),
+                "status": status,
+                "code_version": __version__,
+                "parent_job_id": parent,
+                "parent_network_id": point.inputs.parent_network_id,
+                "queued_at": queued_at,
+                "heartbeat_grace_seconds": grace if grace > 0 else None,
+                "tags": {"sweep": sweep_id},
+            }
+        )
+        events.append(
+            {
+                "job_id": job_id,
+                "at": queued_at,
+                "type": "status",
+                "status": status,
+                "message": "" if parent is None else f"waiting for job {parent}",
+            }
+        )
+        inputs += [
+            {
+                "job_id": job_id,
+                "field": read.field,
+                "artifact_id": read.artifact_id,
+                "network_id": read.network_id,
+                "source_job_id": read.source_job_id,
+            }
+            for read in point.inputs.inputs
+        ]
+        links.append(
+            {"sweep_id": sweep_id, "point": point.index, "job_id": job_id, "values": point.values}
+        )
+    # Core executemany: one statement per table (the ORM's bulk INSERT would split the params
+    # at each change of the columns given), and no per-object events: the search params of
+    # each job are written here, as the ORM's after_insert hook writes them for one job
+    connection = session.connection()
+    connection.execute(insert(Job), jobs)
+    params = [row for job in jobs for row in param_rows(job["id"], job["spec"])]
+    for table, rows in ((JobParam, params), (JobEvent, events), (JobInput, inputs)):
+        if rows:
+            connection.execute(insert(table), rows)
+    connection.execute(insert(SweepJob), links)
+    parents = {point.inputs.parent_job_id for point in points}
+    _settle_finished_parents(session, {parent for parent in parents if parent is not None})
+
+
+def _settle_finished_parents(session: Session, parents: set[str]) -> None:
+    """Parents that finished since the points were planned: settle their new waiting jobs now.
+
+    As :func:`~lifrnn.store.jobs.submit_job` does for one job, after the rows are written: each
+    parent row is locked (PostgreSQL; SQLite's one write lock is already held), so either its
+    own settling sees the new jobs or this sees its final status. A parent deleted meanwhile
+    cannot be: the new rows' foreign keys refuse it.
+    """
+    for parent_id in sorted(parents):  # one lock order: no deadlock with another sweep
+        status = session.scalar(select(Job.status).where(Job.id == parent_id).with_for_update())
+        if status is not None and status in TERMINAL:
+            settle_dependents(session, parent_id, status)
 
 
 # -- reading -----------------------------------------------------------------------------------
@@ -278,23 +399,78 @@ def numeric_metrics(metrics: dict[str, Any] | None) -> dict[str, int | float]:
 
 
 def cancel_sweep(session: Session, sweep: Sweep, by: str = "") -> int:
-    """Cancel every unfinished job of the sweep (waiting and queued ones first, so that no
-    worker starts them meanwhile; running ones are asked to stop); returns how many (jobs
-    already cancelling are not counted again). Commits."""
-    asked = TERMINAL | {"cancelling"}
-    jobs = [job for _, job in sweep_points(session, sweep) if job.status not in asked]
-    jobs.sort(key=lambda job: job.status not in PENDING)
-    cancelled = 0
-    for job in jobs:
-        try:
-            request_cancel(session, job, by=by)
-        except TransitionError:  # it finished meanwhile
-            continue
-        cancelled += 1
-    return cancelled
+    """Cancel every unfinished job of the sweep: waiting and queued ones at once, running ones
+    asked to stop (``cancelling``); returns how many (jobs already cancelling are not counted
+    again). ``by``: who asked when it is not the owner (an admin). Commits.
+
+    What :func:`~lifrnn.store.jobs.request_cancel` does for each job, with two guarded UPDATEs
+    over all the sweep's jobs in one transaction: the pending ones first, so that no worker
+    starts one meanwhile (a job taken before that is running, and the second one asks it to
+    stop). Jobs outside the sweep waiting for a cancelled one fail, naming it.
+    """
+    whom = f" by {by}" if by else ""
+    members = select(SweepJob.job_id).where(SweepJob.sweep_id == sweep.id)
+    cancelled = _transition_all(
+        session,
+        members,
+        "cancelled",
+        expect=PENDING,
+        note=f"cancelled{whom} before it started",
+        finished_at=utcnow(),
+        error="cancelled on request",
+    )
+    stopping = _transition_all(
+        session, members, "cancelling", expect={"running"}, note=f"cancel requested{whom}"
+    )
+    if cancelled:
+        done = set(cancelled)
+        parents = session.scalars(
+            select(Job.parent_job_id)
+            .where(Job.status == "waiting", Job.parent_job_id.in_(members))
+            .distinct()
+        )
+        for parent_id in sorted(parent for parent in parents if parent in done):
+            settle_dependents(session, parent_id, "cancelled")
+    session.commit()
+    return len(cancelled) + len(stopping)
 
 
-def delete_sweep(session: Session, sweep: Sweep, store: ArtifactStore) -> int:
+def _transition_all(
+    session: Session,
+    job_ids: Select[str],
+    target: str,
+    *,
+    expect: Iterable[str],
+    note: str,
+    **values: Any,
+) -> list[str]:
+    """Move each job of ``job_ids`` whose status is in ``expect`` (and may become ``target``)
+    to ``target`` in one guarded UPDATE, with a status event each (one INSERT), as
+    :func:`~lifrnn.store.jobs.transition` moves one; returns the ids moved. Their dependents
+    are the caller's to settle."""
+    sources = sources_of(target) & frozenset(expect)
+    now = utcnow()
+    moved = list(
+        session.scalars(
+            update(Job)
+            .where(Job.id.in_(job_ids), Job.status.in_(sorted(sources)))
+            .values(status=target, **values)
+            .returning(Job.id)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    if moved:
+        session.execute(
+            insert(JobEvent),
+            [
+                {"job_id": job_id, "at": now, "type": "status", "status": target, "message": note}
+                for job_id in moved
+            ],
+        )
+    return moved
+
+
+def delete_sweep(session: Session, sweep: Sweep, store: Store) -> int:
     """Delete the sweep and its jobs (with their histories, artifacts and networks); returns
     how many jobs. Commits.
 

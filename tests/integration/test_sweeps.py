@@ -1,7 +1,7 @@
 """Sweeps through a real ``lifrnn serve`` on SQLite and PostgreSQL: a 3 seeds × 3 radii SOC
 sweep made with the Python client, its table over HTTP and as a dataframe, a fit sweep chained
 over its networks, a bad point named, other users' sweeps hidden, and a sweep larger than the
-queue quota queued and cancelled from the CLI."""
+room in the queue refused while one that fills it is queued and cancelled from the CLI."""
 
 from __future__ import annotations
 
@@ -129,10 +129,8 @@ def test_another_users_sweep_is_not_found_but_an_admin_reads_it(service, submitt
         assert admin.get(f"/sweeps/{sweep_id}").status_code == 200
 
 
-def test_a_sweep_larger_than_the_queue_waits_in_it_and_cancels_from_the_cli(
-    service, tmp_path: Path
-):
-    """erin may have 5 jobs waiting and runs none: a sweep of 12 is admitted, all 12 queue."""
+def test_a_sweep_fills_the_queue_but_not_past_it_and_cancels_from_the_cli(service, tmp_path: Path):
+    """erin may have 5 jobs waiting and runs none: a sweep of 6 is refused, one of 5 queues."""
     app = typer.Typer()
     register(app)
     env = {"LIFRNN_URL": service.server.url, "LIFRNN_TOKEN": service.tokens["erin"]}
@@ -143,19 +141,21 @@ def test_a_sweep_larger_than_the_queue_waits_in_it_and_cancels_from_the_cli(
     def lifrnn(*args: str):
         return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 
-    made = lifrnn("sweep", str(spec), "--grid", "seed=0:12", "--name", "queue", "--json")
+    too_many = lifrnn("sweep", str(spec), "--grid", "seed=0:6", "--name", "queue")
+    assert too_many.exit_code != 0 and "room for 5 more" in too_many.output
+    made = lifrnn("sweep", str(spec), "--grid", "seed=0:5", "--name", "queue", "--json")
     assert made.exit_code == 0, made.stderr
     sweep = json.loads(made.stdout)
     try:
-        assert sweep["points"] == 12 and sweep["progress"]["counts"]["queued"] == 12
+        assert sweep["points"] == 5 and sweep["progress"]["counts"]["queued"] == 5
         with service.client("erin") as erin:
             assert erin.post("/jobs", json={**SOC, "seed": 99}).status_code == 429
         shown = lifrnn("sweep-show", sweep["id"])
-        assert shown.exit_code == 0 and "12 points" in shown.stdout
-        assert sweep["rows"][11]["job_id"] in shown.stdout
+        assert shown.exit_code == 0 and "5 points" in shown.stdout
+        assert sweep["rows"][4]["job_id"] in shown.stdout
     finally:  # erin's queue is shared with other tests: empty it whatever happened
         cancelled = lifrnn("sweep-cancel", sweep["id"])
-    assert cancelled.exit_code == 0 and "12 cancelled" in cancelled.stderr
+    assert cancelled.exit_code == 0 and "5 cancelled" in cancelled.stderr
     with service.client("erin") as erin:
         assert erin.delete(f"/sweeps/{sweep['id']}").status_code == 204
         assert erin.get(f"/sweeps/{sweep['id']}").status_code == 404

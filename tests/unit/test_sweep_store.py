@@ -99,7 +99,7 @@ def test_a_bad_point_is_named_and_nothing_is_created(store, session, alice):
 
 def test_a_failure_midway_leaves_no_sweep_no_job_no_link(store, session, alice, monkeypatch):
     calls = []
-    real = sweep_store.submit_job
+    real = sweep_store.param_rows  # called per job, after the jobs' INSERT
 
     def failing_third(*args, **kwargs):
         calls.append(1)
@@ -107,32 +107,32 @@ def test_a_failure_midway_leaves_no_sweep_no_job_no_link(store, session, alice, 
             raise RuntimeError("the database went away")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(sweep_store, "submit_job", failing_third)
+    monkeypatch.setattr(sweep_store, "param_rows", failing_third)
     with pytest.raises(RuntimeError):
         sweep_of(store, session, alice, {"spec": SOC, "grid": {"seed": [0, 1, 2, 3]}})
     assert len(calls) == 3
     assert (count(store, Job), count(store, Sweep), count(store, SweepJob)) == (0, 0, 0)
 
 
-def test_a_sweep_larger_than_the_queue_quota_is_admitted_and_its_jobs_wait(store, session, alice):
-    sweep = sweep_of(store, session, alice, {"spec": SOC, "grid": {"seed": list(range(12))}})
-    assert sweep.points == 12
-    assert sweep_progress(session, [sweep.id])[sweep.id].counts["queued"] == 12
-    with pytest.raises(QuotaExceededError):  # single jobs: the queue is full (5)
+def test_a_sweep_enters_the_queue_only_if_all_its_points_fit(store, session, alice):
+    sweep = sweep_of(store, session, alice, {"spec": SOC, "grid": {"seed": [0, 1, 2]}})
+    assert sweep_progress(session, [sweep.id])[sweep.id].counts["queued"] == 3
+    with pytest.raises(QuotaExceededError, match="3 points and your queue has room for 2"):
+        sweep_of(store, session, alice, {"spec": SOC, "grid": {"seed": [3, 4, 5]}})
+    assert (count(store, Sweep), count(store, Job)) == (1, 3)  # nothing of the second
+    sweep_of(store, session, alice, {"spec": SOC, "grid": {"seed": [3, 4]}})  # her 5: full
+    with pytest.raises(QuotaExceededError):
         submit_job(session, alice, parse_spec(SOC), default_max_queued=100)
-    with pytest.raises(QuotaExceededError, match="queue has room"):  # and so is another sweep
-        sweep_of(store, session, alice, {"spec": SOC, "grid": {"seed": [100]}})
-    assert count(store, Sweep) == 1
 
 
 def test_max_running_still_holds_and_other_users_are_served(store, session, alice):
     bob, _ = create_user(session, "bob")
     session.commit()
-    sweep_of(store, session, alice, {"spec": SOC, "grid": {"seed": list(range(12))}})
+    sweep_of(store, session, alice, {"spec": SOC, "grid": {"seed": list(range(5))}})
     later, _ = submit_job(session, bob, parse_spec(SOC), default_max_queued=100)
     first = next_queued_job_id(session, default_max_running=2)
     assert first is not None and claim_job(session, first, "w1", default_max_running=2)
-    # alice runs one (her max_running): bob's job, queued after her twelve, goes next
+    # alice runs one (her max_running): bob's job, queued after her five, goes next
     assert next_queued_job_id(session, default_max_running=2) == later.id
 
 
@@ -143,6 +143,7 @@ def test_more_points_than_the_setting_allows_are_refused(store, session, alice):
 
 
 def test_a_chain_runs_over_the_networks_of_an_earlier_sweep(store, session, alice):
+    alice.max_queued = 6  # both sweeps wait in her queue
     socs = sweep_of(store, session, alice, {"spec": SOC, "grid": {"seed": [0, 1]}})
     fit = {"kind": "fit", "dt": 0.002, "movements": {"duration": 0.1}}
     chained = sweep_of(
@@ -162,7 +163,7 @@ def test_a_chain_runs_over_the_networks_of_an_earlier_sweep(store, session, alic
     assert {job.status for _, job in rows} == {"waiting"}
     assert [job.parent_job_id for _, job in rows] == [soc_jobs[0]] * 2 + [soc_jobs[1]] * 2
     with pytest.raises(DependentsError):  # the fits read what the SOC sweep makes
-        delete_sweep(session, socs, store.artifacts)
+        delete_sweep(session, socs, store)
 
 
 def test_a_chain_names_only_your_own_sweeps(store, session, alice):
@@ -193,8 +194,8 @@ def test_delete_refuses_while_jobs_run_then_removes_jobs_and_sweep(store, sessio
     [(_, running), _] = sweep_points(session, sweep)
     assert claim_job(session, running.id, "w1")
     with pytest.raises(SweepBusyError, match=running.id):
-        delete_sweep(session, sweep, store.artifacts)
+        delete_sweep(session, sweep, store)
     assert transition(session, running.id, "failed", finished_at=utcnow())
     session.commit()
-    assert delete_sweep(session, sweep, store.artifacts) == 2
+    assert delete_sweep(session, sweep, store) == 2
     assert (count(store, Job), count(store, Sweep), count(store, SweepJob)) == (0, 0, 0)
