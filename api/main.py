@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import TypeAdapter
@@ -27,6 +30,7 @@ from api.dashboard.sessions import load_session_key
 from api.deps import TokenCache
 from api.routes import artifacts, files, health, jobs, me, networks, sweeps
 from api.routes.jobs import StreamCounter
+from api.storable import StorableInput
 from lifrnn import __version__
 from lifrnn.dispatch import Dispatcher, celery_dispatcher
 from lifrnn.executor import WorkerPool
@@ -34,9 +38,13 @@ from lifrnn.settings import Settings
 from lifrnn.specs import JobSpec
 from lifrnn.store import Store
 from lifrnn.store.jobs import requeue_stale
+from lifrnn.store.objects import ObjectStoreUnavailableError
 from lifrnn.store.users import ensure_local_user
 
 logger = logging.getLogger(__name__)
+
+OBJECT_STORE_RETRY_AFTER_SECONDS = 5
+"""``Retry-After`` of a 503 sent while the object store cannot be reached."""
 
 
 class BodyTooLargeError(HTTPException):
@@ -114,6 +122,20 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+def renderable(value: Any) -> Any:
+    """``value`` (JSON-like) with what JSON text cannot hold made text: NaN and infinities as
+    ``"nan"``, ``"inf"``; lone surrogates escaped (``"\\ud800"``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, dict):
+        return {renderable(key): renderable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [renderable(item) for item in value]
+    return value
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -207,6 +229,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
         """People who open the server's address land on the dashboard."""
         return RedirectResponse("/ui", status_code=status.HTTP_307_TEMPORARY_REDIRECT)
 
+    app.add_middleware(StorableInput)  # inside BodySizeLimit: it sees bounded bodies only
     app.add_middleware(
         BodySizeLimit,
         max_bytes=settings.max_body_bytes,
@@ -221,6 +244,25 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
             {"detail": "the database is busy or unreachable; retry shortly"},
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
             headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(ObjectStoreUnavailableError)
+    async def object_store_down(
+        _request: Request, error: ObjectStoreUnavailableError
+    ) -> JSONResponse:
+        logger.warning("%s", error)  # its address and cause stay in the log
+        return JSONResponse(
+            {"detail": "the object store cannot be reached right now; retry shortly"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": str(OBJECT_STORE_RETRY_AFTER_SECONDS)},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer, but one that can always be written: it echoes the input
+        return JSONResponse(
+            {"detail": renderable(jsonable_encoder(error.errors()))},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         )
 
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

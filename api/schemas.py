@@ -14,6 +14,8 @@ from pydantic import (
     field_validator,
 )
 
+from lifrnn.specs import StorableText
+
 
 class ArtifactOut(BaseModel):
     """A file a job produced; download it from ``url``."""
@@ -38,23 +40,26 @@ class ArtifactOut(BaseModel):
 
 TAG_KEY_PATTERN = r"^[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*$"
 TagKey = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=TAG_KEY_PATTERN)]
-TagValue = Annotated[str, StringConstraints(max_length=100)]
+TagValue = Annotated[StorableText, StringConstraints(max_length=100)]
 
 
 class RunLabels(BaseModel):
     """What a user calls a run: sent beside the spec's fields at submit (not part of the spec
-    or its hash), changed with ``PATCH /jobs/{id}``."""
+    or its hash), changed with ``PATCH /jobs/{id}``. Text without NUL characters or lone
+    surrogates (every store keeps it)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, max_length=200, description="a short name, e.g. baseline")
+    name: StorableText | None = Field(
+        None, max_length=200, description="a short name, e.g. baseline"
+    )
     tags: dict[TagKey, TagValue] | None = Field(
         None,
         max_length=32,
         description="at most 32 key=value strings; keys of letters, digits, _ - and dots, "
         "at most 100 characters each, as values",
     )
-    note: str | None = Field(None, max_length=10_000, description="free text")
+    note: StorableText | None = Field(None, max_length=10_000, description="free text")
 
 
 class JobOut(BaseModel):
@@ -245,13 +250,24 @@ class FileList(BaseModel):
     used_bytes: int
 
 
-class Health(BaseModel):
-    """Liveness and the state of the store."""
+class Liveness(BaseModel):
+    """``/health/live``: the process answers."""
 
-    status: Literal["ok", "degraded"]
+    status: Literal["ok"]
+    version: str
+
+
+class Health(BaseModel):
+    """``/health/ready`` (and ``/health``, the database only): ``ok``, or ``unavailable`` (503)
+    with each part's state: ``ok``, ``unreachable``, ``timed out`` or ``error`` (it answered,
+    refusing: credentials, a missing bucket); the broker ``not configured`` without one."""
+
+    status: Literal["ok", "unavailable"]
     version: str
     database: str
-    workers: int
+    broker: str | None = Field(None, description="absent from /health (not checked there)")
+    object_store: str | None = Field(None, description="absent from /health (not checked there)")
+    workers: int = Field(description="job-running threads of this process")
 
 
 class Problem(BaseModel):

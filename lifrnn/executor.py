@@ -22,19 +22,22 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
+import numpy as np
 from pydantic import ValidationError
 from sqlalchemy import delete, select
 
 from lifrnn.headers import HeaderError, read_file_header
 from lifrnn.jobs import JobContext, JobResult, run_job
-from lifrnn.jobs.base import Checkpoints
+from lifrnn.jobs.base import Checkpoints, JobCancelledError
 from lifrnn.private_files import private_dir
+from lifrnn.settings import Settings
 from lifrnn.specs import describe_validation_error, parse_spec
 from lifrnn.store import Store
+from lifrnn.store.blobs import BlobWriter
 from lifrnn.store.cas import checkpoint_prefix
 from lifrnn.store.inputs import NETWORK_ARTIFACT
 from lifrnn.store.jobs import (
@@ -48,12 +51,19 @@ from lifrnn.store.jobs import (
     transition,
 )
 from lifrnn.store.models import RECIPE_BLOB_NAME, Artifact, Job, JobInput, Network, utcnow
-from lifrnn.store.objects import ObjectNotFoundError, delete_prefix
+from lifrnn.store.objects import (
+    ObjectNotFoundError,
+    ObjectStore,
+    ObjectStoreUnavailableError,
+    delete_prefix,
+)
 from lifrnn.store.search import record_metrics
 from lifrnn.store.series import Point
 from lifrnn.store.status import ACTIVE
 
 logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
 
 MEDIA_TYPES = {
     ".safetensors": "application/octet-stream",
@@ -110,6 +120,155 @@ class _Heartbeat:
         return self.status != "running"
 
 
+class ObjectStoreWaitError(RuntimeError):
+    """The object store stayed unreachable longer than ``LIFRNN_OBJECT_STORE_WAIT_SECONDS``."""
+
+
+class WaitInterruptedError(JobCancelledError):
+    """The job was cancelled or taken, or its worker shuts down, while it waited for the
+    object store (a runner reports it as cancelled, as any cancellation)."""
+
+
+class ObjectStoreWait:
+    """Runs a job's object-store operations again while the store cannot be reached.
+
+    Pauses of 1, 2, 4, ... seconds (each at most ``object_store_retry_max_seconds``), for at most
+    ``object_store_wait_seconds`` in all, then :class:`ObjectStoreWaitError`. Each pause is said
+    through ``say`` ("waiting for the object store to <what>: <error>; retry in N s"): the
+    job's events show what it waits for. ``stop`` is polled during the pauses; True ends the wait
+    with :class:`WaitInterruptedError`. The job's heartbeat thread beats meanwhile, so a waiting
+    job is not taken for a dead one.
+    """
+
+    first_pause_seconds = 1.0
+
+    def __init__(
+        self,
+        settings: Settings,
+        say: Callable[[str], None],
+        stop: Callable[[], bool],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = settings.object_store_wait_seconds
+        self.longest_pause = settings.object_store_retry_max_seconds
+        self.say = say
+        self.stop = stop
+        self.clock = clock
+
+    def run(self, what: str, action: Callable[[], _T]) -> _T:
+        """``action()``, tried again while it raises :class:`ObjectStoreUnavailableError`.
+
+        ``what``: the operation in words, completing "waiting for the object store to ...".
+        """
+        started = self.clock()
+        pause = self.first_pause_seconds
+        while True:
+            try:
+                return action()
+            except ObjectStoreUnavailableError as error:
+                waited = self.clock() - started
+                left = self.limit - waited
+                if left <= 0:
+                    raise ObjectStoreWaitError(
+                        f"could not {what}: the object store stayed unreachable for "
+                        f"{waited:.0f} s (LIFRNN_OBJECT_STORE_WAIT_SECONDS): {error.reason}"
+                    ) from error
+                pause = min(pause, self.longest_pause, left)
+                logger.warning("waiting %.3g s for the object store to %s: %s", pause, what, error)
+                self.say(
+                    f"waiting for the object store to {what}: {error.reason}; "
+                    f"retry in {pause:.3g} s"
+                )
+                self._pause(pause)
+                pause *= 2
+
+    def _pause(self, seconds: float) -> None:
+        deadline = self.clock() + seconds
+        while (left := deadline - self.clock()) > 0:
+            if self.stop():
+                raise WaitInterruptedError(
+                    "stopped while waiting for the object store (cancelled, or the worker "
+                    "shuts down)"
+                )
+            time.sleep(min(left, 0.2))
+
+
+class WaitingCheckpoints(Checkpoints):
+    """A running job's checkpoints through an object-store outage: a save that cannot reach
+    the store is logged and said once, and the run goes on (the next save tries again, no
+    sooner than ``min_seconds`` later); a load waits for the store (:class:`ObjectStoreWait`),
+    since starting over would throw away a run's progress."""
+
+    def __init__(
+        self, objects: ObjectStore, prefix: str, min_seconds: float, waiting: ObjectStoreWait
+    ) -> None:
+        super().__init__(objects, prefix, min_seconds)
+        self.waiting = waiting
+        self.failed_at: dict[str, float] = {}
+
+    def save(
+        self,
+        name: str,
+        tensors: Mapping[str, Any],
+        step: int,
+        metadata: Mapping[str, Any] | None = None,
+        force: bool = False,
+    ) -> bool:
+        """Save as :meth:`Checkpoints.save` does; False (not saved) while the store is away."""
+        failed = self.failed_at.get(name)
+        if (
+            failed is not None
+            and not force
+            and time.monotonic() - failed < max(self.min_seconds, 1.0)
+        ):
+            return False
+        try:
+            saved = super().save(name, tensors, step, metadata, force)
+        except ObjectStoreUnavailableError as error:
+            logger.warning(
+                "checkpoint %s%s not saved at step %d: %s", self.prefix, name, step, error
+            )
+            if failed is None:
+                self.waiting.say(
+                    f"checkpoint {name!r} not saved at step {step}: the object store cannot be "
+                    f"reached ({error.reason}); the run goes on"
+                )
+            self.failed_at[name] = time.monotonic()  # the next try waits from here
+            return False
+        self.failed_at.pop(name, None)
+        return saved
+
+    def load(self, name: str) -> tuple[dict[str, np.ndarray], int, dict[str, str]] | None:
+        """The checkpoint as :meth:`Checkpoints.load` reads it, waiting for the store."""
+        load = super().load
+        return self.waiting.run(f"read checkpoint {name!r}", lambda: load(name))
+
+
+def _finish_when_stored(
+    waiting: ObjectStoreWait,
+    finish: Callable[[JobResult, dict[str, str]], bool],
+    result: JobResult,
+    figures: dict[str, str],
+) -> bool:
+    """``finish(result, figures)`` (:func:`_finish`), run again while the object store cannot
+    take the result's files.
+
+    Each try is whole: its claims are released and its transaction rolled back before the
+    pause, so nothing waits inside a database transaction. When the wait ends without the store
+    (:class:`ObjectStoreWaitError`) the job fails saying so; when it is interrupted it is
+    recorded as cancelled (re-queued when its worker shuts down). Either way without files.
+    """
+    try:
+        return waiting.run("store the job's results", lambda: finish(result, figures))
+    except WaitInterruptedError as error:
+        return finish(JobResult(kind=result.kind, status="cancelled", error=str(error)), {})
+    except ObjectStoreWaitError as error:
+        failed = JobResult(
+            kind=result.kind, status="failed", error=str(error), metrics=result.metrics
+        )
+        return finish(failed, {})
+
+
 def execute_job(
     store: Store,
     job_id: str,
@@ -154,29 +313,46 @@ def execute_job(
     settings = store.settings
     private_dir(settings.scratch)
     scratch = Path(tempfile.mkdtemp(prefix=f"{job_id}-", dir=settings.scratch))
-    checkpoints = Checkpoints(store.objects, checkpoint_prefix(job_id), settings.checkpoint_seconds)
     figures: dict[str, str] = {}
     try:
-        try:
-            spec = parse_spec(spec_json)
-            local_inputs, provenance = _fetch_inputs(store, inputs, scratch / "inputs")
-        except ValidationError as error:  # a kind or field this version no longer knows
-            result = JobResult(
-                kind=kind,
-                status="failed",
-                error=f"invalid spec: {describe_validation_error(error)}",
+        with _Heartbeat(store, job_id, worker, shutdown) as heartbeat:
+            progress = _ProgressWriter(store, job_id, worker, on_progress)
+            waiting = ObjectStoreWait(
+                settings,
+                lambda text: progress.milestone(progress.latest[0], text),
+                heartbeat.cancel_requested,
             )
-        except ObjectNotFoundError as error:
-            result = JobResult(kind=kind, status="failed", error=str(error.args[0]))
-        else:
-            with _Heartbeat(store, job_id, worker, shutdown) as heartbeat:
-                progress = _ProgressWriter(store, job_id, worker, on_progress)
+            try:
+                spec = parse_spec(spec_json)
+                objects = waiting.run("answer", lambda: store.objects)  # S3: its bucket exists
+                local_inputs, provenance = waiting.run(
+                    "fetch the job's inputs",
+                    lambda: _fetch_inputs(store, inputs, scratch / "inputs"),
+                )
+            except ValidationError as error:  # a kind or field this version no longer knows
+                result = JobResult(
+                    kind=kind,
+                    status="failed",
+                    error=f"invalid spec: {describe_validation_error(error)}",
+                )
+            except ObjectNotFoundError as error:
+                result = JobResult(kind=kind, status="failed", error=str(error.args[0]))
+            except ObjectStoreWaitError as error:
+                result = JobResult(kind=kind, status="failed", error=str(error))
+            except WaitInterruptedError as error:
+                result = JobResult(kind=kind, status="cancelled", error=str(error))
+            else:
                 context = JobContext(
                     out_dir=out_dir or scratch / "out",
                     progress=progress,
                     cancel_requested=heartbeat.cancel_requested,
                     inputs=local_inputs,
-                    checkpoints=checkpoints,
+                    checkpoints=WaitingCheckpoints(
+                        objects,
+                        checkpoint_prefix(job_id),
+                        settings.checkpoint_seconds,
+                        waiting,
+                    ),
                     provenance=provenance,
                     milestones=progress.milestone,
                     series=progress.point,
@@ -187,11 +363,20 @@ def execute_job(
                     result = run_job(spec, context)
                 finally:
                     progress.close()
-        finished = _finish(
-            store, job_id, owner_id, parent_network_id, worker, result, figures, shutdown
-        )
-        if finished:
-            checkpoints.clear()  # the job is over: nothing to resume
+
+            def finish(outcome: JobResult, pending: dict[str, str]) -> bool:
+                return _finish(
+                    store, job_id, owner_id, parent_network_id, worker, outcome, pending, shutdown
+                )
+
+            finished = _finish_when_stored(waiting, finish, result, figures)
+        if finished:  # the job is over: nothing to resume
+            try:
+                delete_prefix(store.objects, checkpoint_prefix(job_id))
+            except ObjectStoreUnavailableError as error:
+                logger.warning(
+                    "checkpoints of job %s left for later (collect_leftovers): %s", job_id, error
+                )
         return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -362,6 +547,57 @@ def _finish(
     Returns True when the job reached its final status here (False: it went back to the queue,
     or another worker or a cancellation took it meanwhile).
     """
+    written: list[str] = []
+    with store.writing() as blobs:
+        finished = _record(
+            store, blobs, job_id, owner_id, parent_network_id, worker, result, figures, shutdown
+        )
+        if not finished:
+            written = list(blobs.keys)
+    if written:  # stored for a result that was dropped: named by nothing unless by others
+        store.collect_blobs(written)
+    return finished
+
+
+def _store_blobs(
+    blobs: BlobWriter, result: JobResult, figures: dict[str, str]
+) -> tuple[list[StoredFile], dict[str, str]]:
+    """Put the result's files and the figures' recipes into the content-addressed store, each
+    claimed until the rows naming them commit; returns the files and the recipes' digests."""
+    stored: list[StoredFile] = []
+    for name, location in result.artifacts.items():
+        path = Path(location)
+        if path.is_file():
+            sha256, size = blobs.put_file(path, name)
+            stored.append(StoredFile(name, path, sha256, size))
+    recipes = {
+        name: blobs.put_file(Path(location), RECIPE_BLOB_NAME)[0]
+        for name, location in figures.items()
+    }
+    return stored, recipes
+
+
+class StoredFile(NamedTuple):
+    """A result file whose bytes are in the content-addressed store."""
+
+    name: str
+    path: Path
+    sha256: str
+    size: int
+
+
+def _record(
+    store: Store,
+    blobs: BlobWriter,
+    job_id: str,
+    owner_id: int,
+    parent_network_id: str | None,
+    worker: str,
+    result: JobResult,
+    figures: dict[str, str],
+    shutdown: threading.Event | None,
+) -> bool:
+    """:func:`_finish`'s transaction; the blobs are written (and claimed) before it writes."""
     ours = [Job.worker == worker]
     with store.session() as session:
         status = session.scalar(select(Job.status).where(Job.id == job_id, *ours))
@@ -392,14 +628,11 @@ def _finish(
             )
             session.commit()
             return False
+        stored, recipes = _store_blobs(blobs, result, figures)
         session.execute(delete(Network).where(Network.job_id == job_id))
         session.execute(delete(Artifact).where(Artifact.job_id == job_id))
         network_artifact = None
-        for name, location in result.artifacts.items():
-            path = Path(location)
-            if not path.is_file():
-                continue
-            sha256, size = store.artifacts.put_file(path, name)
+        for name, path, sha256, size in stored:
             try:
                 header = read_file_header(path)
             except HeaderError:
@@ -417,8 +650,7 @@ def _finish(
             session.add(artifact)
             if name == NETWORK_ARTIFACT:
                 network_artifact = (artifact, path)
-        for name, location in figures.items():
-            recipe, _ = store.artifacts.put_file(Path(location), RECIPE_BLOB_NAME)
+        for name, recipe in recipes.items():
             session.add(
                 Artifact(
                     job_id=job_id,

@@ -87,13 +87,45 @@ class Settings(BaseSettings):
         description="estimated work of one job, nominal floating-point operations (422 beyond); "
         "2e15 is about a day of a 2-core machine (an N=1900 SOC build of 5000 iterations)",
     )
+    blob_claim_seconds: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="a blob being written is never collected; a write whose process died "
+        "stops protecting its blob after this long (then `lifrnn admin fsck` lists it)",
+    )
     checkpoint_seconds: float = Field(
         5.0, ge=0, description="a running job saves its checkpoint at most this often"
+    )
+    object_store_wait_seconds: float = Field(
+        3600.0,
+        ge=0,
+        description="a job that cannot reach the object store (its inputs, checkpoint or "
+        "artifacts) waits this long in all, retrying, before it fails; it keeps its heartbeat "
+        "and says what it waits for in its events",
+    )
+    object_store_retry_max_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="the longest pause between two tries of a job waiting for the object "
+        "store (pauses start at 1 s and double)",
+    )
+    health_timeout_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="each part /health/ready checks (database, broker, object store) must "
+        "answer within this, or it counts as down",
     )
     default_max_queued: int = Field(100, ge=0, description="queued jobs per user (429 beyond)")
     default_max_running: int = Field(2, ge=0, description="jobs of one user running at once")
     max_sweep_points: int = Field(
         1000, ge=1, description="points (child jobs) of one sweep (422 beyond)"
+    )
+    max_sweep_work: float = Field(
+        1e17,
+        gt=0,
+        description="estimated work of one sweep, its points' estimates summed, nominal "
+        "floating-point operations (422 beyond); 1e17 is 50 jobs at LIFRNN_MAX_JOB_WORK, or 1000 "
+        "N=690 SOC builds of 5000 iterations",
     )
     api_threads: int = Field(
         8, ge=1, le=256, description="threads serving requests (fewer: less GIL contention)"
@@ -121,7 +153,8 @@ class Settings(BaseSettings):
         5.0,
         ge=0,
         description="an API process remembers a checked token this long: a revoked or rotated "
-        "token keeps working there for at most this many seconds (0: check every request)",
+        "token keeps working there for at most this many seconds (0: check every request); "
+        "an open event stream checks its token again this often",
     )
     session_key: SecretStr = Field(
         SecretStr(""),

@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lifrnn.store.cas import ArtifactStore, blob_key, file_sha256
 from lifrnn.store.models import RECIPE_BLOB_NAME, Artifact, Blob, BlobClaim, new_id, utcnow
+from lifrnn.store.objects import ObjectStoreUnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -193,11 +194,18 @@ def writing(artifacts: ArtifactStore, ledger: BlobLedger) -> Iterator[BlobWriter
 
 
 def collect_blobs(artifacts: ArtifactStore, ledger: BlobLedger, keys: Iterable[str]) -> int:
-    """Delete the blobs among ``keys`` that no row and no write in flight names; count them."""
+    """Delete the blobs among ``keys`` that no row and no write in flight names; count them.
+
+    Runs after the deletion of the rows that named them has committed, so an object store that
+    cannot be reached does not undo it: the blob stays, unnamed (``lifrnn db fsck`` lists it).
+    """
     removed = 0
     for key in sorted(set(keys)):
-        if ledger.collect(key, lambda key=key: artifacts.delete(key)):  # type: ignore[misc]
-            removed += 1
+        try:
+            if ledger.collect(key, lambda key=key: artifacts.delete(key)):  # type: ignore[misc]
+                removed += 1
+        except ObjectStoreUnavailableError as error:
+            logger.warning("blob %s not collected, the object store is unreachable: %s", key, error)
     if removed:
         logger.info("collected %d unnamed blobs", removed)
     return removed

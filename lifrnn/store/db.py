@@ -39,7 +39,15 @@ def make_engine(url: str, pool_size: int = 20) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    # a server that does not answer fails a connection after 10 s instead of holding it forever
+    connect_args = {"connect_timeout": 10} if url.startswith("postgresql") else {}
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args=connect_args,
+    )
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -12,16 +12,23 @@ One interface, two backends, chosen by ``LIFRNN_ARTIFACT_URL``:
 Keys are ``/``-separated relative names (``ab/ab12....safetensors``, ``checkpoints/<job>/fit``).
 Workers on other machines reach the same objects through the same URL: nothing a job needs lives
 only in one host's folder.
+
+Two failures are told apart: :class:`ObjectNotFoundError` (no object under that key: the bytes are
+gone) and :class:`ObjectStoreUnavailableError` (the store cannot be reached now: connection
+refused or reset, a timeout, a 5xx answer, a failing or full disk; try again later). The API
+answers the second with 503 and ``Retry-After``; a job waits for the store to return.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
@@ -35,8 +42,49 @@ CHUNK = 1 << 20
 """Bytes per read or write when streaming objects."""
 
 
+S3_CONNECT_TIMEOUT_SECONDS = 5.0
+"""How long an S3 request waits for a connection (botocore's default, 60 s, would keep an upload
+or a readiness check hanging for minutes behind a silent network)."""
+
+
 class ObjectNotFoundError(KeyError):
     """No object under that key."""
+
+
+class ObjectStoreUnavailableError(RuntimeError):
+    """The object store cannot be reached now (connection refused or reset, a timeout, a 5xx
+    answer, a failing or full disk): nothing is known about the object; try again later.
+
+    ``url``: the store's URL; ``reason``: what went wrong, for logs and job events.
+    """
+
+    def __init__(self, url: str, reason: object) -> None:
+        self.url = url
+        self.reason = str(reason) or type(reason).__name__
+        super().__init__(f"the object store {url} cannot be reached: {self.reason}")
+
+
+UNREACHABLE_ERRNOS = frozenset(
+    getattr(errno, name)
+    for name in (
+        "EIO",
+        "ENOSPC",
+        "EDQUOT",
+        "EROFS",
+        "ESTALE",
+        "ENOTCONN",
+        "ETIMEDOUT",
+        "EHOSTDOWN",
+        "EHOSTUNREACH",
+        "ENETDOWN",
+        "ENETUNREACH",
+        "ECONNREFUSED",
+        "ECONNRESET",
+    )
+    if hasattr(errno, name)
+)
+"""Errors of a folder store that say its disk or network file system is failing, full or gone,
+rather than that an object is missing (a mounted NFS or SMB share, a detached volume)."""
 
 
 def check_key(key: str) -> str:
@@ -47,7 +95,10 @@ def check_key(key: str) -> str:
 
 
 class ObjectStore(Protocol):
-    """Bytes under keys; every backend behaves the same (tests run against both)."""
+    """Bytes under keys; every backend behaves the same (tests run against both).
+
+    Every method raises :class:`ObjectStoreUnavailableError` when the store cannot be reached.
+    """
 
     url: str
 
@@ -78,6 +129,9 @@ class ObjectStore(Protocol):
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         """Keys starting with ``prefix`` (a folder-like ``a/b/``, or empty for all)."""
 
+    def check(self) -> None:
+        """Raise :class:`ObjectStoreUnavailableError` unless the store answers now (readiness)."""
+
 
 def delete_prefix(store: ObjectStore, prefix: str) -> int:
     """Delete every object under ``prefix``; returns how many."""
@@ -94,27 +148,40 @@ class FileObjectStore:
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Raise :class:`ObjectStoreUnavailableError` for a failing, full or vanished disk."""
+        try:
+            yield
+        except OSError as error:
+            if error.errno in UNREACHABLE_ERRNOS:
+                raise ObjectStoreUnavailableError(self.url, error) from error
+            raise
+
     def _write(self, key: str, fill: Any) -> None:
         target = self._path(key)
-        if not self.root.is_dir():
-            private_dir(self.root)  # the root is the lock: objects inside are mkstemp's 600
-        for attempt in range(3):  # a concurrent delete may remove an empty parent folder
-            target.parent.mkdir(parents=True, exist_ok=True)
+        with self._reachable():
+            if not self.root.is_dir():
+                private_dir(self.root)  # the root is the lock: objects inside are mkstemp's 600
+            for attempt in range(3):  # a concurrent delete may remove an empty parent folder
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    handle, temporary = tempfile.mkstemp(
+                        dir=target.parent, prefix=f".{target.name}."
+                    )
+                    break
+                except FileNotFoundError:
+                    if attempt == 2:
+                        raise
             try:
-                handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-                break
-            except FileNotFoundError:
-                if attempt == 2:
-                    raise
-        try:
-            with os.fdopen(handle, "wb") as stream:
-                fill(stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+                with os.fdopen(handle, "wb") as stream:
+                    fill(stream)
+                    stream.flush()
+                    os.fsync(stream.fileno())
+                os.replace(temporary, target)
+            except BaseException:
+                Path(temporary).unlink(missing_ok=True)
+                raise
 
     def put_file(self, key: str, source: Path) -> None:
         def copy(stream: Any) -> None:
@@ -128,40 +195,45 @@ class FileObjectStore:
 
     def get_file(self, key: str, target: Path) -> None:
         source = self._path(key)
-        if not source.is_file():
-            raise ObjectNotFoundError(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.partial")
-        shutil.copyfile(source, partial)
-        os.replace(partial, target)
+        with self._reachable():
+            if not source.is_file():
+                raise ObjectNotFoundError(key)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial")
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)
 
     def get_bytes(self, key: str) -> bytes:
-        try:
-            return self._path(key).read_bytes()
-        except FileNotFoundError:
-            raise ObjectNotFoundError(key) from None
+        with self._reachable():
+            try:
+                return self._path(key).read_bytes()
+            except FileNotFoundError:
+                raise ObjectNotFoundError(key) from None
 
     def iter_chunks(self, key: str) -> Iterator[bytes]:
-        try:
-            stream = self._path(key).open("rb")
-        except FileNotFoundError:
-            raise ObjectNotFoundError(key) from None
-        with stream:
-            while chunk := stream.read(CHUNK):
-                yield chunk
+        with self._reachable():
+            try:
+                stream = self._path(key).open("rb")
+            except FileNotFoundError:
+                raise ObjectNotFoundError(key) from None
+            with stream:
+                while chunk := stream.read(CHUNK):
+                    yield chunk
 
     def local_path(self, key: str) -> Path | None:
         return self._path(key)
 
     def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+        with self._reachable():
+            return self._path(key).is_file()
 
     def delete(self, key: str) -> bool:
         path = self._path(key)
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return False
+        with self._reachable():
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                return False
         parent = path.parent
         while parent != self.root:  # only succeeds once a folder is empty
             try:
@@ -175,13 +247,30 @@ class FileObjectStore:
         start = self.root / prefix.rstrip("/") if prefix else self.root
         if prefix and not prefix.endswith("/"):
             start = start.parent
-        if not start.is_dir():
-            return
-        for path in sorted(start.rglob("*")):
-            if path.is_file() and not path.name.startswith("."):
-                key = path.relative_to(self.root).as_posix()
-                if key.startswith(prefix):
-                    yield key
+        with self._reachable():
+            if not start.is_dir():
+                return
+            for path in sorted(start.rglob("*")):
+                if path.is_file() and not path.name.startswith("."):
+                    key = path.relative_to(self.root).as_posix()
+                    if key.startswith(prefix):
+                        yield key
+
+    def check(self) -> None:
+        """The root folder (or, before the first object, the folder that will hold it) is a
+        folder this process can write in."""
+        folder = self.root
+        with self._reachable():
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            if not folder.is_dir() or not os.access(folder, os.W_OK | os.X_OK):
+                raise ObjectStoreUnavailableError(self.url, f"{folder} is not a writable folder")
+
+
+def _http_status(error: BaseException) -> int:
+    """The HTTP status of a botocore ``ClientError`` (0 when it has none)."""
+    response = getattr(error, "response", None) or {}
+    return int(response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
 class S3ObjectStore:
@@ -205,6 +294,7 @@ class S3ObjectStore:
             config=Config(
                 s3={"addressing_style": "path" if endpoint_url else "auto"},
                 retries={"max_attempts": 5, "mode": "standard"},
+                connect_timeout=S3_CONNECT_TIMEOUT_SECONDS,
             ),
         )
 
@@ -217,29 +307,55 @@ class S3ObjectStore:
         code = getattr(error, "response", {}).get("Error", {}).get("Code", "")
         return code in ("404", "NoSuchKey", "NotFound")
 
+    @contextmanager
+    def _reachable(self) -> Iterator[None]:
+        """Raise :class:`ObjectStoreUnavailableError` when the server cannot be reached or
+        answers 5xx (after botocore's own retries); other errors (403, 404, ...) pass."""
+        from boto3.exceptions import RetriesExceededError, S3UploadFailedError
+        from botocore.exceptions import ClientError, HTTPClientError, IncompleteReadError
+        from botocore.exceptions import ConnectionError as S3ConnectionError
+
+        try:
+            yield
+        except (S3ConnectionError, HTTPClientError, IncompleteReadError) as error:
+            raise ObjectStoreUnavailableError(self.url, error) from error
+        except ClientError as error:
+            if _http_status(error) >= 500:
+                raise ObjectStoreUnavailableError(self.url, error) from error
+            raise
+        except RetriesExceededError as error:  # a download that kept breaking off
+            raise ObjectStoreUnavailableError(self.url, error.last_exception) from error
+        except S3UploadFailedError as error:  # boto3 wraps an upload's ClientError in this
+            if _http_status(error.__context__ or error) >= 500:
+                raise ObjectStoreUnavailableError(self.url, error) from error
+            raise
+
     def ensure_bucket(self) -> None:
         """Create the bucket when it does not exist yet (a fresh test or lab server)."""
         from botocore.exceptions import ClientError
 
-        try:
-            self.client.head_bucket(Bucket=self.bucket)
-        except ClientError as error:
-            if not self._missing(error) and "NoSuchBucket" not in str(error):
-                raise
+        with self._reachable():
             try:
-                self.client.create_bucket(Bucket=self.bucket)
-            except ClientError as creating:
-                code = creating.response.get("Error", {}).get("Code", "")
-                if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
-                    raise  # not a race with another process: credentials, permissions, ...
-            else:
-                logger.info("created the S3 bucket %s", self.bucket)
+                self.client.head_bucket(Bucket=self.bucket)
+            except ClientError as error:
+                if not self._missing(error) and "NoSuchBucket" not in str(error):
+                    raise
+                try:
+                    self.client.create_bucket(Bucket=self.bucket)
+                except ClientError as creating:
+                    code = creating.response.get("Error", {}).get("Code", "")
+                    if code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                        raise  # not a race with another process: credentials, permissions, ...
+                else:
+                    logger.info("created the S3 bucket %s", self.bucket)
 
     def put_file(self, key: str, source: Path) -> None:
-        self.client.upload_file(str(source), self.bucket, self._name(key))
+        with self._reachable():
+            self.client.upload_file(str(source), self.bucket, self._name(key))
 
     def put_bytes(self, key: str, payload: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self._name(key), Body=payload)
+        with self._reachable():
+            self.client.put_object(Bucket=self.bucket, Key=self._name(key), Body=payload)
 
     def get_file(self, key: str, target: Path) -> None:
         from botocore.exceptions import ClientError
@@ -247,31 +363,39 @@ class S3ObjectStore:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = target.with_name(f".{target.name}.partial")
         try:
-            self.client.download_file(self.bucket, self._name(key), str(partial))
-        except ClientError as error:
+            with self._reachable():
+                try:
+                    self.client.download_file(self.bucket, self._name(key), str(partial))
+                except ClientError as error:
+                    if self._missing(error):
+                        raise ObjectNotFoundError(key) from None
+                    raise
+        except BaseException:
             partial.unlink(missing_ok=True)
-            if self._missing(error):
-                raise ObjectNotFoundError(key) from None
             raise
         os.replace(partial, target)
 
     def _body(self, key: str) -> Any:
         from botocore.exceptions import ClientError
 
-        try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._name(key))["Body"]
-        except ClientError as error:
-            if self._missing(error):
-                raise ObjectNotFoundError(key) from None
-            raise
+        with self._reachable():
+            try:
+                return self.client.get_object(Bucket=self.bucket, Key=self._name(key))["Body"]
+            except ClientError as error:
+                if self._missing(error):
+                    raise ObjectNotFoundError(key) from None
+                raise
 
     def get_bytes(self, key: str) -> bytes:
-        return bytes(self._body(key).read())
+        body = self._body(key)
+        with self._reachable():
+            return bytes(body.read())
 
     def iter_chunks(self, key: str) -> Iterator[bytes]:
         body = self._body(key)
         try:
-            yield from body.iter_chunks(CHUNK)
+            with self._reachable():
+                yield from body.iter_chunks(CHUNK)
         finally:
             body.close()
 
@@ -281,18 +405,20 @@ class S3ObjectStore:
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
-        try:
-            self.client.head_object(Bucket=self.bucket, Key=self._name(key))
-        except ClientError as error:
-            if self._missing(error):
-                return False
-            raise
+        with self._reachable():
+            try:
+                self.client.head_object(Bucket=self.bucket, Key=self._name(key))
+            except ClientError as error:
+                if self._missing(error):
+                    return False
+                raise
         return True
 
     def delete(self, key: str) -> bool:
         if not self.exists(key):
             return False
-        self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
+        with self._reachable():
+            self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
         return True
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
@@ -301,9 +427,15 @@ class S3ObjectStore:
             start += "/"
         strip = len(self.prefix) + 1 if self.prefix else 0
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=start):
-            for item in page.get("Contents", []):
-                yield str(item["Key"])[strip:]
+        with self._reachable():
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=start):
+                for item in page.get("Contents", []):
+                    yield str(item["Key"])[strip:]
+
+    def check(self) -> None:
+        """The bucket answers a ``HeadBucket`` (a 403 or 404 is raised as botocore's error)."""
+        with self._reachable():
+            self.client.head_bucket(Bucket=self.bucket)
 
 
 def open_object_store(url: str, endpoint_url: str | None = None) -> ObjectStore:

