@@ -10,6 +10,7 @@ saying why, except with ``CI=true``, where it fails them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -264,11 +265,12 @@ def server_env(home: Path, database_url: str | None, **settings: Any) -> dict[st
     return env
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for the session, dropped afterwards."""
+@contextlib.contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database named ``<prefix>_<random>``, dropped when the block ends;
+    yields its SQLAlchemy URL. A server that cannot be reached skips (or, in CI, fails)."""
     psycopg = pytest.importorskip("psycopg")
-    name = f"lifrnn_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as error:
@@ -282,6 +284,13 @@ def postgres_url() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for the session, dropped afterwards."""
+    with fresh_postgres_database("lifrnn_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])

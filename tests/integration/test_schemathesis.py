@@ -17,13 +17,12 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import PG_ADMIN_URL, Server, cli, missing_service, server_env
+from conftest import Server, cli, fresh_postgres_database, server_env
 
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 SOC = {"kind": "soc", "n": 40, "radius": 4.0}
@@ -35,21 +34,8 @@ RUN_SECONDS = 40
 def own_postgres() -> Iterator[str]:
     """A PostgreSQL database of this module's own, dropped afterwards: the session's database
     is served by workers that would run the fuzzer's jobs."""
-    psycopg = pytest.importorskip("psycopg")
-    name = f"lifrnn_fuzz_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as error:
-        missing_service(f"PostgreSQL not reachable at {PG_ADMIN_URL}: {error}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield PG_ADMIN_URL.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + (
-            f"/{name}"
-        )
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_postgres_database("lifrnn_fuzz") as url:
+        yield url
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
