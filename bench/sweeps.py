@@ -22,25 +22,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from worktree import worktree  # noqa: E402  (bench/worktree.py)
+from worktree import database, server, worktree  # noqa: E402  (bench/worktree.py)
 
 from lifrnn import __version__  # noqa: E402
 from lifrnn.settings import Settings  # noqa: E402
@@ -51,71 +44,6 @@ BASELINE = "588f9f1"
 """The last commit before issue 27: one ``submit_job`` per point, one cancel per job."""
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 SPEC = {"kind": "soc", "n": 40, "radius": 4.0}
-
-
-@contextmanager
-def database(kind: str, home: Path, postgres: str) -> Iterator[str]:
-    """A fresh database URL of ``kind`` (sqlite or postgresql), dropped afterwards."""
-    if kind == "sqlite":
-        yield f"sqlite:///{home / 'lifrnn.db'}"
-        return
-    name = f"lifrnn_bench_sweeps_{os.getpid()}_{home.name[-6:].lower()}"
-    admin = create_engine(postgres, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def server(code: Path, home: Path, url: str) -> Iterator[str]:
-    """``lifrnn serve`` from the code in ``code`` on a free port, running no jobs; its URL."""
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("LIFRNN_")},
-        "LIFRNN_HOME": str(home),
-        "LIFRNN_DATABASE_URL": url,
-        "LIFRNN_WORKERS": "0",
-        "LIFRNN_ACCESS_LOG": "false",
-        "LIFRNN_MIGRATE_ON_START": "false",
-        "PYTHONPATH": str(code),
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lifrnn", "serve", "--port", str(port)],
-        cwd=code,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"the server from {code} did not start")
-            time.sleep(0.2)
-        yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
 
 
 def seed_user(settings: Settings, points: int) -> str:
