@@ -693,7 +693,13 @@ SCRATCH_GRACE_SECONDS = 60.0
 
 def collect_leftovers(store: Store) -> int:
     """Remove what dead jobs left: scratch folders on this machine and checkpoints in the
-    object store of jobs that are no longer running or queued. Returns how many."""
+    object store of jobs that are no longer running or queued. Returns how many.
+
+    The checkpoints are listed before the jobs' statuses are read: a checkpoint listed was
+    written by a job that existed then, so one that is not live when read afterwards has
+    finished (or was deleted), never one that started meanwhile.
+    """
+    owners = {key.split("/")[1] for key in store.objects.iter_keys("checkpoints/")}
     with store.session() as session:
         live = set(
             session.scalars(
@@ -713,7 +719,6 @@ def collect_leftovers(store: Store) -> int:
             ):
                 shutil.rmtree(folder, ignore_errors=True)
                 removed += 1
-    owners = {key.split("/")[1] for key in store.objects.iter_keys("checkpoints/")}
     for job_id in owners - live:
         if delete_prefix(store.objects, checkpoint_prefix(job_id)):
             removed += 1
