@@ -14,6 +14,9 @@ $(VENV)/.installed: pyproject.toml
 	# The CPU wheel first: the project's torch range is then already satisfied.
 	$(PIP) install --quiet "$(TORCH_PIN)"
 	$(PIP) install --quiet -e ".[test]"
+	# The Neural Latents Benchmark's reader and metrics, the tests' peer: it pins pandas<=1.3.4,
+	# which current Python cannot build, so it comes without its dependencies (all present).
+	$(PIP) install --quiet --no-deps "nlb-tools==0.0.4"
 	touch $@
 
 install: $(VENV)/.installed

@@ -102,6 +102,8 @@ class Recording:
         behavior: (samples, 2) hand velocity (e.g. mm/s), or None.
         behavior_times: (samples,) time (s) of each behaviour sample, or None.
         unit_ids: (units,) the file's identifiers of the units (default 0..units-1).
+        heldout: (units,) bool, True for the units the file holds out (NLB's units column
+            ``heldout``), or None when the file does not say.
     """
 
     spike_times: list[np.ndarray]
@@ -109,6 +111,7 @@ class Recording:
     behavior: np.ndarray | None = None
     behavior_times: np.ndarray | None = None
     unit_ids: np.ndarray | None = None
+    heldout: np.ndarray | None = None
 
     @property
     def n_units(self) -> int:
