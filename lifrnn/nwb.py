@@ -8,7 +8,8 @@ times (``move_onset_time``, ``go_cue_time``, ``target_on_time``), the condition 
 
 - :func:`inspect_nwb` judges a file and summarises it as JSON; an upload's stored header is that
   summary, so :func:`check_layout` can refuse a spec naming a column the file lacks at submit.
-- :func:`read_nwb` reads spike times, the trial table and the hand velocity.
+- :func:`read_nwb` reads spike times (and NLB's ``heldout`` flags of the units), the trial table
+  and the hand velocity (``hand_vel``, else the derivative of ``hand_pos`` or ``cursor_pos``).
 - :func:`write_nwb` writes a :class:`~lifrnn_core.synthetic_recordings.SyntheticRecording` in the
   MC_Maze layout, with the session metadata NWB's best practices ask for.
 
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
-from hdmf.common import DynamicTable, VectorIndex
+from hdmf.common import DynamicTable, ElementIdentifiers, VectorData, VectorIndex
 from pynwb import NWBHDF5IO, H5DataIO, NWBFile, TimeSeries
 from pynwb.file import Subject
 from pynwb.misc import Units
@@ -630,6 +631,52 @@ def _behaviour(series: TimeSeries, name: str) -> tuple[np.ndarray, np.ndarray]:
     return data, times
 
 
+POSITION_SERIES = ("hand_pos", "cursor_pos")
+"""Series of the behaviour module whose time derivative is the hand velocity when the file has no
+``hand_vel`` (MC_Maze's files have all three), tried in this order."""
+
+_TRUE_TEXT = frozenset({"true", "1", "yes", "y", "t"})
+
+
+def _velocity(
+    series: dict[str, TimeSeries], layout: NWBLayout
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(samples, 2) hand velocity and its (samples,) times, or (None, None): the layout's
+    series, else (default layout only) the derivative of :data:`POSITION_SERIES`."""
+    wanted = layout.velocity_path
+    if wanted is None:
+        return None, None
+    if wanted in series:
+        return _behaviour(series[wanted], wanted)
+    if layout.velocity != _DEFAULT.velocity:
+        return None, None
+    for name in POSITION_SERIES:
+        path = f"{layout.behavior_module}/{name}"
+        if path in series:
+            position, times = _behaviour(series[path], path)
+            if len(times) >= 2 and np.all(np.diff(times) > 0):
+                return np.gradient(position, times, axis=0), times
+    return None, None
+
+
+def _heldout_flags(units: DynamicTable) -> np.ndarray | None:
+    """(units,) bool of the units table's ``heldout`` column (NLB's files mark the held-out
+    neurons so), or None without one."""
+    if "heldout" not in units.colnames:
+        return None
+    column = units["heldout"]
+    if isinstance(column, VectorIndex):
+        raise RecordingFileError("units column 'heldout' holds lists, not one flag per unit")
+    values = np.asarray(column.data[:])
+    if values.shape != (len(units),):
+        raise RecordingFileError(
+            f"units column 'heldout' has shape {values.shape}, not one flag per unit"
+        )
+    if values.dtype.kind in "SUO":
+        return np.isin(np.char.lower(_as_text(values)), sorted(_TRUE_TEXT))
+    return values.astype(bool)
+
+
 def read_nwb(path: str | Path, layout: NWBLayout, events: Sequence[str]) -> Recording:
     """Read the recording at ``path``: spike times per unit, the trial table, hand velocity.
 
@@ -641,8 +688,10 @@ def read_nwb(path: str | Path, layout: NWBLayout, events: Sequence[str]) -> Reco
 
     Returns:
         a :class:`Recording`; times in seconds on the file's clock, ``unit_ids`` the units
-        table's ids, ``behavior`` (samples, 2) in the series' own unit (None when the layout's
-        default series is absent).
+        table's ids, ``heldout`` the units table's ``heldout`` flags (None without that
+        column), ``behavior`` (samples, 2) in the series' own unit: the layout's velocity
+        series or, when the default ``hand_vel`` is absent, the time derivative of
+        ``hand_pos`` or else ``cursor_pos`` (None when none of them is there).
 
     Raises:
         RecordingFileError: on a file :func:`inspect_nwb` refuses, or lacking what ``layout``
@@ -685,10 +734,7 @@ def _read(nwbfile: NWBFile, layout: NWBLayout, events: Sequence[str]) -> Recordi
         if layout.split is not None and layout.split in columns
         else None
     )
-    behavior = behavior_times = None
-    series = _series(nwbfile)
-    if layout.velocity_path is not None and layout.velocity_path in series:
-        behavior, behavior_times = _behaviour(series[layout.velocity_path], layout.velocity_path)
+    behavior, behavior_times = _velocity(_series(nwbfile), layout)
     return Recording(
         spike_times=spike_times,
         trials=Trials(
@@ -702,6 +748,7 @@ def _read(nwbfile: NWBFile, layout: NWBLayout, events: Sequence[str]) -> Recordi
         behavior=behavior,
         behavior_times=behavior_times,
         unit_ids=np.asarray(units.id.data[:]),
+        heldout=_heldout_flags(units),
     )
 
 
@@ -751,12 +798,61 @@ def _behaviour_series(
     )
 
 
+def _units_table(
+    recording: Recording, description: str, resolution: float, session_end: float
+) -> Units:
+    """The units table of ``recording``: ``spike_times``, ``obs_intervals`` (the whole session)
+    and ``heldout`` (where the recording marks held-out units), each column built from whole
+    arrays (``Units.add_unit`` would hold every spike time as a Python float)."""
+    n_units = recording.n_units
+    ids = recording.unit_ids if recording.unit_ids is not None else np.arange(n_units)
+    spike_times = VectorData(
+        name="spike_times",
+        description="the spike times for each unit in seconds",
+        data=np.concatenate([np.asarray(t, dtype=np.float64) for t in recording.spike_times])
+        if n_units
+        else np.zeros(0),
+    )
+    observed = VectorData(
+        name="obs_intervals",
+        description="the observation intervals for each unit",
+        data=np.tile([[0.0, session_end]], (n_units, 1)),
+    )
+    columns: list[VectorData] = [
+        spike_times,
+        VectorIndex(
+            name="spike_times_index",
+            data=np.cumsum([len(t) for t in recording.spike_times], dtype=np.int64),
+            target=spike_times,
+        ),
+        observed,
+        VectorIndex(name="obs_intervals_index", data=np.arange(1, n_units + 1), target=observed),
+    ]
+    if recording.heldout is not None:
+        columns.append(
+            VectorData(
+                name="heldout",
+                description="held out from models: the co-smoothing targets (NLB)",
+                data=np.asarray(recording.heldout, dtype=bool),
+            )
+        )
+    return Units(
+        name="units",
+        id=ElementIdentifiers(name="id", data=np.asarray(ids, dtype=np.int64)),
+        columns=columns,
+        description=description,
+        resolution=resolution,
+    )
+
+
 def write_nwb(
     path: str | Path, synthetic: SyntheticRecording, *, identifier: str | None = None
 ) -> Path:
     """Write ``synthetic`` to ``path`` as an NWB file in the MC_Maze layout.
 
-    The units table holds each neuron's spike times; the trials table ``start_time``,
+    The units table holds each neuron's spike times, its ``obs_intervals`` (the whole session)
+    and, as NLB's files do, a ``heldout`` flag (where the recording marks held-out neurons): what
+    ``nlb_tools.nwb_interface.NWBDataset`` needs to read the file. The trials table ``start_time``,
     ``stop_time``, ``target_on_time``, ``go_cue_time``, ``move_onset_time`` (NaN kept),
     ``trial_type`` (condition + 1), ``trial_version`` (0), ``success`` and ``split``;
     ``processing/behavior`` the hand velocity ``hand_vel`` (m/s) and its integral ``hand_pos``
@@ -769,10 +865,15 @@ def write_nwb(
     recording = synthetic.recording
     trials = recording.trials
     identifier = identifier or str(uuid.uuid4())
+    white_noise = synthetic.latents == "white-noise"
     nwbfile = NWBFile(
         session_description=(
             "Synthetic delayed-reach session made by lifrnn: spikes of neurons whose rates mix "
-            "the excitatory rates of a rate network fitted to reaches"
+            + (
+                "smoothed white-noise latents, with no network behind them"
+                if white_noise
+                else "the excitatory rates of a rate network fitted to reaches"
+            )
         ),
         identifier=identifier,
         session_start_time=SESSION_START,
@@ -780,7 +881,9 @@ def write_nwb(
         lab="lifrnn",
         institution="lifrnn (synthetic data, no institution)",
         experiment_description=(
-            f"{synthetic.n_conditions} reach directions; move onset aligned; free network "
+            f"{synthetic.n_conditions} conditions; latents of white noise locked to movement onset"
+            if white_noise
+            else f"{synthetic.n_conditions} reach directions; move onset aligned; free network "
             f"dynamics start {synthetic.lead} s before movement onset"
         ),
         keywords=["synthetic", "motor cortex", "reaching", "recurrent network"],
@@ -792,18 +895,13 @@ def write_nwb(
             description="a simulated subject: the recording is generated by a model",
         ),
     )
-    units = Units(
-        name="units",
-        description="simulated neurons: Poisson spikes of rates mixing the network's rates",
-        resolution=1.0 / SPIKE_CLOCK_HZ,
+    nwbfile.units = _units_table(
+        recording,
+        "simulated neurons: Poisson spikes of rates mixing the "
+        + ("white-noise latents" if white_noise else "network's rates"),
+        1.0 / SPIKE_CLOCK_HZ,
+        session_end=float(trials.stop_time[-1]) if len(trials) else 0.0,
     )
-    for unit_id, times in zip(
-        recording.unit_ids if recording.unit_ids is not None else range(recording.n_units),
-        recording.spike_times,
-        strict=True,
-    ):
-        units.add_unit(spike_times=np.asarray(times, dtype=np.float64), id=int(unit_id))
-    nwbfile.units = units
     for name, description in _TRIAL_COLUMNS.items():
         nwbfile.add_trial_column(name=name, description=description)
     split = trials.split if trials.split is not None else np.full(len(trials), "train")
@@ -833,7 +931,12 @@ def write_nwb(
                 velocity,
                 times,
                 "m/s",
-                "hand velocity (x, y): the network's readout C r(x_E)",
+                "hand velocity (x, y): "
+                + (
+                    "a random readout of the latents"
+                    if white_noise
+                    else "the network's readout C r(x_E)"
+                ),
             )
         )
         behavior.add(

@@ -51,7 +51,7 @@ def test_synth_nwb_builds_on_a_saved_network(tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--conditions", "30"], "--conditions"),
+        (["--conditions", "109"], "--conditions"),
         (["--trials", "10"], "--trials"),
         (["--neurons", "501"], "--neurons"),
         (["--out", "session.h5"], "must end in .nwb"),

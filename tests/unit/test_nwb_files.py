@@ -146,7 +146,7 @@ def test_inspect_nwb_summarises_the_file(nwb_file, synthetic):
     assert summary["spikes"] == sum(len(s) for s in written.spike_times)
     assert summary["trials"] == len(written.trials)
     assert "move_onset_time" in summary["trial_columns"]
-    assert summary["unit_tables"]["units"]["columns"] == ["spike_times"]
+    assert summary["unit_tables"]["units"]["columns"] == ["heldout", "obs_intervals", "spike_times"]
     assert summary["behavior_series"]["behavior/hand_vel"] == [len(written.behavior), 2]
     assert summary["duration_s"] == pytest.approx(written.trials.stop_time[-1])
 
