@@ -9,6 +9,7 @@ owner's row names a blob that is gone.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import threading
 import uuid
@@ -19,15 +20,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import cli, server_env
+from conftest import cli, fresh_postgres_database, server_env
 
 from lifrnn.executor import _finish
 from lifrnn.jobs import JobResult
 from lifrnn.settings import Settings
-from lifrnn.specs import parse_spec
 from lifrnn.store import Artifact, Job, Store, User
 from lifrnn.store.blobs import check_consistency
-from lifrnn.store.jobs import claim_job, delete_job, submit_job
+from lifrnn.store.jobs import delete_job
 from lifrnn.store.uploads import ReceivedFile, delete_upload, receive_chunks, store_upload
 from lifrnn.store.users import create_user
 
@@ -39,23 +39,27 @@ UNLIMITED = 1 << 50
 def race_store(
     request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Store]:
-    """A migrated store of its own: SQLite with files, or PostgreSQL with S3."""
-    if request.param == "postgresql-s3":
-        env = request.getfixturevalue("s3_server").env()
-        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
-            monkeypatch.setenv(name, env[name])
-        settings = Settings(
-            home=tmp_path,
-            database_url=request.getfixturevalue("postgres_url"),
-            artifact_url=env["LIFRNN_ARTIFACT_URL"],
-            s3_endpoint_url=env["LIFRNN_S3_ENDPOINT_URL"],
-        )
-    else:
-        settings = Settings(home=tmp_path)
-    store = Store(settings)
-    store.migrate()
-    yield store
-    store.dispose()
+    """A migrated store of its own, SQLite with files or PostgreSQL with S3: a database no
+    server's workers poll, so that the jobs it makes are claimed by the test alone."""
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgresql-s3":
+            env = request.getfixturevalue("s3_server").env()
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION"):
+                monkeypatch.setenv(name, env[name])
+            settings = Settings(
+                home=tmp_path,
+                database_url=stack.enter_context(fresh_postgres_database("lifrnn_race")),
+                artifact_url=env["LIFRNN_ARTIFACT_URL"],
+                s3_endpoint_url=env["LIFRNN_S3_ENDPOINT_URL"],
+            )
+        else:
+            settings = Settings(home=tmp_path)
+        store = Store(settings)
+        store.migrate()
+        try:
+            yield store
+        finally:
+            store.dispose()
 
 
 def two_users(store: Store) -> tuple[User, User]:
@@ -95,20 +99,55 @@ def has_bytes(store: Store, artifact: Artifact, payload: bytes) -> bool:
     return store.artifacts.exists(artifact.blob_key) and store.objects.get_bytes(key) == payload
 
 
+def named_blobs(store: Store, owner: User, payloads: list[bytes], status: str | None) -> list[str]:
+    """Store ``payloads`` and one row naming each, in one transaction (nothing races yet):
+    ``owner``'s uploaded files, or with ``status`` the artifacts of jobs in that status.
+    Returns the files' ids, or the jobs'."""
+    ids = []
+    with store.session() as session:
+        for payload in payloads:
+            sha256, size = store.artifacts.put_bytes(payload, "trace.npy")
+            job_id = None
+            if status is not None:
+                job = Job(
+                    owner_id=owner.id,
+                    kind="soc",
+                    spec={"kind": "soc"},
+                    spec_sha256=sha256,
+                    status=status,
+                    worker="race-worker",
+                )
+                session.add(job)
+                session.flush()
+                job_id = job.id
+            artifact = Artifact(
+                job_id=job_id,
+                owner_id=owner.id,
+                name="trace.npy",
+                media_type="application/octet-stream",
+                size=size,
+                sha256=sha256,
+                format="npy",
+            )
+            session.add(artifact)
+            session.flush()
+            ids.append(job_id or artifact.id)
+        session.commit()
+    return ids
+
+
 def test_deleting_a_file_while_another_user_uploads_the_same_bytes_loses_nothing(race_store):
     store = race_store
     alice, bob = two_users(store)
     salt = uuid.uuid4().hex[:8]
+    payloads = [npy_payload(salt, index) for index in range(ROUNDS)]
+    files = named_blobs(store, alice, payloads, status=None)
     lost = []
     with ThreadPoolExecutor(2) as pool:
-        for index in range(ROUNDS):
-            payload = npy_payload(salt, index)
-            with store.session() as session:
-                owner = session.get(User, alice.id)
-                mine = store_upload(session, store, owner, received(store, payload), UNLIMITED)
+        for index, (file_id, payload) in enumerate(zip(files, payloads, strict=True)):
             theirs = received(store, payload)
 
-            def delete_mine(file_id: str = mine.id) -> None:
+            def delete_mine(file_id: str = file_id) -> None:
                 with store.session() as session:
                     artifact = session.get(Artifact, file_id)
                     assert artifact is not None
@@ -133,29 +172,14 @@ def test_deleting_a_job_while_another_job_stores_the_same_artifact_loses_nothing
     store = race_store
     alice, bob = two_users(store)
     salt = uuid.uuid4().hex[:8]
-    seeds = iter(range(10**6))
+    payloads = [npy_payload(salt, index) for index in range(ROUNDS)]
+    finished = named_blobs(store, alice, payloads, status="succeeded")
+    running = named_blobs(store, bob, [b"running %d" % i for i in range(ROUNDS)], "running")
     lost = []
-
-    def running_job(owner: User) -> str:
-        with store.session() as session:
-            user = session.get(User, owner.id)
-            spec = parse_spec({"kind": "soc", "n": 20, "seed": next(seeds)})
-            job, _ = submit_job(session, user, spec, default_max_queued=UNLIMITED)
-            assert claim_job(session, job.id, "race-worker")
-            return job.id
-
-    def finish(job_id: str, owner: User, path: Path) -> bool:
-        result = JobResult(kind="soc", status="succeeded", artifacts={"trace.npy": str(path)})
-        return _finish(store, job_id, owner.id, None, "race-worker", result, {}, None)
-
     with ThreadPoolExecutor(2) as pool:
-        for index in range(ROUNDS):
-            payload = npy_payload(salt, index)
+        for index, (done, finishing) in enumerate(zip(finished, running, strict=True)):
             path = tmp_path / f"trace-{index}.npy"
-            path.write_bytes(payload)
-            done = running_job(alice)
-            assert finish(done, alice, path)
-            finishing = running_job(bob)
+            path.write_bytes(payloads[index])
 
             def delete_done(job_id: str = done) -> None:
                 with store.session() as session:
@@ -164,14 +188,19 @@ def test_deleting_a_job_while_another_job_stores_the_same_artifact_loses_nothing
                     delete_job(session, job, store)
 
             def finish_other(job_id: str = finishing, source: Path = path) -> bool:
-                return finish(job_id, bob, source)
+                result = JobResult(
+                    kind="soc", status="succeeded", artifacts={"trace.npy": str(source)}
+                )
+                return _finish(store, job_id, bob.id, None, "race-worker", result, {}, None)
 
             assert race(pool, delete_done, finish_other)
             with store.session() as session:
                 artifact = session.query(Artifact).filter_by(job_id=finishing).one()
-            if not has_bytes(store, artifact, payload):
+            if not has_bytes(store, artifact, payloads[index]):
                 lost.append(index)
     assert lost == [], f"{len(lost)} of {ROUNDS} job artifacts lost their bytes"
+    with store.session() as session:
+        assert check_consistency(session, store.artifacts, store.blob_ledger).missing == []
 
 
 def test_fsck_lists_a_row_without_bytes_and_bytes_without_a_row(tmp_path):
