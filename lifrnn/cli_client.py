@@ -1,8 +1,8 @@
 """Commands of ``lifrnn`` that talk to a running service through :mod:`lifrnn.client`.
 
 ``register(app)`` adds them to the ``lifrnn`` typer app: ``submit``, ``upload``, ``files``,
-``jobs``, ``status``, ``logs``, ``cancel``, ``download``, ``networks``, ``demo``, ``me`` and
-``tokens rotate``. ``submit``
+``jobs``, ``status``, ``logs``, ``cancel``, ``download``, ``nlb-export``, ``networks``, ``demo``,
+``me`` and ``tokens rotate``. ``submit``
 uploads the local files a spec names (``initial_weights``, ``network``,
 ``movements.targets_file``) and sends their ids. Every command takes ``--url`` and
 ``--token`` (defaults ``$LIFRNN_URL`` and ``$LIFRNN_TOKEN``, else the local server's token
@@ -47,7 +47,14 @@ JOB_STATUSES = ("waiting", "queued", "running", "cancelling", "succeeded", "fail
 import the client (tests/unit/test_cli_imports.py checks that the two agree)."""
 SOC_METHODS: tuple[str, ...] = get_args(SOCMethod)
 
-__all__ = ["DemoStep", "demo_steps", "register", "run_demo"]
+__all__ = [
+    "NLB_PREDICTION_ARRAYS",
+    "DemoStep",
+    "demo_steps",
+    "nlb_prediction_shapes",
+    "register",
+    "run_demo",
+]
 
 stderr = Console(stderr=True)
 
@@ -196,6 +203,7 @@ def _print_job(job: Job) -> None:
     if job.error:
         console.print(f"[red]error:[/] {job.error}")
     if job.metrics:
+        _print_nlb_table(console, job.metrics)
         table = Table("metric", "value", title="metrics")
         for name, value in _flat_metrics(job.metrics).items():
             table.add_row(name, _format(value))
@@ -207,6 +215,33 @@ def _print_job(job: Job) -> None:
             size = "drawn when downloaded" if artifact.size is None else f"{artifact.size:,}"
             table.add_row(artifact.name, size, artifact.media_type)
         console.print(table)
+
+
+def _print_nlb_table(console: Console, metrics: dict[str, Any]) -> None:
+    """The Neural Latents Benchmark table of a spike-train ``fit_data`` job (the dashboard's),
+    its headline above and its warnings in red; nothing for other jobs."""
+    from api.dashboard.summaries import nlb_table
+
+    nlb = nlb_table(metrics)
+    if nlb is None:
+        return
+    if nlb.headline:
+        console.print(f"[bold]{nlb.headline}[/]")
+    for warning in nlb.warnings:
+        console.print(f"[red]warning:[/] {warning}")
+    table = Table(
+        "model",
+        *(Column(heading, justify="right") for heading in nlb.columns),
+        title="Neural Latents Benchmark scores (NLB'21)",
+        caption=nlb.scored_on or None,
+    )
+    for row in nlb.rows:
+        name = f"{row.name} (strongest baseline)" if row.strongest else row.name
+        bold = row.strongest or row.model == "network"
+        table.add_row(name, *row.cells, style="bold" if bold else None)
+    console.print(table)
+    for line in nlb.notes:
+        console.print(f"[dim]{line}[/]")
 
 
 def upload(
@@ -531,6 +566,82 @@ def download(
                 sys.stdout.write(f"{artifact.download(out / artifact.name)}\n")
 
 
+NLB_PREDICTIONS = "nlb_predictions.h5"
+"""The artifact of a spike-train ``fit_data`` job that holds its held-out predictions in the
+layout of NLB'21's submissions (``nlb_tools.evaluation.evaluate`` reads it)."""
+
+NLB_PREDICTION_ARRAYS = (
+    "eval_rates_heldin",
+    "eval_rates_heldout",
+    "eval_rates_heldin_forward",
+    "eval_rates_heldout_forward",
+)
+"""The arrays each dataset's group of an NLB submission holds, (trials, time, neurons)."""
+
+
+def nlb_prediction_shapes(path: Path) -> dict[str, dict[str, tuple[int, ...]]]:
+    """The shape of every array of an NLB submission file, by dataset group.
+
+    Raises:
+        ValueError: a file without a dataset group, or a group without one of
+            :data:`NLB_PREDICTION_ARRAYS` (or with one that is not 3-D).
+    """
+    import h5py
+
+    shapes: dict[str, dict[str, tuple[int, ...]]] = {}
+    with h5py.File(path, "r") as h5:
+        for dataset, group in h5.items():
+            if not isinstance(group, h5py.Group):
+                raise ValueError(f"{path}: {dataset!r} is not a dataset group")
+            missing = [name for name in NLB_PREDICTION_ARRAYS if name not in group]
+            if missing:
+                raise ValueError(f"{path}: group {dataset!r} lacks {', '.join(missing)}")
+            shapes[dataset] = {name: tuple(group[name].shape) for name in NLB_PREDICTION_ARRAYS}
+            flat = [name for name, shape in shapes[dataset].items() if len(shape) != 3]
+            if flat:
+                raise ValueError(f"{path}: {', '.join(flat)} in {dataset!r} are not 3-D")
+    if not shapes:
+        raise ValueError(f"{path}: no dataset group (an NLB submission has one per dataset)")
+    return shapes
+
+
+def nlb_export(
+    job_id: Annotated[str, typer.Argument(help="job id of a fit_data job on spike trains")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="the .h5 file to write (default nlb-JOBID8.h5)"),
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Write a spike-train fit_data job's held-out predictions as an NLB'21 submission (.h5:
+    one group per dataset with eval_rates_heldin, eval_rates_heldout and their _forward
+    arrays, spikes per bin) that nlb_tools' evaluate reads; prints the file's path."""
+    from lifrnn.client import NotFoundError
+
+    target = out if out is not None else Path(f"nlb-{job_id[:8]}.h5")
+    with _service_errors(), _connect(url, token) as client:
+        job = client.job(job_id)
+        if NLB_PREDICTIONS not in job.artifacts:
+            raise NotFoundError(
+                404,
+                f"job {job_id} ({job.kind}, {job.status}) has no {NLB_PREDICTIONS}: only a "
+                "fit_data job on a spike-train recording writes one, when it succeeds",
+            )
+        if target.parent != Path(""):
+            target.parent.mkdir(parents=True, exist_ok=True)
+        path = job.download(NLB_PREDICTIONS, target)
+    try:
+        shapes = nlb_prediction_shapes(path)
+    except (OSError, ValueError) as error:
+        stderr.print(f"[red]the downloaded {NLB_PREDICTIONS} is not an NLB submission: {error}[/]")
+        raise typer.Exit(1) from None
+    for dataset, arrays in shapes.items():
+        described = ", ".join(f"{name} {shape}" for name, shape in arrays.items())
+        stderr.print(f"{dataset}: {described}")
+    sys.stdout.write(f"{path}\n")
+
+
 def networks(
     kind: Annotated[
         str | None,
@@ -833,6 +944,7 @@ def register(app: typer.Typer) -> None:
     ):
         app.command(name=command.__name__)(command)
     app.command(name="open")(open_)
+    app.command(name="nlb-export")(nlb_export)
     app.add_typer(tokens_app, name="tokens")
     register_sweeps(app)
 

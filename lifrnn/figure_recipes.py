@@ -41,6 +41,7 @@ FIGURE_FUNCTIONS = (
     "sequence",
     "fit_data_psth",
     "fit_data_population",
+    "fit_data_nlb",
 )
 """Figure functions a recipe may name (see :func:`figure_function`)."""
 
@@ -84,6 +85,7 @@ def figure_function(name: str) -> Callable[..., Figure]:
         "sequence": figures.sequence_figure,
         "fit_data_psth": figures.data_psth_figure,
         "fit_data_population": figures.data_population_figure,
+        "fit_data_nlb": figures.nlb_scores_figure,
     }
     try:
         return functions[name]

@@ -5,7 +5,11 @@ top principal components ``X``; the derivative is then fitted as a linear functi
 ``dX/dt = X M`` (one state per row), once with ``M`` unconstrained and once with ``M``
 skew-symmetric. A skew-symmetric ``M`` generates pure rotations, so ``r2_skew / r2_full`` near 1
 says the dynamics are rotational, and the eigenvalues of ``M_skew`` (pairs ``±iω``) give their
-frequencies. The first jPC plane is the plane of the fastest rotation.
+frequencies (every plane's is reported, fastest first). The first jPC plane is the plane of the
+fastest rotation. A ratio means little when the full fit's R² is small (white noise gives ratios
+near 1 with R² near 0): read the two together.
+
+May import: numpy, :mod:`lifrnn_core.recordings`.
 
 Derivatives are finite differences between consecutive samples, paired with the midpoint states;
 for a pure rotation at ``ω`` this fit is exact, with ``ω`` estimated as ``2 tan(ω dt / 2) / dt``.
@@ -46,6 +50,10 @@ class JPCAResult:
         M_skew: (k, k) skew-symmetric fit, 1/s.
         components: (dims, k) the principal axes the fits are expressed in.
         condition_mean: (time, dims) the cross-condition mean subtracted at each time.
+        frequencies_hz: the rotation frequency of every jPC plane, Hz, fastest first (one per
+            conjugate pair ``±iω`` of ``M_skew``'s eigenvalues; ``frequency_hz`` is the first).
+            Data with two rotations show two; read them with ``r2_full``: when the full linear
+            fit explains little of the derivative (white noise), no frequency means much.
     """
 
     r2_full: float
@@ -59,6 +67,7 @@ class JPCAResult:
     M_skew: np.ndarray
     components: np.ndarray
     condition_mean: np.ndarray
+    frequencies_hz: tuple[float, ...] = ()
 
 
 def skew_symmetric_fit(states: np.ndarray, derivatives: np.ndarray) -> np.ndarray:
@@ -94,6 +103,14 @@ def _r_squared(states: np.ndarray, derivatives: np.ndarray, M: np.ndarray) -> fl
     """1 - SSE / SST of ``derivatives ≈ states @ M``, SST taken about zero."""
     residual = derivatives - states @ M
     return float(1.0 - np.sum(residual**2) / np.sum(derivatives**2))
+
+
+def _plane_frequencies(M_skew: np.ndarray) -> tuple[float, ...]:
+    """Angular frequency / 2π of each rotation plane of ``M_skew``, Hz, fastest first: the
+    positive imaginary parts of its eigenvalues (each plane gives a pair ``±iω``)."""
+    imaginary = np.linalg.eigvals(M_skew).imag
+    positive = np.sort(imaginary[imaginary > 1e-12 * max(1.0, float(np.abs(imaginary).max()))])
+    return tuple(float(w / (2 * np.pi)) for w in positive[::-1])
 
 
 def _first_plane(M_skew: np.ndarray, first_states: np.ndarray) -> tuple[np.ndarray, float]:
@@ -185,13 +202,14 @@ def jpca(x: np.ndarray, dt: float, n_pcs: int = 6) -> JPCAResult:
         M_skew=M_skew,
         components=components,
         condition_mean=condition_mean,
+        frequencies_hz=_plane_frequencies(M_skew),
     )
     logger.debug(
-        "jPCA in %d PCs: R² full %.3f, skew %.3f, ratio %.3f, %.2f Hz",
+        "jPCA in %d PCs: R² full %.3f, skew %.3f, ratio %.3f, planes at %s Hz",
         k,
         r2_full,
         r2_skew,
         result.ratio,
-        result.frequency_hz,
+        [round(f, 2) for f in result.frequencies_hz],
     )
     return result

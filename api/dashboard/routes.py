@@ -45,7 +45,7 @@ from api.dashboard.sessions import (
     start_session,
     unsign,
 )
-from api.dashboard.summaries import key_metrics, spec_summary, timing
+from api.dashboard.summaries import key_metrics, nlb_table, spec_summary, timing
 from lifrnn.spec_docs import spec_fields, summary
 from lifrnn.store import TERMINAL, Job, Store, User
 from lifrnn.store.models import utcnow
@@ -220,6 +220,7 @@ TEMPLATES.env.filters["spec_summary"] = spec_summary
 TEMPLATES.env.filters["key_metrics"] = key_metrics
 TEMPLATES.env.filters["timing"] = timing
 TEMPLATES.env.globals["flatten"] = flatten
+TEMPLATES.env.globals["nlb_table"] = nlb_table
 
 
 def render(

@@ -1,9 +1,16 @@
 """One-line summaries of a job for the dashboard's queue: what its spec asks for, and the
-metrics a scientist looks at first for its kind. They read the API's job JSON (``spec``,
-``metrics``, ``flat_metrics``, ``elapsed_seconds``, ``eta_seconds``)."""
+metrics a scientist looks at first for its kind; and the Neural Latents Benchmark table of a
+``fit_data`` job on spike trains (:func:`nlb_table`: its job page and ``lifrnn status``). They
+read the API's job JSON (``spec``, ``metrics``, ``flat_metrics``, ``elapsed_seconds``,
+``eta_seconds``).
+
+May import: the standard library and :mod:`lifrnn.durations` (no web framework: the CLI uses
+:func:`nlb_table` too)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 from lifrnn.durations import format_duration
@@ -78,6 +85,15 @@ def key_metrics(job: dict[str, Any]) -> str:
                     part += " (not converged)"
                 parts.append(part)
         return " · ".join(parts)
+    if kind == "fit_data" and (table := nlb_table(metrics)) is not None:
+        network = next((row for row in table.rows if row.model == "network"), None)
+        summary = f"co-bps {network.cells[0] if network else '—'}"
+        if table.strongest is not None:
+            strongest = next(row for row in table.rows if row.model == table.strongest)
+            summary += f" ({strongest.name} {strongest.cells[0]})"
+        if table.warnings:
+            summary += f" · {len(table.warnings)} warning{'s' if len(table.warnings) > 1 else ''}"
+        return summary
     if kind == "fit_data":
         heldout = _number(metrics.get("r2_heldout"), 3)
         random = _number(metrics.get("r2_heldout_random"), 3)
@@ -97,3 +113,102 @@ def timing(job: dict[str, Any]) -> str:
     eta = job.get("eta_seconds")
     left = f", ~{format_duration(eta)} left" if eta is not None else ""
     return f"{format_duration(elapsed)}{left}"
+
+
+NLB_COLUMNS = (
+    ("co_bps", "co-bps"),
+    ("fp_bps", "fp-bps"),
+    ("vel_r2", "vel R²"),
+    ("psth_r2", "PSTH R²"),
+)
+"""The Neural Latents Benchmark's four scores (Pei et al. 2021) as ``metrics["nlb"]["scores"]``
+names them, and their headings."""
+
+NLB_MODELS = {
+    "network": "fitted network",
+    "random_network": "random network",
+    "smoothing": "spike smoothing",
+    "gpfa": "GPFA",
+    "ridge": "ridge",
+    "condition_mean": "condition mean",
+}
+"""The models of a spike-train ``fit_data`` job in table order, with their names (the same order
+and names as ``lifrnn_core.figures.fit_data``'s NLB figure)."""
+
+
+@dataclass(frozen=True)
+class NLBRow:
+    """One model's row: its key, its name, its four scores as text (``–`` where not scored)."""
+
+    model: str
+    name: str
+    cells: tuple[str, ...]
+    strongest: bool
+
+
+@dataclass(frozen=True)
+class NLBTable:
+    """The NLB table of a job: the headline, the columns' headings, the rows (the network first),
+    the strongest baseline's key, the warnings, the notes and a line saying what was scored."""
+
+    headline: str
+    columns: tuple[str, ...]
+    rows: tuple[NLBRow, ...]
+    strongest: str | None
+    warnings: tuple[str, ...]
+    notes: tuple[str, ...]
+    scored_on: str
+
+
+def _score_text(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return "–"
+    return f"{value:.3f}"
+
+
+def _scored_on(nlb: dict[str, Any]) -> str:
+    parts = []
+    split = nlb.get("split")
+    if isinstance(split, dict) and split.get("test") is not None:
+        parts.append(
+            f"{split['test']} test trials (train {split.get('train')}, val {split.get('val')}; "
+            f"split: {split.get('rule', '?')})"
+        )
+    if isinstance(nlb.get("bin_width"), int | float):
+        parts.append(f"{1e3 * nlb['bin_width']:g} ms bins")
+    if nlb.get("heldin_neurons") is not None and nlb.get("heldout_neurons") is not None:
+        parts.append(f"{nlb['heldin_neurons']} held-in, {nlb['heldout_neurons']} held-out neurons")
+    return "; ".join(parts)
+
+
+def nlb_table(metrics: dict[str, Any] | None) -> NLBTable | None:
+    """The Neural Latents Benchmark table of a ``fit_data`` job's metrics (``metrics["nlb"]``,
+    ``metrics["warnings"]``): models as rows, the network's first, then the random network and
+    the baselines in :data:`NLB_MODELS` order; the four scores as columns, three decimals; the
+    strongest baseline marked. None for metrics without ``nlb.scores`` (a job on rates)."""
+    nlb = (metrics or {}).get("nlb")
+    if not isinstance(nlb, dict) or not isinstance(nlb.get("scores"), dict):
+        return None
+    scores: dict[str, Any] = nlb["scores"]
+    order = list(NLB_MODELS)
+    models = sorted(scores, key=lambda m: (order.index(m) if m in order else len(order), m))
+    strongest = nlb.get("strongest_baseline") if nlb.get("strongest_baseline") in scores else None
+    rows = tuple(
+        NLBRow(
+            model=model,
+            name=NLB_MODELS.get(model, model),
+            cells=tuple(_score_text((scores[model] or {}).get(key)) for key, _ in NLB_COLUMNS),
+            strongest=model == strongest,
+        )
+        for model in models
+    )
+    warnings = (metrics or {}).get("warnings") or []
+    return NLBTable(
+        headline=str(nlb.get("headline") or ""),
+        columns=tuple(heading for _, heading in NLB_COLUMNS),
+        rows=rows,
+        strongest=strongest,
+        warnings=tuple(str(w) for w in warnings),
+        notes=tuple(str(n) for n in nlb.get("notes") or []),
+        scored_on=_scored_on(nlb),
+    )

@@ -1,5 +1,6 @@
 """Runner of ``kind: "fit_data"`` jobs: a network fitted to recorded activity, cross-validated
-beside a random E/I network and the mean over conditions (docs/science.md §8).
+beside a random E/I network and the mean over conditions (docs/science.md §8). Spike trains
+(``observation: "poisson"``) are fitted and scored by :mod:`lifrnn.jobs.fit_spikes`.
 
 Stages, each saved as a checkpoint when done so that a job run again (on any worker) resumes
 after the last finished stage: cross-validation of the network, cross-validation of the random
@@ -209,7 +210,20 @@ def _cv_rows(model: CrossValidation, random: CrossValidation | None) -> list[dic
 
 def run_fit_data(spec: FitDataSpec, context: JobContext) -> JobResult:
     """Preprocess the recording, cross-validate the network and the baselines, fit every
-    condition; write ``network.safetensors``, ``data_fit.safetensors`` and two figures."""
+    condition; write ``network.safetensors``, ``data_fit.safetensors`` and two figures.
+
+    Spike trains (``observation`` ``poisson``, or ``auto`` with an NWB file) go to
+    :func:`lifrnn.jobs.fit_spikes.run_fit_spikes` instead."""
+    nwb = context.input_path("data").suffix == ".nwb"
+    if spec.resolved_observation(nwb) == "poisson":
+        if not nwb:
+            raise InvalidNetworkError(
+                "observation: 'poisson' needs spike trains, an NWB recording (use 'gaussian' "
+                "or 'auto' for a .safetensors of averaged rates)"
+            )
+        from lifrnn.jobs.fit_spikes import run_fit_spikes
+
+        return run_fit_spikes(spec, context)
     if spec.device == "cuda" and not torch.cuda.is_available():
         raise InvalidNetworkError("device 'cuda' requested but torch sees no CUDA device")
     device, dtype = torch.device(spec.device), _DTYPES[spec.dtype]
@@ -327,9 +341,13 @@ def run_fit_data(spec: FitDataSpec, context: JobContext) -> JobResult:
         "variance_top6_data": jpca_data.variance_captured,
         "variance_top6_model": jpca_model.variance_captured,
         "jpca_ratio_data": jpca_data.ratio,
+        "jpca_r2_full_data": jpca_data.r2_full,
         "jpca_frequency_hz_data": jpca_data.frequency_hz,
+        "jpca_frequencies_hz_data": list(jpca_data.frequencies_hz),
         "jpca_ratio_model": jpca_model.ratio,
+        "jpca_r2_full_model": jpca_model.r2_full,
         "jpca_frequency_hz_model": jpca_model.frequency_hz,
+        "jpca_frequencies_hz_model": list(jpca_model.frequencies_hz),
         "spectral_abscissa": spectral_abscissa(final.W),
         **numerics,
         "iterations": final.iterations,

@@ -1,4 +1,14 @@
-"""Spec of ``kind: "fit_data"`` jobs: a network fitted to recorded population activity."""
+"""Spec of ``kind: "fit_data"`` jobs: a network fitted to recorded population activity.
+
+Two observation models: ``gaussian`` (condition-averaged rates, squared error, cross-validated
+over conditions) and ``poisson`` (single-trial spike counts scored as the Neural Latents
+Benchmark scores, beside its baselines; :class:`SpikesSpec`). ``observation: "auto"`` picks
+``poisson`` for an NWB file and ``gaussian`` for a ``.safetensors`` of averaged rates.
+
+May import: pydantic, :mod:`lifrnn.headers`, :mod:`lifrnn.specs`, :mod:`lifrnn_core.errors`,
+:mod:`lifrnn_core.euler` (and, when called, :mod:`lifrnn.nwb`, :mod:`lifrnn_core.recordings`,
+:mod:`lifrnn_core.spike_trials`).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +35,7 @@ from lifrnn_core.euler import euler_step
 if TYPE_CHECKING:
     from lifrnn.nwb import NWBLayout
     from lifrnn_core.recordings import PreprocessConfig
+    from lifrnn_core.spike_trials import SpikeTrialsConfig
 
 MAX_CONDITIONS = 1000
 """Conditions a fit may have at most."""
@@ -34,6 +45,22 @@ MAX_TIME_SAMPLES = 5000
 """Time samples of the window at the fit's ``dt`` at most."""
 TYPICAL_CONDITIONS = 108
 """Conditions assumed when the file's summary does not tell (MC_Maze's)."""
+TYPICAL_TRIALS = 2295
+"""Trials assumed when the file's summary does not tell (MC_Maze's)."""
+MIN_HELDOUT_NEURONS = 2
+"""Fewest held-out neurons a spike-train fit scores co-smoothing on."""
+MIN_SPLIT_TRIALS = 2
+"""Fewest trials in each of train, val and test of a spike-train fit."""
+
+BaselineName = Literal["smoothing", "gpfa", "ridge", "condition_mean", "random_network"]
+"""The baselines a spike-train fit is scored beside (docs/jobs.md, ``fit_data``)."""
+BASELINES: tuple[BaselineName, ...] = (
+    "smoothing",
+    "gpfa",
+    "ridge",
+    "condition_mean",
+    "random_network",
+)
 
 
 def nwb_summary(header: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -99,6 +126,82 @@ class RecordingSpec(StrictModel):
         return value
 
 
+class SpikesSpec(StrictModel):
+    """How a spike-train (``observation: "poisson"``) fit cuts, fits and scores single trials,
+    with the Neural Latents Benchmark's MC_Maze defaults (NLB'21: Pei et al. 2021).
+
+    The window and alignment event are ``recording.window`` and ``recording.align_event``; the
+    held-out share of the neurons is the spec's ``heldout_fraction`` (when the file does not
+    mark its own); the trial split is the file's, else drawn by the spec's ``seed``.
+    """
+
+    bin_width: float = Field(0.005, gt=0, le=0.05, description="seconds per bin (NLB: 5 ms)")
+    forward: float = Field(
+        0.2, ge=0, le=2.0, description="seconds after the window for forward prediction"
+    )
+    val_fraction: float = Field(
+        0.2, gt=0, lt=1, description="share of training trials kept for validation (drawn)"
+    )
+    test_fraction: float = Field(
+        0.2,
+        gt=0,
+        lt=1,
+        description="share of trials held out for testing when the file has no split",
+    )
+    baselines: list[BaselineName] = Field(
+        default_factory=lambda: list(BASELINES),
+        max_length=5,
+        description="baselines scored beside the network on the same trials",
+    )
+    readout_decays: list[float] = Field(
+        default_factory=lambda: [1.0, 10.0, 100.0],
+        min_length=1,
+        max_length=8,
+        description="readout weight decays tried, in units of the readout's mean square weight "
+        "per training trial (lifrnn_core.spike_fitting.SpikeFitConfig); the best on val trials "
+        "is kept",
+    )
+    state_priors: list[float] = Field(
+        default_factory=lambda: [1.0, 10.0],
+        min_length=1,
+        max_length=8,
+        description="strengths of the x* prior tried, per training trial (as readout_decays); "
+        "the best on val trials is kept",
+    )
+    patience: int = Field(
+        10, ge=1, le=10_000, description="early stopping: iterations without a better val NLL"
+    )
+    single_trial_rounds: int = Field(
+        1, ge=0, le=5, description="refits of the readout on inferred single trials"
+    )
+    gpfa_latent_dims: list[int] = Field(
+        default_factory=lambda: [4, 8, 16, 32],
+        min_length=1,
+        max_length=8,
+        description="GPFA latent dimensions tried; chosen on val trials",
+    )
+    gpfa_em_iterations: int = Field(50, ge=1, le=500, description="EM iterations per GPFA fit")
+
+    @field_validator("readout_decays", "state_priors")
+    @classmethod
+    def _non_negative(cls, value: list[float]) -> list[float]:
+        if any(v < 0 for v in value):
+            raise ValueError("decays and priors must be >= 0")
+        return value
+
+    @field_validator("gpfa_latent_dims")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if any(v < 1 for v in value):
+            raise ValueError("GPFA latent dimensions must be >= 1")
+        return value
+
+    @field_validator("baselines")
+    @classmethod
+    def _distinct(cls, value: list[BaselineName]) -> list[BaselineName]:
+        return list(dict.fromkeys(value))
+
+
 class FitDataSpec(SpecBase):
     """Fit a network to recorded activity, cross-validated, beside two baselines
     (docs/science.md §8).
@@ -111,6 +214,15 @@ class FitDataSpec(SpecBase):
     kind: Literal["fit_data"] = "fit_data"
     network: NetworkReference
     data: FileId
+    observation: Literal["auto", "poisson", "gaussian"] = Field(
+        "auto",
+        description="'poisson': single-trial spike counts, scored as NLB scores them (NWB "
+        "files only); 'gaussian': condition-averaged rates, squared error; 'auto': poisson "
+        "for an NWB file, gaussian for a .safetensors of rates",
+    )
+    spikes: SpikesSpec = Field(
+        default_factory=SpikesSpec, description="the spike-train fit and its scores (fields below)"
+    )
     recording: RecordingSpec = Field(
         default_factory=RecordingSpec, description="reading and preprocessing (fields below)"
     )
@@ -170,6 +282,35 @@ class FitDataSpec(SpecBase):
         """Euler steps per time sample."""
         return round(self.dt / self.euler_step)
 
+    def resolved_observation(self, nwb: bool) -> Literal["poisson", "gaussian"]:
+        """The observation model for a data file that is (``nwb``) or is not an NWB recording."""
+        if self.observation == "auto":
+            return "poisson" if nwb else "gaussian"
+        return self.observation
+
+    def spike_trials_config(self) -> SpikeTrialsConfig:
+        """How the NWB recording is cut into scored single trials (NLB's layout)."""
+        from lifrnn_core.spike_trials import SpikeTrialsConfig
+
+        return SpikeTrialsConfig(
+            bin_width=self.spikes.bin_width,
+            align_event=self.recording.align_event,
+            window=self.recording.window,
+            forward=self.spikes.forward,
+            heldout_fraction=self.heldout_fraction,
+            val_fraction=self.spikes.val_fraction,
+            test_fraction=self.spikes.test_fraction,
+            seed=self.seed,
+            min_heldout=MIN_HELDOUT_NEURONS,
+            min_trials=MIN_SPLIT_TRIALS,
+        )
+
+    def spike_bins(self) -> int:
+        """Bins of a spike-train trial: the window's and the forward prediction's."""
+        start, stop = self.recording.window
+        width = self.spikes.bin_width
+        return max(1, round((stop - start) / width)) + round(self.spikes.forward / width)
+
     @model_validator(mode="after")
     def _window_in_steps(self) -> FitDataSpec:
         try:
@@ -182,6 +323,17 @@ class FitDataSpec(SpecBase):
                 f"recording.window at dt = {self.dt} s gives {samples} time samples; the limit "
                 f"is {MAX_TIME_SAMPLES} (use a larger dt or a shorter window)"
             )
+        if self.observation == "poisson":
+            try:
+                euler_step(self.spikes.bin_width, self.integration_dt)
+            except InvalidNetworkError as error:
+                raise ValueError(f"spikes.bin_width: {error}") from None
+            bins = self.spike_bins()
+            if bins > MAX_TIME_SAMPLES:
+                raise ValueError(
+                    f"recording.window and spikes.forward at spikes.bin_width = "
+                    f"{self.spikes.bin_width} s give {bins} bins; the limit is {MAX_TIME_SAMPLES}"
+                )
         return self
 
     def preprocess_config(self) -> PreprocessConfig:
@@ -253,6 +405,13 @@ class FitDataSpec(SpecBase):
             problems = check_layout(summary, self.nwb_layout(), [self.recording.align_event])
             if problems:
                 raise ValueError(f"data: {facts.name}: " + "; ".join(problems))
+            if self.resolved_observation(nwb=True) == "poisson":
+                self._check_spike_summary(summary, facts.name)
+        elif self.observation == "poisson":
+            raise ValueError(
+                f"observation: 'poisson' needs spike trains, an NWB recording; {facts.name} is "
+                "not one (use observation 'gaussian' or 'auto' for averaged rates)"
+            )
         else:
             rates = tensor_shape(header, "rates")
             if rates is None or len(rates) != 3:
@@ -285,7 +444,98 @@ class FitDataSpec(SpecBase):
                 f"{conditions}"
             )
 
+    def _check_spike_summary(self, summary: dict[str, Any], name: str) -> None:
+        """A spike-train fit needs spikes, enough neurons for held-in and held-out ones and
+        enough trials for train, val and test; the message names what is missing and the
+        minimum (hand velocity is optional: its score is then left out)."""
+        units = int(summary.get("units") or 0)
+        spikes = int(summary.get("spikes") or 0)
+        trials = int(summary.get("trials") or 0)
+        least_units = MIN_HELDOUT_NEURONS + 1
+        if units == 0 or spikes == 0:
+            raise ValueError(
+                f"data: {name} has no spikes ({units} units, {spikes} spike times): a spike-train "
+                f"fit needs a units table with spike_times, at least {least_units} units"
+            )
+        columns = (summary.get("unit_tables") or {}).get("units", {}).get("columns", [])
+        if "heldout" not in columns:  # the file does not choose: the spec's fraction does
+            heldout = round(self.heldout_fraction * units)
+            if heldout < MIN_HELDOUT_NEURONS or heldout >= units:
+                raise ValueError(
+                    f"data: {name}: heldout_fraction {self.heldout_fraction} of {units} neurons "
+                    f"holds out {heldout}; co-smoothing needs at least {MIN_HELDOUT_NEURONS} "
+                    f"held-out neurons (minimum {MIN_HELDOUT_NEURONS}) and 1 held-in neuron"
+                )
+        least_trials = 3 * MIN_SPLIT_TRIALS
+        if trials < least_trials:
+            raise ValueError(
+                f"data: {name} has {trials} trials; a spike-train fit needs at least "
+                f"{least_trials} ({MIN_SPLIT_TRIALS} in each of train, val and test)"
+            )
+
     def estimate(self, inputs: dict[str, InputFacts]) -> Estimate:
+        """The spike-train fit (:meth:`_spike_estimate`) for an NWB file unless
+        ``observation`` is ``gaussian``; else the Gaussian fit (:meth:`_rates_estimate`)."""
+        facts = inputs.get("data")
+        nwb = nwb_summary(facts.header if facts is not None else None) is not None
+        if self.observation == "poisson" or (self.observation == "auto" and nwb):
+            return self._spike_estimate(inputs)
+        return self._rates_estimate(inputs)
+
+    def _spike_estimate(self, inputs: dict[str, InputFacts]) -> Estimate:
+        """Baselines (GPFA's EM dominating), then the network and the random network, each a
+        condition fit per regularisation setting (~20 K B s n^2 per iteration) and single-trial
+        inference (~20 trials B s n^2 per iteration, 50 iterations, each round)."""
+        n = network_dims(inputs.get("network")).n
+        facts = inputs.get("data")
+        summary = nwb_summary(facts.header if facts is not None else None) or {}
+        conditions = int(summary.get("conditions") or TYPICAL_CONDITIONS)
+        trials = int(summary.get("trials") or TYPICAL_TRIALS)
+        neurons = int(summary.get("units") or MAX_NEURONS)
+        bins = self.spike_bins()
+        substeps = round(
+            self.spikes.bin_width / euler_step(self.spikes.bin_width, self.integration_dt)
+        )
+        bytes_per = 4 if self.dtype == "float32" else 8
+        spikes = self.spikes
+        networks = 2 if self.baselines and "random_network" in spikes.baselines else 1
+        grid = len(spikes.readout_decays) * len(spikes.state_priors)
+        rounds = spikes.single_trial_rounds + 1
+        step = 20.0 * bins * substeps * n * n
+        fit_work = step * (conditions * self.max_iterations * grid + trials * 50 * (rounds + 1))
+        gpfa = "gpfa" in spikes.baselines and self.baselines
+        x_dim = max(spikes.gpfa_latent_dims)
+        gpfa_work = (
+            spikes.gpfa_em_iterations
+            * len(spikes.gpfa_latent_dims)
+            * 200
+            * ((bins * x_dim) ** 2 + bins * neurons * x_dim)
+            * 4.0
+            if gpfa
+            else 0.0
+        )
+        glm_work = 200.0 * trials * bins * neurons * neurons
+        batch = min(512, trials)
+        trajectory = batch * bins * substeps * n * bytes_per
+        counts = trials * bins * neurons * 8
+        return Estimate(
+            memory_bytes=16 * trajectory
+            + 12 * counts
+            + (((bins * x_dim) ** 2) * 8 * 4 if gpfa else 0)
+            + 5 * n * n * 8
+            + FIXED_BYTES,
+            output_bytes=(2 * n * n + conditions * n + neurons * n) * 8
+            + 10 * trials * bins * neurons * 4
+            + 2 * FIGURE_BYTES,
+            work=networks * fit_work + gpfa_work + glm_work + 50.0 * n**3 * networks,
+            basis=f"n={n}, {trials} trials, {conditions} conditions, {bins} bins of "
+            f"{spikes.bin_width} s, {neurons} neurons, {networks} network fit(s) of {grid} "
+            f"settings x up to {self.max_iterations} iterations, {substeps} Euler steps per bin",
+            fields=("max_iterations", "spikes", "recording.window", "integration_dt"),
+            step_work=50.0 * n**3,
+        )
+
+    def _rates_estimate(self, inputs: dict[str, InputFacts]) -> Estimate:
         """Cross-validation (each fold a training fit and a held-out fit; twice with the random
         baseline) and the final fit, each ~20 K T n^2 per iteration, as the reach fit."""
         n = network_dims(inputs.get("network")).n

@@ -5,7 +5,11 @@ the caller's business. Every panel has labelled axes with units; text is at leas
 """
 
 from lifrnn_core.figures.fit import fit_figure
-from lifrnn_core.figures.fit_data import data_population_figure, data_psth_figure
+from lifrnn_core.figures.fit_data import (
+    data_population_figure,
+    data_psth_figure,
+    nlb_scores_figure,
+)
 from lifrnn_core.figures.prepare import preparation_figure
 from lifrnn_core.figures.retrain import retrain_figure, sequence_figure
 from lifrnn_core.figures.soc import soc_figure
@@ -14,6 +18,7 @@ __all__ = [
     "data_population_figure",
     "data_psth_figure",
     "fit_figure",
+    "nlb_scores_figure",
     "preparation_figure",
     "retrain_figure",
     "sequence_figure",

@@ -60,6 +60,7 @@ def spec(network: str, data: str, **changes: object) -> dict[str, object]:
         "kind": "fit_data",
         "network": network,
         "data": data,
+        "observation": "gaussian",  # the condition-averaged fit; spikes: test_fit_spikes_job
         "folds": 2,
         "max_iterations": 3,
         "dt": 0.02,

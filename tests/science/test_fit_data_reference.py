@@ -56,7 +56,13 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> dict:
         {"n_excitatory": str(params.n_excitatory), "kind": "soc"},
     )
     spec = FitDataSpec.model_validate(
-        {"network": UNUSED_ID, "data": UNUSED_ID, "folds": 3, "max_iterations": 60}
+        {
+            "network": UNUSED_ID,
+            "data": UNUSED_ID,
+            "observation": "gaussian",
+            "folds": 3,
+            "max_iterations": 60,
+        }
     )
     context = JobContext(
         out_dir=folder / "out", inputs={"network": network, "data": data}, defer_figures=True

@@ -92,12 +92,23 @@ def test_a_tensor_file_needs_rates_a_time_step_and_matching_behaviour() -> None:
 
 def test_the_estimate_grows_with_folds_and_baselines() -> None:
     facts = {"data": InputFacts(name="file", header=SUMMARY)}
-    five = spec().estimate(facts)
-    ten = spec(folds=10).estimate(facts)
-    alone = spec(baselines=False).estimate(facts)
+    gaussian = {"observation": "gaussian"}  # an NWB file is fitted on spikes unless told so
+    five = spec(**gaussian).estimate(facts)
+    ten = spec(folds=10, **gaussian).estimate(facts)
+    alone = spec(baselines=False, **gaussian).estimate(facts)
     assert ten.work > five.work > alone.work
     assert "182 neurons" in five.basis
     # the work counts Euler steps: a 1 ms step is twice the default 2 ms one
-    fine = spec(integration_dt=0.001).estimate(facts)
+    fine = spec(integration_dt=0.001, **gaussian).estimate(facts)
     assert fine.work == pytest.approx(2 * five.work, rel=0.01)
     assert "10 Euler steps per sample" in fine.basis
+
+
+def test_a_spike_train_fit_is_estimated_from_its_trials_and_baselines() -> None:
+    facts = {"data": InputFacts(name="file", header=SUMMARY)}
+    spikes = spec().estimate(facts)
+    assert "2295 trials" in spikes.basis and "182 neurons" in spikes.basis
+    alone = spec(spikes={"baselines": ["ridge"]}).estimate(facts)
+    assert spikes.work > alone.work  # GPFA and the random network's fit cost
+    more = spec(max_iterations=400).estimate(facts)
+    assert more.work > spikes.work

@@ -133,3 +133,14 @@ def test_skew_fit_never_beats_the_unconstrained_fit(seed, n_pcs):
 def test_bad_inputs_are_refused(x, dt, n_pcs, message):
     with pytest.raises(ValueError, match=message):
         jpca(x, dt, n_pcs=n_pcs)
+
+
+def test_two_rotations_report_both_frequencies_and_white_noise_a_small_full_fit():
+    fast = rotating_states(frequency_hz=5.0, seed=5)
+    slow = 0.8 * rotating_states(frequency_hz=2.0, seed=7)  # in a plane of its own
+    result = jpca(np.concatenate([fast, slow], axis=-1), DT, n_pcs=4)
+    assert result.frequencies_hz[0] == pytest.approx(5.0, rel=0.05)
+    assert result.frequencies_hz[1] == pytest.approx(2.0, rel=0.05)
+    assert result.frequency_hz == result.frequencies_hz[0]
+    noise = jpca(np.random.default_rng(9).standard_normal((8, 50, 6)), DT)
+    assert noise.r2_full < 0.5  # a "ratio" here means little: r2_full says so
