@@ -47,6 +47,7 @@ __all__ = [
     "fp_bps",
     "nlb_scores",
     "psth_r2",
+    "psth_reliability",
     "score_spike_trials",
     "velocity_r2",
 ]
@@ -551,3 +552,51 @@ def score_spike_trials(
         psths=psths,
         psth_conditions=psth_labels,
     )
+
+
+def psth_reliability(
+    counts: np.ndarray, conditions: np.ndarray, bin_width: float, generator: np.random.Generator
+) -> float:
+    """Split-half reliability of the PSTHs, Spearman-Brown corrected: the noise ceiling.
+
+    Each condition's trials are split at random into two halves; each half's PSTHs are smoothed
+    as NLB smooths them (:func:`condition_psths`); per neuron, ``r`` is the
+    correlation of the two halves' PSTHs over conditions and time, and ``2 r / (1 + r)`` the
+    reliability of the PSTHs of all the trials (Spearman-Brown): the share of their variance that
+    is not trial noise, so the largest R² any model of the true PSTHs reaches on them.
+
+    Args:
+        counts: (trials, time, neurons) spike counts.
+        conditions: (trials,) condition labels.
+        bin_width: seconds per bin.
+        generator: draws the halves.
+
+    Returns:
+        The reliability averaged over neurons whose halves vary (NaN when none does, or when no
+        condition has two trials).
+    """
+    labels = np.asarray(conditions).astype(str)
+    half = np.zeros(len(labels), dtype=bool)
+    usable = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        if members.size < 2:
+            continue
+        usable[members] = True
+        half[generator.permutation(members)[: members.size // 2]] = True
+    if not usable.any():
+        return math.nan
+    first, order = condition_psths(counts[usable & half], labels[usable & half], bin_width)
+    second, other = condition_psths(counts[usable & ~half], labels[usable & ~half], bin_width)
+    if order != other:
+        return math.nan
+    a = first.reshape(-1, first.shape[-1])
+    b = second.reshape(-1, second.shape[-1])
+    a, b = a - a.mean(axis=0), b - b.mean(axis=0)
+    scale = np.sqrt((a**2).sum(axis=0) * (b**2).sum(axis=0))
+    varies = scale > 0
+    if not varies.any():
+        return math.nan
+    r = (a[:, varies] * b[:, varies]).sum(axis=0) / scale[varies]
+    corrected = 2 * r / (1 + r)
+    return float(np.mean(np.where(r > -1, corrected, -1.0)))

@@ -14,14 +14,11 @@ Checkpoints of running jobs live in the same object store under ``checkpoints/<j
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from lifrnn.store.objects import CHUNK, ObjectStore
-
-logger = logging.getLogger(__name__)
 
 _BLOB = re.compile(r"^[0-9a-f]{2}/([0-9a-f]{64}(\.[a-z0-9]{1,16})?)$")
 _NAME = re.compile(r"^[0-9a-f]{64}(\.[a-z0-9]{1,16})?$")

@@ -229,7 +229,6 @@ def submit_job(
     idempotency_key: str | None = None,
     inputs: ResolvedInputs | None = None,
     worker: str | None = None,
-    max_queued: int | None = None,
 ) -> tuple[Job, bool]:
     """Queue ``spec`` for ``owner``; returns (job, created). Commits.
 
@@ -240,8 +239,7 @@ def submit_job(
     ``idempotency_key`` returns the job it created (created False); raises
     :class:`IdempotencyConflictError` if that job's spec differs, :class:`QuotaExceededError`
     when the user's queue is full or (with ``default_max_bytes``) their stored bytes reach their
-    byte quota. The quotas are checked under the user's lock (:func:`lock_user`). ``max_queued``
-    replaces the user's queue quota for this submission (a sweep's children).
+    byte quota. The quotas are checked under the user's lock (:func:`lock_user`).
     """
     inputs = inputs or ResolvedInputs()
     waits = inputs.parent_job_id is not None
@@ -254,8 +252,6 @@ def submit_job(
             session.commit()  # ends the lock's transaction
             return _same_spec(existing, digest), False
     limit = owner.max_queued if owner.max_queued is not None else default_max_queued
-    if max_queued is not None:  # a sweep admitted as a whole: its children all queue
-        limit = max_queued
     pending = queued_count(session, owner.id)
     if pending >= limit:
         session.rollback()

@@ -18,6 +18,7 @@ from lifrnn_core.nlb_metrics import (
     condition_psths,
     fp_bps,
     psth_r2,
+    psth_reliability,
     score_spike_trials,
     velocity_r2,
 )
@@ -195,3 +196,17 @@ def test_rates_equal_to_the_data_psths_score_psth_r2_one():
 
     assert scores.psth_r2 == pytest.approx(1.0, abs=1e-12)
     assert scores.vel_r2 is not None and scores.fp_bps is None
+
+
+def test_psth_reliability_is_one_without_trial_noise_and_near_zero_for_noise_alone():
+    """The noise ceiling: identical trials per condition are fully reliable; trials of pure
+    Poisson noise around one flat rate share no PSTH structure between their halves."""
+    rng = np.random.default_rng(0)
+    conditions = np.repeat(np.arange(6), 10).astype(str)
+    signal = rng.poisson(3.0, size=(6, 40, 5)).astype(float)
+    repeated = signal[np.repeat(np.arange(6), 10)]
+    assert psth_reliability(repeated, conditions, 0.005, np.random.default_rng(1)) == (
+        pytest.approx(1.0)
+    )
+    noise = rng.poisson(0.5, size=(60, 40, 5)).astype(float)
+    assert psth_reliability(noise, conditions, 0.005, np.random.default_rng(1)) < 0.3
