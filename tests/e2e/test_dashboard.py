@@ -298,6 +298,9 @@ def test_a_chain_is_built_from_the_networks_page_by_id(
     alice.click("#submit")
     alice.wait_for_url(re.compile(rf"/ui/jobs/{UUID}$"))
     fit_job = alice.url.rsplit("/", 1)[1]
+    # leave the live job page at once: it reloads itself when the job ends (dashboard.js), which
+    # would interrupt a navigation started at that moment
+    alice.goto("about:blank")
     wait_until(api, fit_job, "succeeded", timeout=120)
     [fitted] = api.get(f"/jobs/{fit_job}").json()["network_ids"]
     alice.goto(f"{dashboard.url}/ui/networks")
