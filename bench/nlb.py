@@ -3,7 +3,8 @@
 Run on demand: ``python bench/nlb.py`` (defaults: ``synth-nwb --spikes --n 200 --conditions 27
 --trials 85 --neurons 182``, i.e. 2,295 trials of 182 neurons in 5 ms bins, as MC_Maze has;
 float32; 2 CPU threads). ``--small`` runs a quick version; ``--file maze.nwb`` reuses a file
-written by ``lifrnn synth-nwb --spikes`` (its ``.truth.safetensors`` beside it).
+written by ``lifrnn synth-nwb --spikes`` (its ``.truth.safetensors`` and ``.trials.safetensors``
+beside it).
 
 1. The recording is written once by ``lifrnn synth-nwb --spikes`` (timed, not part of the job).
 2. Each stage of the evaluated job, through the core functions it calls: read the NWB file

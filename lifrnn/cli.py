@@ -644,8 +644,8 @@ def synth_nwb(
         typer.Option(
             "--spikes",
             help="a single-trial benchmark: each trial starts from its own initial state "
-            "(x*_c plus noise, --trial-noise) and the truth holds every trial's true rates "
-            "and initial state",
+            "(x*_c plus noise, --trial-noise); OUT.trials.safetensors holds every trial's "
+            "true rates and initial state",
         ),
     ] = False,
     latents: Annotated[
@@ -676,9 +676,10 @@ def synth_nwb(
 ) -> None:
     """Write a synthetic recording with a known truth: Poisson spikes of neurons reading a
     network fitted to reaches, in the MC_Maze NWB layout (NLB's held-out neurons marked), and
-    OUT.truth.safetensors beside it. Exit status 1, nothing written, when the network did not
-    converge (SOC abscissa above its target) or its reach fit stalled (reach R² below 0.7),
-    unless --allow-poor."""
+    OUT.truth.safetensors beside it (the generating network, a network file fit_data takes; with
+    --spikes or white-noise latents OUT.trials.safetensors too: every trial's true rates). Exit
+    status 1, nothing written, when the network did not converge (SOC abscissa above its
+    target) or its reach fit stalled (reach R² below 0.7), unless --allow-poor."""
     if out.suffix.lower() != ".nwb":
         raise typer.BadParameter(f"{out}: the file name must end in .nwb", param_hint="--out")
     from lifrnn.nwb import write_nwb
@@ -696,8 +697,9 @@ def synth_nwb(
         tensors, metadata, synthetic = _synth_from_network(
             network, n, conditions, trials, neurons, seed, noise, allow_poor
         )
-        if spikes:
-            tensors.update(_synth_trial_truth(synthetic))
+    # Every trial's truth in a file of its own: at MC_Maze's size it is hundreds of MB, and the
+    # truth file stays a network file of the usual size that fit_data takes as its network.
+    trial_truth = _synth_trial_truth(synthetic) if spikes or white_noise else None
     metadata.update(
         {
             "latents": latents.value,
@@ -716,6 +718,18 @@ def synth_nwb(
     from lifrnn.files import write_safetensors
 
     write_safetensors(truth, tensors, metadata)
+    if trial_truth is not None:
+        trial_file = out.with_name(out.stem + ".trials.safetensors")
+        write_safetensors(
+            trial_file,
+            trial_truth,
+            {
+                "kind": "synthetic_trial_truth",
+                "trial_rate_bin_width": str(synthetic.trial_rate_bin_width),
+                "recording": out.name,
+            },
+        )
+        logger.info("wrote every trial's true rates and initial state to %s", trial_file)
     recording = synthetic.recording
     logger.info(
         "wrote %s: %d neurons (%d held out), %d trials, %d spikes",
@@ -753,7 +767,6 @@ def _synth_white_noise(
         "baseline": synthetic.baseline,
         "rates": synthetic.rates,
         "velocity": synthetic.velocity,
-        **_synth_trial_truth(synthetic),
     }
     metadata = {
         "kind": "synthetic_truth",

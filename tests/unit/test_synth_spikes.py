@@ -151,7 +151,8 @@ def test_white_noise_latents_have_no_network_in_their_truth(tmp_path):
     tensors, metadata = read_safetensors(truth)
     assert not {"W", "h", "x_sp", "x_star", "C", "initial_states"} & set(tensors)
     assert (metadata["latents"], metadata["kind"]) == ("white-noise", "synthetic_truth")
-    assert tensors["trial_rates"].shape == (160, 180, 30)
+    trial_truth, _ = read_safetensors(tmp_path / "null.trials.safetensors")
+    assert trial_truth["trial_rates"].shape == (160, 180, 30)
     with pytest.raises(InvalidNetworkError, match="not a lifrnn network"):
         load_network(truth)
     recording = read_nwb(out, NWBLayout(), ["move_onset_time"])
@@ -177,8 +178,11 @@ def test_synth_nwb_refuses_a_network_that_did_not_converge_unless_allowed(networ
     assert allowed.exit_code == 0, allowed.output
     tensors, metadata = read_safetensors(tmp_path / "poor.truth.safetensors")
     assert "spectral abscissa 0.900" in metadata["poor"]
-    assert tensors["trial_rates"].shape == (160, 180, 10)
-    assert tensors["initial_states"].shape == (160, N)
+    assert not {"trial_rates", "initial_states"} & set(tensors)  # a network file, of its size
+    trial_truth, trial_meta = read_safetensors(tmp_path / "poor.trials.safetensors")
+    assert trial_meta["kind"] == "synthetic_trial_truth"
+    assert trial_truth["trial_rates"].shape == (160, 180, 10)
+    assert trial_truth["initial_states"].shape == (160, N)
 
 
 def test_a_stalled_reach_fit_is_named_with_its_r2():
