@@ -155,3 +155,17 @@ def test_the_tour_runs(live):
     assert python.returncode == 0, python.stdout + python.stderr
     assert re.search(r"^0\.1 \d", python.stdout, re.MULTILINE)  # the state-cost run, compared
     assert (tour / "figures" / "fit.png").is_file()
+    # Step 6's claim: on the spikes it made, the network beats every baseline and the random
+    # network on co-bps, and its headline calls that a finding against the strongest baseline.
+    from lifrnn.client import Client
+
+    with Client(env["LIFRNN_URL"], env["LIFRNN_TOKEN"]) as client:
+        (job,) = client.jobs(kind="fit_data", status="succeeded", limit=1)
+    nlb = job.metrics["nlb"]
+    scores = {model: score["co_bps"] for model, score in nlb["scores"].items()}
+    network = scores.pop("network")
+    assert network > max(scores.values()), scores
+    strongest = nlb["strongest_baseline"]
+    assert f"above the strongest baseline ({strongest}," in nlb["headline"]
+    assert nlb["headline"].endswith("a finding") and nlb["finding"]
+    assert "a finding" in shell.stdout  # `lifrnn status` printed the headline
