@@ -6,7 +6,8 @@ single-trial rates.
 The recording: a kao2021 network (n = 40, 32 excitatory units); 8 conditions with their own x*
 (RMS distance 0.2 from x_sp), 20 trials each, every trial starting at its condition's x* plus
 noise of sd 0.2 per unit; 96 neurons (72 held-in, 24 held-out) reading the excitatory rates
-through a softplus; Poisson counts in 5 ms bins, a 250 ms window and 25 ms forward.
+through a softplus; Poisson counts in 5 ms bins, a 250 ms window and 25 ms forward; the network
+integrated at 0.42 ms (a twelfth of a bin), near its continuous dynamics.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from lifrnn_core.soc import build_soc
 from lifrnn_core.soc_parameters import SOCParameters
 from lifrnn_core.spike_fitting import (
     PoissonReadout,
+    SpikeFit,
     SpikeFitConfig,
     fit_spikes,
     sample_spike_trials,
@@ -45,7 +47,9 @@ def single_thread():
     torch.set_num_threads(threads)
 
 
-def test_generating_network_recovers_the_true_rates_co_bps() -> None:
+@pytest.fixture(scope="module")
+def recording() -> dict:
+    """The network, its true x*, and spike trials sampled from it (module docstring)."""
     params = SOCParameters.for_method("kao2021", n=40)
     W = torch.from_numpy(build_soc(params, seed=0).weights)
     n_e = params.n_excitatory
@@ -68,19 +72,29 @@ def test_generating_network_recovers_the_true_rates_co_bps() -> None:
         generator=generator,
         window=(-0.1, 0.15),
         forward=0.025,
+        config=SpikeFitConfig(integration_dt=0.005 / 12),  # near the continuous dynamics
     )
-    trials = sampled.trials
+    return {"W": W, "h": h, "x_sp": x_sp, "x_star": x_star, "n_e": n_e, "sampled": sampled}
 
-    fit = fit_spikes(
-        W,
-        h,
-        x_sp,
-        trials,
-        n_excitatory=n_e,
-        config=SpikeFitConfig(fit_x_star=False, state_priors=(1.0,)),
+
+def fitted(recording: dict, **settings: object) -> SpikeFit:
+    """The Poisson fit on the recording's network with its true x* (``settings``: config)."""
+    return fit_spikes(
+        recording["W"],
+        recording["h"],
+        recording["x_sp"],
+        recording["sampled"].trials,
+        n_excitatory=recording["n_e"],
+        config=SpikeFitConfig(fit_x_star=False, state_priors=(1.0,), **settings),  # type: ignore[arg-type]
         generator=torch.Generator().manual_seed(1),
-        x_star=x_star,
+        x_star=recording["x_star"],
     )
+
+
+def test_generating_network_recovers_the_true_rates_co_bps(recording: dict) -> None:
+    sampled = recording["sampled"]
+    trials = sampled.trials
+    fit = fitted(recording)
 
     test = trials.mask("test")
     n_time = trials.heldout.shape[1]
@@ -92,3 +106,23 @@ def test_generating_network_recovers_the_true_rates_co_bps() -> None:
     assert np.isfinite(truth) and truth > 0.03
     assert truth - CO_BPS_GAP < model < truth + 0.005
     assert model > condition_mean + 0.005  # single trials matter here
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the brief's 1 % rule does not hold yet for the Poisson path: co-bps 0.0458 at the "
+    "default step (1.67 ms), 0.0435 at half of it, 0.0424 at a quarter; the val-chosen "
+    "readout decay (100 -> 1) and prior width (0.4 -> 0.1) flip between near-tied grid points, "
+    "and with the same choices the score still moves 2.4 % (docs/science.md)",
+)
+def test_the_scores_hold_when_the_euler_step_is_halved(recording: dict) -> None:
+    """The brief's rule for reported numbers: the co-bps moves by less than 1 % when the
+    integration step is halved (the default: the 5 ms bin in three steps of 1.67 ms; then six)."""
+    trials = recording["sampled"].trials
+    test = trials.mask("test")
+    observed = trials.heldout[test]
+    scores = [
+        bits_per_spike(fitted(recording, integration_dt=dt).heldout_rates[test].numpy(), observed)
+        for dt in (None, trials.bin_width / 6)
+    ]
+    assert abs(scores[1] - scores[0]) < 0.01 * abs(scores[1]), scores
