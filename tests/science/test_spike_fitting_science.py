@@ -33,10 +33,10 @@ pytestmark = pytest.mark.slow
 
 CO_BPS_GAP = 0.02
 """Bits per spike by which the fitted model may trail the true rates (issue 28's bar for the
-generating network). Measured: 0.050 true, 0.037 fitted, 0.024 the condition prediction
-(recording seeds 1-3: gaps 0.010-0.013, the condition prediction 0.010-0.016 below the fit).
-MAP inference with the true readout and prior width reaches 0.046; the rest is the readout,
-learnt from 96 training trials."""
+generating network). Measured (the generator at a twelfth of a bin): 0.056 true, 0.046 fitted,
+0.027 the condition prediction; with the generator at the default step (until stop 35) 0.050,
+0.037, 0.024 (recording seeds 1-3: gaps 0.010-0.013). MAP inference with the true readout and
+prior width reached 0.046 there; the rest is the readout, learnt from 96 training trials."""
 
 
 @pytest.fixture(autouse=True, scope="module")
