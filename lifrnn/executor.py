@@ -751,6 +751,13 @@ def _network_row(
     )
 
 
+IDLE_BACKOFF = 8
+IDLE_PAUSE_SECONDS = 1.0
+"""An idle in-process worker's longest pause between looks at the queue: IDLE_BACKOFF polls
+(``Settings.poll_seconds``) or IDLE_PAUSE_SECONDS, whichever is shorter, and never below one
+poll: the longest wait for a job queued through another process."""
+
+
 class WorkerPool:
     """Threads that claim queued jobs from the store and run them (the embedded default)."""
 
@@ -810,15 +817,25 @@ class WorkerPool:
     def _work(self, index: int) -> None:
         name = worker_name(f"thread-{index}")
         settings = self.store.settings
+        pause = settings.poll_seconds
         while not self.stopping.is_set():
             try:
                 with self.store.session() as session:
                     job_id = next_queued_job_id(session, settings.default_max_running)
                     session.rollback()
                 if job_id is None:
-                    self.wake.wait(settings.poll_seconds)
+                    # Idle: each empty look doubles the pause, up to IDLE_BACKOFF polls, so an
+                    # idle server does not query its database ten times a second; a job queued
+                    # through this process (notify) or released from waiting wakes it at once.
+                    woken = self.wake.wait(pause)
                     self.wake.clear()
+                    idle_limit = min(
+                        settings.poll_seconds * IDLE_BACKOFF,
+                        max(settings.poll_seconds, IDLE_PAUSE_SECONDS),
+                    )
+                    pause = settings.poll_seconds if woken else min(2 * pause, idle_limit)
                     continue
+                pause = settings.poll_seconds
                 execute_job(self.store, job_id, worker=name, shutdown=self.stopping)
             except Exception:
                 logger.exception("worker %s: unexpected error", name)

@@ -46,7 +46,13 @@ class Settings(BaseSettings):
     stale_after_seconds: float = Field(
         30.0, gt=0, description="a running job whose heartbeat is older is re-queued"
     )
-    poll_seconds: float = Field(0.5, gt=0, description="how often idle workers look for jobs")
+    poll_seconds: float = Field(
+        0.5,
+        gt=0,
+        description="how often idle workers look for jobs; after looks that find none the pause "
+        "doubles, up to 8 polls or 1 s, whichever is shorter (a job queued through the same "
+        "process wakes them at once)",
+    )
     progress_interval_seconds: float = Field(
         0.5, ge=0, description="progress is written to the store at most this often"
     )
