@@ -16,7 +16,6 @@ import io
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,8 +25,6 @@ from conftest import Server, cli, fresh_postgres_database, server_env
 
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 SOC = {"kind": "soc", "n": 40, "radius": 4.0}
-RUN_SECONDS = 40
-"""What one deployment's run may take (both together keep CI's share near a minute)."""
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +93,6 @@ def config_file(folder: Path, ids: dict[str, list[str]]) -> Path:
 
 def test_no_request_gets_a_server_error(idle_server, tmp_path):
     server, token, ids = idle_server
-    started = time.monotonic()
     done = subprocess.run(
         [
             sys.executable,
@@ -132,5 +128,4 @@ def test_no_request_gets_a_server_error(idle_server, tmp_path):
         check=False,
     )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
-    assert time.monotonic() - started < RUN_SECONDS
     assert "Traceback" not in server.log.read_text()
