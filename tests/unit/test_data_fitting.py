@@ -134,9 +134,17 @@ def test_a_frozen_map_is_kept_and_only_initial_states_are_fitted(
     network: dict, fitted: DataFit
 ) -> None:
     frozen = fitted.readout.rows(torch.arange(40))
-    again = fit(network, data=network["data"][:4, :, :40], seed=5, readout=frozen)
+    again = fit(
+        network,
+        data=network["data"][:4, :, :40],
+        seed=5,
+        readout=frozen,
+        settings={"max_iterations": 50},
+    )
     assert torch.equal(again.readout.D, fitted.readout.D[:40])
-    assert again.r2 > 0.95  # 0.981 measured, from -0.75 at the first guess
+    # from -0.75 at the first guess: 0.977 measured at 50 iterations; at 25 it stopped at the
+    # limit with 0.949 on a fresh install at stop 35 (0.981 before)
+    assert again.r2 > 0.95
 
 
 def test_cross_validation_scores_the_generating_network_above_both_baselines(
