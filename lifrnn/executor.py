@@ -752,10 +752,11 @@ def _network_row(
 
 
 IDLE_BACKOFF = 8
+"""An idle in-process worker's longest pause between looks at the queue, in polls
+(``Settings.poll_seconds``); IDLE_PAUSE_SECONDS caps it."""
 IDLE_PAUSE_SECONDS = 1.0
-"""An idle in-process worker's longest pause between looks at the queue: IDLE_BACKOFF polls
-(``Settings.poll_seconds``) or IDLE_PAUSE_SECONDS, whichever is shorter, and never below one
-poll: the longest wait for a job queued through another process."""
+"""The longest pause in seconds (never below one poll): the longest wait for a job queued
+through another process."""
 
 
 class WorkerPool:
@@ -817,7 +818,9 @@ class WorkerPool:
     def _work(self, index: int) -> None:
         name = worker_name(f"thread-{index}")
         settings = self.store.settings
-        pause = settings.poll_seconds
+        poll = settings.poll_seconds
+        longest = min(poll * IDLE_BACKOFF, max(poll, IDLE_PAUSE_SECONDS))
+        pause = poll
         while not self.stopping.is_set():
             try:
                 with self.store.session() as session:
@@ -829,14 +832,10 @@ class WorkerPool:
                     # through this process (notify) or released from waiting wakes it at once.
                     woken = self.wake.wait(pause)
                     self.wake.clear()
-                    idle_limit = min(
-                        settings.poll_seconds * IDLE_BACKOFF,
-                        max(settings.poll_seconds, IDLE_PAUSE_SECONDS),
-                    )
-                    pause = settings.poll_seconds if woken else min(2 * pause, idle_limit)
+                    pause = poll if woken else min(2 * pause, longest)
                     continue
-                pause = settings.poll_seconds
+                pause = poll
                 execute_job(self.store, job_id, worker=name, shutdown=self.stopping)
             except Exception:
                 logger.exception("worker %s: unexpected error", name)
-                self.stopping.wait(settings.poll_seconds)
+                self.stopping.wait(poll)
