@@ -16,6 +16,7 @@ from lifrnn.store import Sweep
 from lifrnn.store.jobs import DependentsError, QuotaExceededError
 from lifrnn.store.sweeps import (
     SweepBusyError,
+    SweepCounts,
     cancel_sweep,
     check_queue_room,
     create_sweep,
@@ -61,21 +62,26 @@ def sweep_out(sweep: Sweep, progress: SweepProgress) -> SweepOut:
     )
 
 
+def progress_out(counted: SweepCounts) -> SweepProgress:
+    return SweepProgress(
+        total=counted.total,
+        counts=counted.counts,
+        finished=counted.finished,
+        fraction=counted.fraction,
+    )
+
+
 def progress_of(session: Session, sweeps: list[Sweep]) -> dict[str, SweepProgress]:
     found = sweep_progress(session, [sweep.id for sweep in sweeps])
-    return {
-        sweep_id: SweepProgress(
-            total=counted.total,
-            counts=counted.counts,
-            finished=counted.finished,
-            fraction=counted.fraction,
-        )
-        for sweep_id, counted in found.items()
-    }
+    return {sweep_id: progress_out(counted) for sweep_id, counted in found.items()}
 
 
 def sweep_detail(session: Session, sweep: Sweep) -> SweepDetail:
-    """The sweep with its progress and one row per point."""
+    """The sweep with its progress and one row per point.
+
+    The progress is counted from the rows shown, so both come from one read: counted in a second
+    query, a job finishing between the two made a sweep "finished" with a row still running."""
+    points = sweep_points(session, sweep)
     rows = [
         SweepRow(
             point=link.point,
@@ -85,9 +91,9 @@ def sweep_detail(session: Session, sweep: Sweep) -> SweepDetail:
             metrics=numeric_metrics(job.metrics),
             error=job.error,
         )
-        for link, job in sweep_points(session, sweep)
+        for link, job in points
     ]
-    out = sweep_out(sweep, progress_of(session, [sweep])[sweep.id])
+    out = sweep_out(sweep, progress_out(SweepCounts.of(job.status for _, job in points)))
     return SweepDetail(**out.model_dump(), rows=rows)
 
 

@@ -316,6 +316,12 @@ class SweepCounts:
 
     counts: dict[str, int]
 
+    @classmethod
+    def of(cls, statuses: Iterable[str]) -> SweepCounts:
+        """Counts of these job statuses (every status present, zeros included)."""
+        counted = Counter(statuses)
+        return cls({status: counted[status] for status in STATUSES})
+
     @property
     def total(self) -> int:
         """Jobs of the sweep (a child deleted on its own is no longer counted)."""
@@ -345,10 +351,7 @@ def sweep_progress(session: Session, sweep_ids: Iterable[str]) -> dict[str, Swee
         )
         for sweep_id, status, count in rows:
             counts[sweep_id][status] += count
-    return {
-        sweep_id: SweepCounts({status: counted[status] for status in STATUSES})
-        for sweep_id, counted in counts.items()
-    }
+    return {sweep_id: SweepCounts.of(counted.elements()) for sweep_id, counted in counts.items()}
 
 
 def list_sweeps(
