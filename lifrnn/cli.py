@@ -139,7 +139,6 @@ def run(
     from pydantic import ValidationError
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from lifrnn.local_run import LocalSpecError, run_locally
     from lifrnn.specs import describe_validation_error, parse_spec
 
     try:
@@ -155,6 +154,8 @@ def run(
             kind = json.loads(spec_file.read_text()).get("kind")
         _emit_invalid(kind, reason, as_json)
         raise typer.Exit(2) from None
+    # after the spec is read: a bad one is refused in a second, without loading torch
+    from lifrnn.local_run import LocalSpecError, run_locally
 
     show_bar = not as_json and stderr.is_terminal
     with Progress(
@@ -184,7 +185,7 @@ def run(
 
 def _emit_invalid(kind: str | None, reason: str, as_json: bool) -> None:
     if as_json:
-        from lifrnn.jobs import JobResult
+        from lifrnn.results import JobResult
 
         result = JobResult(kind=kind or "unknown", status="failed", error=reason)
         sys.stdout.write(result.model_dump_json() + "\n")

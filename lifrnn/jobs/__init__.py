@@ -18,12 +18,13 @@ import torch
 
 from lifrnn import __version__
 from lifrnn.files import write_json
-from lifrnn.jobs.base import JobCancelledError, JobContext, JobResult
+from lifrnn.jobs.base import JobCancelledError, JobContext
 from lifrnn.jobs.fit import run_fit
 from lifrnn.jobs.fit_data import run_fit_data
 from lifrnn.jobs.prepare import run_prepare
 from lifrnn.jobs.retrain import run_retrain
 from lifrnn.jobs.soc import run_soc
+from lifrnn.results import JobResult
 from lifrnn.specs import SpecBase, spec_sha256
 from lifrnn_core.errors import LifrnnError
 

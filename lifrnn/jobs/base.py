@@ -13,34 +13,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from lifrnn.figure_recipes import FigureRecipe, encode_recipe, render_recipe
 from lifrnn.files import atomic_write, read_safetensors_bytes, safetensors_bytes
 from lifrnn.store.objects import ObjectNotFoundError, ObjectStore, delete_prefix
 from lifrnn_core.errors import InvalidNetworkError
 
-JobStatus = Literal["succeeded", "failed", "cancelled"]
-
 
 class JobCancelledError(Exception):
     """Raised inside a runner when the job was asked to stop."""
-
-
-class JobResult(BaseModel):
-    """The outcome of one job: what ``lifrnn run --json`` prints and the store will keep."""
-
-    kind: str
-    status: JobStatus
-    error: str | None = None
-    error_detail: str | None = Field(
-        None, description="the traceback of a numerical failure or an internal error"
-    )
-    metrics: dict[str, Any] = Field(default_factory=dict)
-    artifacts: dict[str, str] = Field(default_factory=dict)
 
 
 def _no_progress(fraction: float, message: str) -> None:

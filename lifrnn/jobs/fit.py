@@ -13,11 +13,12 @@ import torch
 from lifrnn import __version__
 from lifrnn.figure_recipes import FigureRecipe
 from lifrnn.files import load_matrix, write_safetensors
-from lifrnn.jobs.base import JobContext, JobResult
+from lifrnn.jobs.base import JobContext
 from lifrnn.jobs.numerics import euler_step_metrics
 from lifrnn.jobs.progress import FitProgress
 from lifrnn.jobs.soc import build_from_spec, not_converged_message
 from lifrnn.networks import load_network
+from lifrnn.results import JobResult
 from lifrnn.specs import FitSpec, MovementSpec, SOCSpec, spec_sha256
 from lifrnn.specs.resources import fit_estimate, soc_estimate
 from lifrnn_core.arm import hand_torques_for_reaches

@@ -30,9 +30,10 @@ import torch
 from lifrnn import __version__
 from lifrnn.figure_recipes import FigureRecipe
 from lifrnn.files import write_safetensors
-from lifrnn.jobs.base import JobContext, JobResult
+from lifrnn.jobs.base import JobContext
 from lifrnn.jobs.numerics import euler_step_metrics
 from lifrnn.networks import SavedNetwork, load_network
+from lifrnn.results import JobResult
 from lifrnn.specs import spec_sha256
 from lifrnn.specs.fit_data import FitDataSpec
 from lifrnn_core import baselines as baseline_models

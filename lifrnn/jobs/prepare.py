@@ -14,9 +14,10 @@ import torch
 from lifrnn import __version__
 from lifrnn.figure_recipes import FigureRecipe
 from lifrnn.files import write_safetensors
-from lifrnn.jobs.base import JobContext, JobResult
+from lifrnn.jobs.base import JobContext
 from lifrnn.jobs.fit import targets_for
 from lifrnn.networks import SavedNetwork, load_network
+from lifrnn.results import JobResult
 from lifrnn.specs import MovementSpec, PrepareSpec, spec_sha256
 from lifrnn_core.control import (
     PreparatoryFeedback,

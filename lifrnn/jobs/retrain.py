@@ -14,11 +14,12 @@ import torch
 from lifrnn import __version__
 from lifrnn.figure_recipes import FigureRecipe
 from lifrnn.files import write_safetensors
-from lifrnn.jobs.base import JobContext, JobResult
+from lifrnn.jobs.base import JobContext
 from lifrnn.jobs.fit import TYPICAL_FIT_ITERATIONS, fit_state_saver, load_fit_state, targets_for
 from lifrnn.jobs.prepare import fitted_targets
 from lifrnn.jobs.progress import FitProgress
 from lifrnn.networks import SavedNetwork, load_network
+from lifrnn.results import JobResult
 from lifrnn.specs import MovementSpec, RetrainSpec, spec_sha256
 from lifrnn_core.control import preparatory_feedback
 from lifrnn_core.errors import InvalidNetworkError

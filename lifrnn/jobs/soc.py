@@ -14,8 +14,9 @@ import torch
 from lifrnn import __version__
 from lifrnn.figure_recipes import FigureRecipe
 from lifrnn.files import load_matrix, write_safetensors
-from lifrnn.jobs.base import JobContext, JobResult
+from lifrnn.jobs.base import JobContext
 from lifrnn.jobs.progress import SOCProgress
+from lifrnn.results import JobResult
 from lifrnn.specs import SOCSpec, spec_sha256
 from lifrnn_core.amplification import EvokedEnergy, evoked_energy
 from lifrnn_core.errors import InvalidNetworkError

@@ -7,6 +7,7 @@ works whichever process answers, and stopping the server leaves no process behin
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import time
@@ -16,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Server, server_env
+from conftest import Server, fresh_postgres_database, server_env
 
 SMALL_SOC = {"kind": "soc", "n": 40, "radius": 4}
 
@@ -58,14 +59,17 @@ def served(
 ) -> Iterator[tuple[MultiServer, str]]:
     """One server per database for the module's tests (the last one stops it)."""
     home = tmp_path_factory.mktemp(f"api-workers-{request.param}")
-    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
-    env = server_env(home, url, workers=1, poll_seconds=0.1, heartbeat_seconds=0.3)
-    server = MultiServer(home, env)
-    server.start()
-    try:
-        yield server, (home / "token").read_text().strip()
-    finally:
-        server.stop()
+    with contextlib.ExitStack() as stack:
+        url = None  # its own database: the local user it creates is not the service's
+        if request.param == "postgresql":
+            url = stack.enter_context(fresh_postgres_database("lifrnn_api_workers"))
+        env = server_env(home, url, workers=1, poll_seconds=0.1, heartbeat_seconds=0.3)
+        server = MultiServer(home, env)
+        server.start()
+        try:
+            yield server, (home / "token").read_text().strip()
+        finally:
+            server.stop()
 
 
 def test_two_api_processes_serve_and_one_pool_runs_the_job(served: Any) -> None:

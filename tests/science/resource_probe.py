@@ -1,18 +1,20 @@
-"""Run jobs in this process and measure each one's peak memory and artifact bytes.
+"""Run jobs and measure each one's peak memory and artifact bytes.
 
-``python resource_probe.py CASE.json FOLDER``: CASE is ``{"name", "spec", "inputs"}``
-(``inputs``: spec field -> a file, or ``"case:NAME"`` for the ``network.safetensors`` of an
-earlier case); it writes into ``FOLDER/NAME``. Prints one JSON line: its status, ``peak_bytes``
-(the resident-set peak while it ran, above the resident set before it: Linux's ``VmHWM``, reset
-through ``/proc/self/clear_refs``) and ``output_bytes`` (its artifacts). One case per fresh
-process, so that no memory an earlier job left to the allocator hides this one's; a tiny
-warm-up job first loads every library.
+``python resource_probe.py FOLDER CASE.json [CASE.json ...]``: each CASE is ``{"name", "spec",
+"inputs"}`` (``inputs``: spec field -> a file, or ``"case:NAME"`` for the ``network.safetensors``
+of an earlier case); it writes into ``FOLDER/NAME``. Prints one JSON line per case, in order: its
+status, ``peak_bytes`` (the resident-set peak while it ran, above the resident set before it:
+Linux's ``VmHWM``, reset through ``/proc/self/clear_refs``) and ``output_bytes`` (its artifacts).
+The libraries are imported once; each case then runs in a process forked from that one, so that
+no memory an earlier job left to the allocator hides this one's; a tiny warm-up job in the fork
+first touches every code path.
 """
 
 from __future__ import annotations
 
 import ctypes
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -49,10 +51,9 @@ def measure(spec: dict, inputs: dict[str, Path], out: Path) -> dict:
     }
 
 
-def main() -> None:
+def probe(case: dict, root: Path) -> dict:
+    """One case, after the warm-up: its name and measurement."""
     torch.set_num_threads(2)
-    case = json.loads(Path(sys.argv[1]).read_text())
-    root = Path(sys.argv[2])
     measure({"kind": "soc", "n": 20, "max_iterations": 2}, {}, root / f"warm-up-{case['name']}")
     inputs = {
         field: root / value.removeprefix("case:") / "network.safetensors"
@@ -60,8 +61,31 @@ def main() -> None:
         else Path(value)
         for field, value in case.get("inputs", {}).items()
     }
-    found = measure(case["spec"], inputs, root / case["name"])
-    print(json.dumps({"name": case["name"], **found}), flush=True)
+    return {"name": case["name"], **measure(case["spec"], inputs, root / case["name"])}
+
+
+def main() -> None:
+    root = Path(sys.argv[1])
+    for listing in sys.argv[2:]:  # in order: a case may read an earlier one's network
+        case = json.loads(Path(listing).read_text())
+        read, write = os.pipe()
+        child = os.fork()
+        if child == 0:  # the fork: no thread has run yet in the parent, so none is lost here
+            os.close(read)
+            try:
+                found = json.dumps(probe(case, root)).encode()
+            except BaseException as error:
+                found = json.dumps({"name": case["name"], "crashed": repr(error)}).encode()
+            with os.fdopen(write, "wb") as pipe:
+                pipe.write(found)
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            found = pipe.read()
+        _, code = os.waitpid(child, 0)
+        if code != 0 or not found:
+            raise SystemExit(f"case {case['name']}: the probe process ended with status {code}")
+        print(found.decode(), flush=True)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ import torch
 
 from lifrnn.files import write_safetensors
 from lifrnn.jobs import run_job
-from lifrnn.jobs.base import JobContext, JobResult
+from lifrnn.jobs.base import JobContext
 from lifrnn.nwb import NWBLayout, read_nwb, write_nwb
+from lifrnn.results import JobResult
 from lifrnn.specs import FitDataSpec
 from lifrnn_core.nlb_metrics import co_bps
 from lifrnn_core.soc import build_soc

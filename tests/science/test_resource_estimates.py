@@ -1,5 +1,5 @@
 """The resource estimates that decide a job's admission (issue 13, point 1) against what the
-jobs really take: each case runs in a fresh process (``resource_probe.py``) that measures its
+jobs really take: each case runs in a process of its own (``resource_probe.py``) that measures its
 peak resident memory and the bytes of its artifacts; the spec's estimate must be within a
 factor of 2 of both. The cases are small (seconds each) but large enough that the arrays the
 estimates describe dominate the measurement.
@@ -104,18 +104,22 @@ def measured(tmp_path_factory):
         },
     ]
     runs = folder / "runs"
-    results = {}
-    for case in cases:  # in order: prepare and retrain read the fit's network
+    listings = []
+    for case in cases:
         listing = folder / f"{case['name']}.json"
         listing.write_text(json.dumps(case))
-        done = subprocess.run(
-            [sys.executable, str(PROBE), str(listing), str(runs)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-        results[case["name"]] = json.loads(done.stdout.strip().splitlines()[-1])
+        listings.append(str(listing))
+    done = subprocess.run(
+        [sys.executable, str(PROBE), str(runs), *listings],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    results = {result["name"]: result for result in found}
+    assert set(results) == {case["name"] for case in cases}, done.stdout[-3000:]
+    assert not any("crashed" in result for result in found), found
     return {case["name"]: case for case in cases}, results, runs
 
 

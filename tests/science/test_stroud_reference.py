@@ -17,7 +17,6 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from lifrnn.jobs.soc import build_from_spec
 from lifrnn.specs import parse_spec, spec_sha256
 from lifrnn_core.soc import amplification, initial_weights
 
@@ -77,10 +76,10 @@ def test_the_stroud_draw_is_refused_where_it_would_draw_nothing(fields):
 
 
 @pytest.mark.slow
-def test_the_build_matches_stroud_code_in_octave():
-    """The whole spec path (spec -> parameters -> draw -> fixed-rate build), as a job runs it."""
-    spec = parse_spec({"kind": "soc", "initial_draw": "stroud"})
-    result = build_from_spec(spec, lambda fraction, message: None)
+def test_the_build_matches_stroud_code_in_octave(stroud_build):
+    """The whole spec path (spec -> parameters -> draw -> fixed-rate build), as a job runs it
+    (the ``stroud_build`` fixture of conftest.py)."""
+    result = stroud_build
     assert np.array_equal(result.initial_weights, documented_matrix(0))
     assert result.converged
     assert result.iterations == OCTAVE["iterations"]

@@ -20,8 +20,9 @@ import torch
 
 from lifrnn.files import read_safetensors, write_safetensors
 from lifrnn.jobs import run_job
-from lifrnn.jobs.base import JobContext, JobResult
+from lifrnn.jobs.base import JobContext
 from lifrnn.nwb import inspect_nwb, write_nwb
+from lifrnn.results import JobResult
 from lifrnn.specs import FitDataSpec, InputFacts
 from lifrnn_core.nlb_metrics import co_bps
 from lifrnn_core.soc import build_soc
