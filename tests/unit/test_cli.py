@@ -1,4 +1,9 @@
-"""``lifrnn run``: a job from a spec file to artifacts on disk, as a user runs it."""
+"""``lifrnn run``: a job from a spec file to artifacts on disk, as a user runs it.
+
+The first test runs ``python -m lifrnn`` in a new process, the entry point a user types; the
+others call the same command line in this process (typer's runner: the command's own code, its
+exit status and output, without a new interpreter loading torch for each).
+"""
 
 import json
 import subprocess
@@ -8,14 +13,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors import safe_open
+from typer.testing import CliRunner
 
+from lifrnn.cli import app
 from lifrnn.files import load_matrix, read_safetensors
 
 
-def lifrnn(*args: str) -> subprocess.CompletedProcess[str]:
+def lifrnn_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """``lifrnn ARGS`` in a new process."""
     return subprocess.run(
         [sys.executable, "-m", "lifrnn", *args], capture_output=True, text=True, timeout=300
     )
+
+
+def lifrnn(*args: str) -> subprocess.CompletedProcess[str]:
+    """``lifrnn ARGS`` in this process; an exception the command does not turn into an exit
+    status fails the test."""
+    done = CliRunner().invoke(app, list(args), prog_name="lifrnn", catch_exceptions=False)
+    return subprocess.CompletedProcess(args, done.exit_code, done.stdout, done.stderr)
 
 
 def write_spec(tmp_path: Path, **fields) -> Path:
@@ -30,7 +45,7 @@ def last_json_line(stdout: str) -> dict:
 
 def test_run_writes_network_figure_and_json_result(tmp_path):
     out = tmp_path / "out"
-    done = lifrnn("run", str(write_spec(tmp_path)), "--out", str(out), "--json")
+    done = lifrnn_process("run", str(write_spec(tmp_path)), "--out", str(out), "--json")
     assert done.returncode == 0, done.stderr
     result = last_json_line(done.stdout)
     assert set(result) >= {"kind", "status", "error", "metrics", "artifacts"}

@@ -2,13 +2,14 @@
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from lifrnn.cli import app
 from lifrnn.files import read_safetensors, write_safetensors
 from lifrnn.jobs import JobContext, run_job
 from lifrnn.jobs.prepare import TABLE_MEASURES
@@ -16,9 +17,11 @@ from lifrnn.specs import PrepareSpec, describe_validation_error, parse_spec
 
 
 def lifrnn(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "lifrnn", *args], capture_output=True, text=True, timeout=300
-    )
+    """``lifrnn ARGS`` in this process (typer's runner; ``python -m lifrnn`` in a new process is
+    tests/unit/test_cli.py's first test); an exception the command does not turn into an exit
+    status fails the test."""
+    done = CliRunner().invoke(app, list(args), prog_name="lifrnn", catch_exceptions=False)
+    return subprocess.CompletedProcess(args, done.exit_code, done.stdout, done.stderr)
 
 
 def last_json_line(stdout: str) -> dict:
