@@ -35,4 +35,27 @@ echo "== ruff check"; ruff check .
 echo "== ruff format --check"; ruff format --check .
 echo "== mypy"; mypy
 echo "== browser"; bash scripts/install-browser.sh
-echo "== pytest"; pytest "$@"
+if [ $# -gt 0 ]; then echo "== pytest $*"; exec pytest "$@"; fi
+
+# The whole suite: two pytest processes side by side. The integration tests mostly wait (on
+# servers starting, workers polling, jobs in other processes) and share PostgreSQL, Redis and
+# SeaweedFS; the unit, science and browser tests mostly compute and use none of those (each
+# process makes its own databases, ports and folders). The computing one keeps torch and BLAS to
+# one thread each, so that the two do not oversubscribe two cores. The integration run's report
+# is printed after the other's; each prints its own slowest tests.
+report=$(mktemp -t lifrnn-integration-XXXXXX.log)
+echo "== pytest tests/integration (in the background; its report follows the other one's: $report)"
+pytest tests/integration >"$report" 2>&1 &
+integration=$!
+echo "== pytest tests/unit tests/science tests/e2e"
+status=0
+OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+  pytest tests/unit tests/science tests/e2e || status=$?
+integration_status=0
+wait "$integration" || integration_status=$?
+echo "== pytest tests/integration (exit $integration_status)"
+cat "$report"
+if [ "$status" -ne 0 ] || [ "$integration_status" -ne 0 ]; then
+  echo "pytest failed: unit/science/e2e exit $status, integration exit $integration_status" >&2
+  exit 1
+fi
