@@ -2,8 +2,9 @@
 statistics of the network it returns (inhibitory density, ||W||_F, amplification) within 5 %.
 
 hennequin2014 at n = 100 (default rate 10 sqrt(1/2)), where a fixed build takes about 8 s on
-2 cores. Seed 0 is a known failure: the adaptive build there ends on a different, more
-amplifying network after a longer creep near the target (docs/performance.md, "SOC builds").
+2 cores. Seed 0 is a known failure, listed but not run: the adaptive build there ends on a
+different, more amplifying network after a longer creep near the target (docs/performance.md,
+"SOC builds").
 """
 
 import numpy as np
@@ -14,8 +15,9 @@ from lifrnn_core.soc import SOCParameters, amplification, build_soc
 pytestmark = pytest.mark.slow
 
 KNOWN_DIVERGENT = pytest.mark.xfail(
-    strict=True,
-    reason="adaptive steps reach a network with +38 % amplification and +14 % ||W||_F",
+    run=False,  # its two builds take 35-80 s; it was measured to fail as the reason says
+    reason="adaptive steps reach a network with +38 % amplification and +14 % ||W||_F "
+    "(not run in the suite: docs/performance.md, 'SOC builds')",
 )
 
 

@@ -1,6 +1,6 @@
 """Reference values of docs/science.md §2 on full-size (N=200) builds.
 
-One complete hennequin2014 build to 0.15 (the ``stroud_build`` of conftest.py: the documented
+One complete hennequin2014 build to 0.15 (the ``stroud_build`` of tests/conftest.py: the documented
 initial matrix of test_stroud_reference.py, which also compares it step for step with Stroud's
 code) and one kao2021 build on the default draw. Bands are those of docs/science.md except where
 our measurements differ; those are named, with what other draws (seeds 0 and 1 of the default

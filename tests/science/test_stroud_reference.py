@@ -78,7 +78,7 @@ def test_the_stroud_draw_is_refused_where_it_would_draw_nothing(fields):
 @pytest.mark.slow
 def test_the_build_matches_stroud_code_in_octave(stroud_build):
     """The whole spec path (spec -> parameters -> draw -> fixed-rate build), as a job runs it
-    (the ``stroud_build`` fixture of conftest.py)."""
+    (the ``stroud_build`` fixture of tests/conftest.py)."""
     result = stroud_build
     assert np.array_equal(result.initial_weights, documented_matrix(0))
     assert result.converged
