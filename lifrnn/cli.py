@@ -35,7 +35,7 @@ from lifrnn.cli_client import register as register_service_commands
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from lifrnn.jobs import JobResult
+    from lifrnn.results import JobResult
     from lifrnn.settings import Settings
 
 # Commands import what they use (the spec models, settings, the store, torch) when they run, so

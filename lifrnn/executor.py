@@ -31,9 +31,10 @@ from pydantic import ValidationError
 from sqlalchemy import delete, select
 
 from lifrnn.headers import HeaderError, read_file_header
-from lifrnn.jobs import JobContext, JobResult, run_job
+from lifrnn.jobs import JobContext, run_job
 from lifrnn.jobs.base import Checkpoints, JobCancelledError
 from lifrnn.private_files import private_dir
+from lifrnn.results import JobResult
 from lifrnn.settings import Settings
 from lifrnn.specs import describe_validation_error, parse_spec
 from lifrnn.store import Store

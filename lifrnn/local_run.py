@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from lifrnn.executor import execute_job, worker_name
-from lifrnn.jobs import JobResult
+from lifrnn.results import JobResult
 from lifrnn.settings import Settings
 from lifrnn.specs import ReferenceKind, SpecBase, describe_validation_error, parse_spec
 from lifrnn.specs.local import LocalFileError, replace_local_paths

@@ -47,6 +47,7 @@ report=$(mktemp -t lifrnn-integration-XXXXXX.log)
 echo "== pytest tests/integration (in the background; its report follows the other one's: $report)"
 pytest tests/integration >"$report" 2>&1 &
 integration=$!
+trap 'kill "$integration" 2>/dev/null || true' INT TERM  # an interrupted run stops both
 echo "== pytest tests/unit tests/science tests/e2e"
 status=0
 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \

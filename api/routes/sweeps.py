@@ -4,6 +4,7 @@ points, cancel and delete of all its jobs at once."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
@@ -93,7 +94,7 @@ def sweep_detail(session: Session, sweep: Sweep) -> SweepDetail:
         )
         for link, job in points
     ]
-    out = sweep_out(sweep, progress_out(SweepCounts.of(job.status for _, job in points)))
+    out = sweep_out(sweep, progress_out(SweepCounts.of(Counter(job.status for _, job in points))))
     return SweepDetail(**out.model_dump(), rows=rows)
 
 

@@ -28,7 +28,7 @@ from lifrnn.results import JobResult
 from lifrnn.specs import SpecBase, spec_sha256
 from lifrnn_core.errors import LifrnnError
 
-__all__ = ["RUNNERS", "JobCancelledError", "JobContext", "JobResult", "run_job"]
+__all__ = ["RUNNERS", "JobCancelledError", "JobContext", "run_job"]
 
 logger = logging.getLogger(__name__)
 

@@ -317,9 +317,8 @@ class SweepCounts:
     counts: dict[str, int]
 
     @classmethod
-    def of(cls, statuses: Iterable[str]) -> SweepCounts:
-        """Counts of these job statuses (every status present, zeros included)."""
-        counted = Counter(statuses)
+    def of(cls, counted: Counter[str]) -> SweepCounts:
+        """These counts of job statuses with every status present (zeros included)."""
         return cls({status: counted[status] for status in STATUSES})
 
     @property
@@ -351,7 +350,7 @@ def sweep_progress(session: Session, sweep_ids: Iterable[str]) -> dict[str, Swee
         )
         for sweep_id, status, count in rows:
             counts[sweep_id][status] += count
-    return {sweep_id: SweepCounts.of(counted.elements()) for sweep_id, counted in counts.items()}
+    return {sweep_id: SweepCounts.of(counted) for sweep_id, counted in counts.items()}
 
 
 def list_sweeps(

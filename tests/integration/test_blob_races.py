@@ -23,7 +23,7 @@ import pytest
 from conftest import cli, fresh_postgres_database, server_env
 
 from lifrnn.executor import _finish
-from lifrnn.jobs import JobResult
+from lifrnn.results import JobResult
 from lifrnn.settings import Settings
 from lifrnn.store import Artifact, Job, Store, User
 from lifrnn.store.blobs import check_consistency

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from lifrnn.files import read_safetensors
-from lifrnn.jobs import JobContext, JobResult, run_job
+from lifrnn.jobs import JobContext, run_job
 from lifrnn.jobs.base import Checkpoints
 from lifrnn.jobs.soc import CHECKPOINT_EVERY
+from lifrnn.results import JobResult
 from lifrnn.specs import parse_spec
 from lifrnn.store.objects import FileObjectStore
 
