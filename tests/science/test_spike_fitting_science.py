@@ -108,21 +108,17 @@ def test_generating_network_recovers_the_true_rates_co_bps(recording: dict) -> N
     assert model > condition_mean + 0.005  # single trials matter here
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the brief's 1 % rule does not hold yet for the Poisson path: co-bps 0.0458 at the "
-    "default step (1.67 ms), 0.0435 at half of it, 0.0424 at a quarter; the val-chosen "
-    "readout decay (100 -> 1) and prior width (0.4 -> 0.1) flip between near-tied grid points, "
-    "and with the same choices the score still moves 2.4 % (docs/science.md)",
-)
-def test_the_scores_hold_when_the_euler_step_is_halved(recording: dict) -> None:
+def test_the_scores_hold_when_the_integration_step_is_halved(recording: dict) -> None:
     """The brief's rule for reported numbers: the co-bps moves by less than 1 % when the
-    integration step is halved (the default: the 5 ms bin in three steps of 1.67 ms; then six)."""
+    integration step is halved (the default: the 5 ms bin in two Heun steps of 2.5 ms; then
+    four). With forward Euler it moved ~5 % (docs/science.md)."""
     trials = recording["sampled"].trials
     test = trials.mask("test")
     observed = trials.heldout[test]
+    default = SpikeFitConfig().step(trials.bin_width)
+    assert default == pytest.approx(trials.bin_width / 2)
     scores = [
         bits_per_spike(fitted(recording, integration_dt=dt).heldout_rates[test].numpy(), observed)
-        for dt in (None, trials.bin_width / 6)
+        for dt in (None, default / 2)
     ]
     assert abs(scores[1] - scores[0]) < 0.01 * abs(scores[1]), scores
