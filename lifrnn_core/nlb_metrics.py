@@ -174,7 +174,8 @@ def _lagged_samples(
     y = velocity[:, lag_bins:].reshape(-1, velocity.shape[2])
     # nlb-tools drops the samples whose first behaviour channel is NaN.
     kept = ~np.isnan(y[:, 0])
-    x, y = x[kept], y[kept]
+    if not kept.all():  # (indexing copies: at MC_Maze's size, hundreds of MB)
+        x, y = x[kept], y[kept]
     if np.isnan(x).any():
         raise ValueError(f"{what}: NaN rate predictions where velocity is known")
     return x, y
@@ -333,7 +334,7 @@ def condition_psths(
     Returns:
         psths: (conditions, time, neurons) spikes per bin; labels: the conditions in natural order.
     """
-    averages, labels, _ = condition_average(np.asarray(spikes, dtype=np.float64), conditions)
+    averages, labels, _ = condition_average(np.asarray(spikes), conditions)
     return gaussian_smooth(averages, kernel_sd, bin_width, axis=1), labels
 
 
@@ -361,7 +362,7 @@ def psth_r2(
         R² averaged over neurons (a neuron whose PSTHs are constant scores 1 if matched exactly,
         else 0, as scikit-learn does).
     """
-    rates = np.asarray(rates, dtype=np.float64)
+    rates = np.asarray(rates)  # averaged in float64 below, without a float64 copy of it all
     psths = np.asarray(psths, dtype=np.float64)
     labels = np.array([str(label) for label in conditions], dtype=object)
     if rates.ndim != 3 or psths.ndim != 3 or rates.shape[1:] != psths.shape[1:]:
@@ -377,7 +378,7 @@ def psth_r2(
         if not trials.any():
             continue
         known = ~np.isnan(psth[:, 0])
-        mean_rates = rates[trials].mean(axis=0)[known]
+        mean_rates = rates[trials].mean(axis=0, dtype=np.float64)[known]
         if np.isnan(mean_rates).any():
             raise ValueError(f"psth_r2: NaN rate predictions in condition {label!r}")
         observed.append(psth[known])
@@ -522,9 +523,18 @@ def score_spike_trials(
     fitted = trials.mask("train")
     if split == "test":
         fitted = fitted | trials.mask("val")
-    rates = np.concatenate([heldin_rates, heldout_rates], axis=-1)
-    spikes = np.concatenate([trials.heldin, trials.heldout], axis=-1)
-    psths, psth_labels = condition_psths(spikes, trials.condition, trials.bin_width, psth_kernel_sd)
+
+    # Memory: at MC_Maze's size one (trials, time, neurons) float64 array is ~450 MB, so the
+    # rates of all neurons are joined only for the trials each score reads, and the PSTHs of
+    # the held-in and held-out neurons are taken apart (smoothing is per neuron: the same).
+    def all_neurons(which: np.ndarray) -> np.ndarray:
+        return np.concatenate([heldin_rates[which], heldout_rates[which]], axis=-1)
+
+    parts = [
+        condition_psths(counts, trials.condition, trials.bin_width, psth_kernel_sd)
+        for counts in (trials.heldin, trials.heldout)
+    ]
+    psths, psth_labels = np.concatenate([part[0] for part in parts], axis=-1), parts[0][1]
     forward_rates = forward_spikes = None
     if (
         heldin_forward_rates is not None
@@ -543,9 +553,9 @@ def score_spike_trials(
         trials.heldout[scored],
         forward_rates=forward_rates,
         forward_spikes=forward_spikes,
-        train_rates=rates[fitted] if behaviour is not None else None,
+        train_rates=all_neurons(fitted) if behaviour is not None else None,
         train_velocity=behaviour[fitted] if behaviour is not None else None,
-        eval_rates=rates[scored],
+        eval_rates=all_neurons(scored),
         eval_velocity=behaviour[scored] if behaviour is not None else None,
         lag_bins=round(velocity_lag / trials.bin_width),
         eval_conditions=trials.condition[scored],

@@ -343,7 +343,8 @@ class _Grouping:
 
     def mean(self, x_in_order: np.ndarray) -> np.ndarray:
         """(conditions, ...) mean of (trials, ...) values already arranged in ``order``."""
-        sums = np.add.reduceat(np.asarray(x_in_order, dtype=np.float64), self.first, axis=0)
+        # float64 sums without a float64 copy of every trial (counts are often int32)
+        sums = np.add.reduceat(np.asarray(x_in_order), self.first, axis=0, dtype=np.float64)
         return sums / self.counts.reshape((-1,) + (1,) * (sums.ndim - 1))
 
 

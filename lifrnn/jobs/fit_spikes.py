@@ -40,7 +40,6 @@ from lifrnn_core import baselines as baseline_models
 from lifrnn_core.data_fitting import random_like
 from lifrnn_core.dynamics import background_input, spontaneous_state
 from lifrnn_core.errors import DivergenceError, InvalidNetworkError
-from lifrnn_core.euler import euler_step
 from lifrnn_core.gramians import spectral_abscissa
 from lifrnn_core.jpca import JPCAResult, jpca
 from lifrnn_core.nlb_metrics import (
@@ -90,7 +89,9 @@ _SHARES = {"read": 0.05, "baselines": 0.35, "network": 0.7, "random_network": 0.
 
 @dataclass
 class ModelPrediction:
-    """One model's predicted rates for every trial, spikes per bin.
+    """One model's predicted rates for every trial, spikes per bin, kept in float32 (at
+    MC_Maze's size a model's rates are ~0.6 GB in float64, and a job holds six models; the
+    scores are computed in float64 from these values).
 
     Attributes:
         heldin: (trials, time, n_heldin) held-in neurons in the window.
@@ -98,6 +99,8 @@ class ModelPrediction:
         forward: (trials, n_forward, n_heldin + n_heldout) after the window, or None.
         info: what the model chose and how it went (JSON-ready).
         extra: a fitted network's parameters (``x_star``, ``C``, ``b``, ``initial_states``).
+        test_only: the rows are the test trials' only: what the job keeps of a model other
+            than the network once it is scored (its artifacts and its margin read no more).
     """
 
     heldin: np.ndarray
@@ -105,6 +108,22 @@ class ModelPrediction:
     forward: np.ndarray | None
     info: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    test_only: bool = False
+
+    def __post_init__(self) -> None:
+        self.heldin = np.asarray(self.heldin, dtype=np.float32)
+        self.heldout = np.asarray(self.heldout, dtype=np.float32)
+        if self.forward is not None:
+            self.forward = np.asarray(self.forward, dtype=np.float32)
+
+    def test_rows(self, test: np.ndarray) -> ModelPrediction:
+        """The prediction of the ``test`` trials (a (trials,) mask) only."""
+        if self.test_only:
+            return self
+        forward = None if self.forward is None else self.forward[test]
+        return ModelPrediction(
+            self.heldin[test], self.heldout[test], forward, self.info, self.extra, test_only=True
+        )
 
     def tensors(self) -> dict[str, np.ndarray]:
         found = {"heldin": self.heldin, "heldout": self.heldout}
@@ -243,6 +262,9 @@ def _network_prediction(fit: SpikeFit) -> ModelPrediction:
     def numpy(x: torch.Tensor) -> np.ndarray:
         return x.detach().cpu().double().numpy()
 
+    def rates(x: torch.Tensor) -> np.ndarray:
+        return x.detach().cpu().float().numpy()  # as ModelPrediction keeps them
+
     points = fit.grid
     info = {
         "converged": fit.converged,
@@ -265,7 +287,7 @@ def _network_prediction(fit: SpikeFit) -> ModelPrediction:
     }
     info["tensors"] = sorted(extra)
     return ModelPrediction(
-        numpy(fit.heldin_rates), numpy(fit.heldout_rates), numpy(fit.forward_rates), info, extra
+        rates(fit.heldin_rates), rates(fit.heldout_rates), rates(fit.forward_rates), info, extra
     )
 
 
@@ -370,8 +392,8 @@ def _noise_ceiling(
 ) -> dict[str, Any]:
     """The network's in-sample (train) PSTH R² and co-bps beside the PSTHs' reliability."""
     train = trials.mask("train")
-    counts = np.concatenate([trials.heldin, trials.heldout], axis=-1)[train]
-    rates = np.concatenate([network.heldin, network.heldout], axis=-1)[train]
+    counts = np.concatenate([trials.heldin[train], trials.heldout[train]], axis=-1)
+    rates = np.concatenate([network.heldin[train], network.heldout[train]], axis=-1)
     conditions = trials.condition[train]
     reliability = psth_reliability(
         counts, conditions, trials.bin_width, np.random.default_rng([spec.seed, 28])
@@ -403,8 +425,8 @@ def _margin(
     (the null model cancels), so each resample costs two sums."""
     test = trials.mask("test")
     counts = trials.heldout[test].astype(np.float64)
-    difference = _trial_gains(network.heldout[test], counts) - _trial_gains(
-        other.heldout[test], counts
+    difference = _trial_gains(network.test_rows(test).heldout, counts) - _trial_gains(
+        other.test_rows(test).heldout, counts
     )
     spikes = counts.sum(axis=(1, 2))
     rng = np.random.default_rng([seed, 29])
@@ -590,7 +612,8 @@ def _write_artifacts(
         "n_excitatory": str(network.n_excitatory),
         "tau": str(spec.tau),
         "dt": str(trials.bin_width),
-        "integration_dt": str(euler_step(trials.bin_width, spec.integration_dt)),
+        "integration_dt": str(spec.spike_step),
+        "integrator": "heun",
         "gain": spec.gain,
         "conditions": fit.info["conditions"],
         "window": list(spec.recording.window),
@@ -624,8 +647,8 @@ def _write_artifacts(
         "initial_states": extra["initial_states"][test],
     }
     for name, prediction in models.items():
-        for part, array in prediction.tensors().items():
-            outputs[f"{name}.{part}"] = np.asarray(array[test], dtype=np.float32)
+        for part, array in prediction.test_rows(test).tensors().items():
+            outputs[f"{name}.{part}"] = np.asarray(array, dtype=np.float32)
     write_safetensors(
         context.artifact_path("spike_fit.safetensors"),
         outputs,
@@ -656,7 +679,16 @@ def run_fit_spikes(spec: FitDataSpec, context: JobContext) -> JobResult:
     chosen = spec.spikes.baselines if spec.baselines else []
     fixed = [name for name in chosen if name != "random_network"]
     models: dict[str, ModelPrediction] = {}
+    scores: dict[str, NLBScores] = {}
     notes: list[str] = []
+    test = trials.mask("test")
+
+    def keep(name: str, prediction: ModelPrediction) -> None:
+        """Score a model as soon as it is made; of any but the network keep the test trials
+        only (memory: at MC_Maze's size every model's rates of every trial are ~0.3 GB)."""
+        scores[name] = _scores(trials, prediction)
+        models[name] = prediction if name == "network" else prediction.test_rows(test)
+
     for index, name in enumerate(fixed):
         begun = time.perf_counter()
         share = _SHARES["read"] + (_SHARES["baselines"] - _SHARES["read"]) * index / len(fixed)
@@ -665,7 +697,7 @@ def run_fit_spikes(spec: FitDataSpec, context: JobContext) -> JobResult:
             context, f"spikes_baseline_{name}", partial(_baseline, spec, trials, name)
         )
         if found is not None:
-            models[name] = found
+            keep(name, found)
         seconds[f"baseline_{name}"] = time.perf_counter() - begun
     begun = time.perf_counter()
     context.report(_SHARES["baselines"], "fitting the network to the spike trains", milestone=True)
@@ -679,7 +711,7 @@ def run_fit_spikes(spec: FitDataSpec, context: JobContext) -> JobResult:
         (_SHARES["baselines"], _SHARES["network"]),
     )
     assert fitted is not None
-    models["network"] = fitted
+    keep("network", fitted)
     seconds["network"] = time.perf_counter() - begun
     if "random_network" in chosen:
         begun = time.perf_counter()
@@ -699,10 +731,19 @@ def run_fit_spikes(spec: FitDataSpec, context: JobContext) -> JobResult:
         if random_fit is None:
             notes.append("random_network left out: its fit diverged")
         else:
-            models["random_network"] = random_fit
+            keep("random_network", random_fit)
         seconds["random_network"] = time.perf_counter() - begun
     context.report(_SHARES["random_network"], "scoring every model on the test trials")
-    metrics = _metrics(spec, trials, network, n_units, models, notes)
+    order = [*[name for name in fixed if name in models], "network", "random_network"]
+    metrics = _metrics(
+        spec,
+        trials,
+        network,
+        n_units,
+        models,
+        {name: scores[name] for name in order if name in scores},
+        notes,
+    )
     dataset = nlb_dataset_name(_identifier(path), trials.bin_width)
     metrics["nlb"]["dataset"] = dataset
     _write_artifacts(spec, context, trials, network, models, dataset)
@@ -724,10 +765,11 @@ def _metrics(
     network: _Network,
     n_units: int,
     models: dict[str, ModelPrediction],
+    scores: dict[str, NLBScores],
     notes: list[str],
 ) -> dict[str, Any]:
-    """Every model's four scores, the headline, the warnings and the fit's own numbers."""
-    scores = {name: _scores(trials, prediction) for name, prediction in models.items()}
+    """Every model's four scores (``scores``, made as the models were), the headline, the
+    warnings and the fit's own numbers."""
     for name, score in scores.items():
         notes += [f"{name}: {note}" for note in score.notes]
     fit = models["network"]
@@ -801,9 +843,7 @@ def _metrics(
         "trials_used": trials.n_trials,
         "excluded_trials": dict(trials.excluded_trials),
         "spectral_abscissa": spectral_abscissa(network.W),
-        **euler_step_metrics(
-            network.W, spec.tau, euler_step(trials.bin_width, spec.integration_dt), logger
-        ),
+        **euler_step_metrics(network.W, spec.tau, spec.spike_step, logger),
         "n": int(network.W.shape[0]),
         "n_excitatory": network.n_excitatory,
     }

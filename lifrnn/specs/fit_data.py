@@ -30,7 +30,7 @@ from lifrnn.specs.base import (
 from lifrnn.specs.fit import NetworkReference, check_network
 from lifrnn.specs.resources import FIGURE_BYTES, FIXED_BYTES, Estimate
 from lifrnn_core.errors import InvalidNetworkError
-from lifrnn_core.euler import euler_step
+from lifrnn_core.euler import HEUN_STEP, euler_step
 
 if TYPE_CHECKING:
     from lifrnn.nwb import NWBLayout
@@ -239,9 +239,10 @@ class FitDataSpec(SpecBase):
         None,
         gt=0,
         le=0.05,
-        description="Euler step of the simulation, seconds, dividing dt (default: the largest "
-        "divisor of dt up to 2 ms; forward Euler needs a step well below the network's fastest "
-        "time scale)",
+        description="integration step of the simulation, seconds, dividing dt (default: the "
+        "largest divisor of dt up to 2 ms, forward Euler, which needs a step well below the "
+        "network's fastest time scale); a spike-train fit divides spikes.bin_width instead, "
+        "up to 2.5 ms, with Heun's second-order method",
     )
     gain: Literal["relu", "tanh_shifted"] = Field("relu", description="rate function r(x)")
     state_radius: float = Field(0.2, gt=0, description="RMS of x* - x_sp per unit and condition")
@@ -281,6 +282,12 @@ class FitDataSpec(SpecBase):
     def substeps(self) -> int:
         """Euler steps per time sample."""
         return round(self.dt / self.euler_step)
+
+    @property
+    def spike_step(self) -> float:
+        """The spike-train fit's integration step, seconds: Heun's method
+        (``SpikeFitConfig.integrator``), at most ``HEUN_STEP`` inside ``spikes.bin_width``."""
+        return euler_step(self.spikes.bin_width, self.integration_dt, HEUN_STEP)
 
     def resolved_observation(self, nwb: bool) -> Literal["poisson", "gaussian"]:
         """The observation model for a data file that is (``nwb``) or is not an NWB recording."""
@@ -325,7 +332,7 @@ class FitDataSpec(SpecBase):
             )
         if self.observation == "poisson":
             try:
-                euler_step(self.spikes.bin_width, self.integration_dt)
+                self.spike_step  # noqa: B018 (raises when integration_dt does not divide)
             except InvalidNetworkError as error:
                 raise ValueError(f"spikes.bin_width: {error}") from None
             bins = self.spike_bins()
@@ -493,15 +500,15 @@ class FitDataSpec(SpecBase):
         trials = int(summary.get("trials") or TYPICAL_TRIALS)
         neurons = int(summary.get("units") or MAX_NEURONS)
         bins = self.spike_bins()
-        substeps = round(
-            self.spikes.bin_width / euler_step(self.spikes.bin_width, self.integration_dt)
-        )
+        substeps = round(self.spikes.bin_width / self.spike_step)
         bytes_per = 4 if self.dtype == "float32" else 8
         spikes = self.spikes
         networks = 2 if self.baselines and "random_network" in spikes.baselines else 1
+        fixed = [name for name in spikes.baselines if name != "random_network"]
+        models = networks + (len(fixed) if self.baselines else 0)
         grid = len(spikes.readout_decays) * len(spikes.state_priors)
         rounds = spikes.single_trial_rounds + 1
-        step = 20.0 * bins * substeps * n * n
+        step = 2 * 20.0 * bins * substeps * n * n  # Heun: two products with W per step
         fit_work = step * (conditions * self.max_iterations * grid + trials * 50 * (rounds + 1))
         gpfa = "gpfa" in spikes.baselines and self.baselines
         x_dim = max(spikes.gpfa_latent_dims)
@@ -515,8 +522,8 @@ class FitDataSpec(SpecBase):
             else 0.0
         )
         glm_work = 200.0 * trials * bins * neurons * neurons
-        batch = min(512, trials)
-        trajectory = batch * bins * substeps * n * bytes_per
+        batch = min(256, trials)  # SpikeFitConfig.trial_batch
+        trajectory = 2 * batch * bins * substeps * n * bytes_per  # Heun: two states a step
         counts = trials * bins * neurons * 8
         return Estimate(
             memory_bytes=16 * trajectory
@@ -524,13 +531,18 @@ class FitDataSpec(SpecBase):
             + (((bins * x_dim) ** 2) * 8 * 4 if gpfa else 0)
             + 5 * n * n * 8
             + FIXED_BYTES,
+            # nlb_predictions.h5: the network's rates of every trial; spike_fit.safetensors:
+            # every model's and the data's on the test trials (a file's own split may hold
+            # more of them than test_fraction: a quarter at least is counted); float32
             output_bytes=(2 * n * n + conditions * n + neurons * n) * 8
-            + 10 * trials * bins * neurons * 4
+            + int(
+                (1 + max(spikes.test_fraction, 0.25) * (models + 1)) * trials * bins * neurons * 4
+            )
             + 2 * FIGURE_BYTES,
             work=networks * fit_work + gpfa_work + glm_work + 50.0 * n**3 * networks,
             basis=f"n={n}, {trials} trials, {conditions} conditions, {bins} bins of "
             f"{spikes.bin_width} s, {neurons} neurons, {networks} network fit(s) of {grid} "
-            f"settings x up to {self.max_iterations} iterations, {substeps} Euler steps per bin",
+            f"settings x up to {self.max_iterations} iterations, {substeps} Heun steps per bin",
             fields=("max_iterations", "spikes", "recording.window", "integration_dt"),
             step_work=50.0 * n**3,
         )
