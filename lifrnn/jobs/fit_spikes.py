@@ -13,9 +13,13 @@ May import: numpy, torch, h5py, :mod:`lifrnn`, :mod:`lifrnn_core`.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import json
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -375,6 +379,17 @@ def _fit_network(
 # --- scores, noise ceiling, headline -------------------------------------------------------------
 
 
+def _return_freed_memory() -> None:
+    """Give the memory freed by a finished model back to the system (glibc's ``malloc_trim``;
+    a no-op elsewhere). A fit frees hundreds of MB in small blocks (the autograd graph of every
+    Heun step) that glibc keeps; the next stage's large arrays then come on top of them."""
+    gc.collect()
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):  # not glibc (musl, ...): no trim
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def _scores(trials: SpikeTrials, prediction: ModelPrediction) -> NLBScores:
     n_heldin = trials.heldin.shape[2]
     forward = prediction.forward
@@ -533,13 +548,22 @@ def _warnings(
     return warnings, metrics
 
 
-def _jpca(trials: SpikeTrials, rates: np.ndarray) -> dict[str, Any]:
+def _jpca(trials: SpikeTrials, network: ModelPrediction) -> dict[str, Any]:
     """jPCA of the data's PSTHs and of the network's condition-averaged predictions (window,
-    all neurons, soft-normalised), each with R² of the full fit and every plane's frequency."""
-    counts = np.concatenate([trials.heldin, trials.heldout], axis=-1)
-    data, labels = condition_psths(counts, trials.condition, trials.bin_width)
-    model, model_labels, _ = condition_average(rates, trials.condition)
-    assert labels == model_labels
+    all neurons, soft-normalised), each with R² of the full fit and every plane's frequency.
+
+    The held-in and held-out neurons are averaged apart and joined as (conditions, time,
+    neurons) averages: joining every trial first took ~0.9 GB at MC_Maze's size."""
+    parts = [
+        condition_psths(counts, trials.condition, trials.bin_width)
+        for counts in (trials.heldin, trials.heldout)
+    ]
+    data, labels = np.concatenate([part[0] for part in parts], axis=-1), parts[0][1]
+    averages = [
+        condition_average(rates, trials.condition) for rates in (network.heldin, network.heldout)
+    ]
+    model = np.concatenate([average[0] for average in averages], axis=-1)
+    assert labels == averages[0][1]
     scale = (
         data.max(axis=(0, 1)) - data.min(axis=(0, 1)) + JPCA_SOFT_NORMALISATION * trials.bin_width
     )
@@ -686,8 +710,10 @@ def run_fit_spikes(spec: FitDataSpec, context: JobContext) -> JobResult:
     def keep(name: str, prediction: ModelPrediction) -> None:
         """Score a model as soon as it is made; of any but the network keep the test trials
         only (memory: at MC_Maze's size every model's rates of every trial are ~0.3 GB)."""
+        _return_freed_memory()  # what the model's fit freed, before the scores' arrays
         scores[name] = _scores(trials, prediction)
         models[name] = prediction if name == "network" else prediction.test_rows(test)
+        _return_freed_memory()
 
     for index, name in enumerate(fixed):
         begun = time.perf_counter()
@@ -837,7 +863,7 @@ def _metrics(
             for name, prediction in models.items()
             if name not in ("network", "random_network")
         },
-        "jpca": _jpca(trials, np.concatenate([fit.heldin, fit.heldout], axis=-1)),
+        "jpca": _jpca(trials, fit),
         "conditions": len(np.unique(trials.condition)),
         "neurons": n_units,
         "trials_used": trials.n_trials,
