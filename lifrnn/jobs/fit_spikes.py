@@ -52,6 +52,7 @@ from lifrnn_core.nlb_metrics import (
     psth_r2,
     psth_reliability,
     score_spike_trials,
+    trial_psths,
 )
 from lifrnn_core.recordings import condition_average, gaussian_smooth
 from lifrnn_core.spike_fitting import SpikeFit, SpikeFitConfig, fit_spikes
@@ -266,9 +267,6 @@ def _network_prediction(fit: SpikeFit) -> ModelPrediction:
     def numpy(x: torch.Tensor) -> np.ndarray:
         return x.detach().cpu().double().numpy()
 
-    def rates(x: torch.Tensor) -> np.ndarray:
-        return x.detach().cpu().float().numpy()  # as ModelPrediction keeps them
-
     points = fit.grid
     info = {
         "converged": fit.converged,
@@ -291,7 +289,11 @@ def _network_prediction(fit: SpikeFit) -> ModelPrediction:
     }
     info["tensors"] = sorted(extra)
     return ModelPrediction(
-        rates(fit.heldin_rates), rates(fit.heldout_rates), rates(fit.forward_rates), info, extra
+        fit.heldin_rates.detach().cpu().numpy(),  # float32 in ModelPrediction
+        fit.heldout_rates.detach().cpu().numpy(),
+        fit.forward_rates.detach().cpu().numpy(),
+        info,
+        extra,
     )
 
 
@@ -554,11 +556,7 @@ def _jpca(trials: SpikeTrials, network: ModelPrediction) -> dict[str, Any]:
 
     The held-in and held-out neurons are averaged apart and joined as (conditions, time,
     neurons) averages: joining every trial first took ~0.9 GB at MC_Maze's size."""
-    parts = [
-        condition_psths(counts, trials.condition, trials.bin_width)
-        for counts in (trials.heldin, trials.heldout)
-    ]
-    data, labels = np.concatenate([part[0] for part in parts], axis=-1), parts[0][1]
+    data, labels = trial_psths(trials)
     averages = [
         condition_average(rates, trials.condition) for rates in (network.heldin, network.heldout)
     ]
