@@ -53,6 +53,7 @@ from lifrnn.store.jobs import (
     MetricFilterError,
     QuotaExceededError,
     delete_job,
+    job_and_events,
     job_events,
     job_page,
     label_job,
@@ -570,11 +571,8 @@ def stream_events(
             lapse = credential.lapse(own)
             if lapse is not None:
                 return [], None, lapse
-            found = [EventOut.model_validate(e) for e in job_events(own, job_id, after)]
-            job = own.get(Job, job_id)
-            if job is not None:
-                own.expunge(job)
-            return found, job, None
+            job, found = job_and_events(own, job_id, after)
+            return [EventOut.model_validate(e) for e in found], job, None
 
     async def generate() -> Any:
         after = last_event_id or 0

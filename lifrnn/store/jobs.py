@@ -852,6 +852,23 @@ def job_events(
     return list(session.scalars(statement.order_by(JobEvent.id).limit(limit)))
 
 
+def job_and_events(
+    session: Session, job_id: str, after_id: int = 0
+) -> tuple[Job | None, list[JobEvent]]:
+    """Job ``job_id`` (detached from ``session``; None when gone) and its history after event
+    ``after_id``, read in that order: a live view (an event stream) that stops at a finished
+    job has then seen every entry up to its end.
+
+    On PostgreSQL each statement sees what was committed when it began: read the other way
+    round, a job that finishes between the two reads looks finished while its last entries
+    are not yet read, and a stream that then ends loses them.
+    """
+    job = session.get(Job, job_id)
+    if job is not None:
+        session.expunge(job)
+    return job, job_events(session, job_id, after_id)
+
+
 def network_lineage(session: Session, network: Network, depth: int = 32) -> list[Network]:
     """Ancestors of ``network``, parent first (at most ``depth``)."""
     chain: list[Network] = []
