@@ -1,4 +1,4 @@
-"""Ground truth for the Poisson fit (lifrnn_core/spike_fitting.py): spike trials drawn from a known
+"""Ground truth for the Poisson fit (lifrnn_core/spike_fitting/): spike trials drawn from a known
 network are fitted back on that network, with its true initial states, and its co-smoothing
 score (NLB'21's co-bps, on the test trials' held-out neurons) is compared with that of the true
 single-trial rates.

@@ -1,5 +1,5 @@
 """Fitting a network to spike trials with a Poisson observation model, and single-trial inference
-of initial states from held-in neurons (lifrnn_core/spike_fitting.py).
+of initial states from held-in neurons (lifrnn_core/spike_fitting/).
 
 The recording is drawn from the model itself: a kao2021 network (n = 40, 32 excitatory units),
 4 conditions with their own x*, each trial starting at its condition's x* plus Gaussian noise
