@@ -292,7 +292,7 @@ def test_defaults_come_from_the_environment(service: ClientService, monkeypatch)
 
 
 def test_connection_errors_are_retried_then_reported(monkeypatch):
-    monkeypatch.setattr("lifrnn.client.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("lifrnn.client.connection.time.sleep", lambda seconds: None)
     calls = []
 
     def flaky(request: httpx.Request) -> httpx.Response:
@@ -318,7 +318,7 @@ def test_connection_errors_are_retried_then_reported(monkeypatch):
 
 
 def test_a_submission_without_key_is_not_resent_after_it_may_have_arrived(monkeypatch):
-    monkeypatch.setattr("lifrnn.client.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("lifrnn.client.connection.time.sleep", lambda seconds: None)
     calls = []
 
     def lost_answer(request: httpx.Request) -> httpx.Response:
