@@ -15,24 +15,12 @@ import typer
 from test_client import LONG, PNG, SMALL, shared_client_service
 from typer.testing import CliRunner
 
-from lifrnn.cli_client import register
-
-REGISTERED_SHIM = (
-    "from lifrnn.cli import app; from lifrnn.cli_client import register; "
-    "names = {c.name for c in app.registered_commands}; "
-    "'submit' in names or register(app); app(prog_name='lifrnn')"
-)
-"""``lifrnn`` with the service commands, whether or not lifrnn/cli.py registers them yet."""
+from lifrnn.cli import register_service_commands as register
 
 
 def lifrnn_command() -> list[str]:
-    """``python -m lifrnn`` once lifrnn/cli.py registers the service commands, else a shim."""
-    from lifrnn.cli import app
-
-    names = {c.name or getattr(c.callback, "__name__", "") for c in app.registered_commands}
-    if "submit" in names:
-        return [sys.executable, "-m", "lifrnn"]
-    return [sys.executable, "-c", REGISTERED_SHIM]
+    """The ``lifrnn`` command line of this environment."""
+    return [sys.executable, "-m", "lifrnn"]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import typer
 from conftest import wait_for
 from typer.testing import CliRunner
 
-from lifrnn.cli_client import register
+from lifrnn.cli import register_service_commands as register
 from lifrnn.client import Client, InvalidSpec
 from lifrnn.specs import parse_spec, spec_sha256
 

@@ -14,7 +14,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from lifrnn.cli_client import register
+from lifrnn.cli import register_service_commands as register
 from lifrnn.client import Client, Sweep
 
 SOC = {"kind": "soc", "n": 40, "radius": 4.0, "seed": 0}

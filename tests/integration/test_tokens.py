@@ -19,7 +19,7 @@ import typer
 from conftest import Server, Service, cli, server_env
 from typer.testing import CliRunner
 
-from lifrnn.cli_client import register
+from lifrnn.cli import register_service_commands as register
 from lifrnn.client import Client
 from lifrnn.settings import Settings
 from lifrnn.store import Store

@@ -45,7 +45,7 @@ def test_the_version_and_the_help_load_no_heavy_library():
 
 
 def test_the_clis_status_list_is_the_clients():
-    from lifrnn.cli_client import JOB_STATUSES
+    from lifrnn.cli.output import JOB_STATUSES
     from lifrnn.client import JOB_STATUSES as CLIENT_STATUSES
 
     assert JOB_STATUSES == CLIENT_STATUSES

@@ -13,8 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lifrnn import cli_client
-from lifrnn.cli import app
+from lifrnn.cli import app, nlb_export
 from lifrnn.client import ClientError
 from lifrnn_core.nlb_metrics import co_bps, fp_bps
 
@@ -73,7 +72,7 @@ class StandInClient:
 
 
 def export(monkeypatch: pytest.MonkeyPatch, job: StandInJob, *args: str) -> Any:
-    monkeypatch.setattr(cli_client, "_connect", lambda url, token: StandInClient(job))
+    monkeypatch.setattr(nlb_export, "_connect", lambda url, token: StandInClient(job))
     return CliRunner().invoke(app, ["nlb-export", "0123456789abcdef", *args])
 
 
@@ -93,7 +92,7 @@ def test_nlb_export_writes_the_submission_that_nlb_tools_scores_as_lifrnn_does(
         assert list(h5) == ["mc_maze"]
         assert h5["mc_maze/eval_rates_heldout"].shape == (EVAL_TRIALS, TIME, HELDOUT)
         assert h5["mc_maze/eval_rates_heldin_forward"].shape == (EVAL_TRIALS, FORWARD, HELDIN)
-    assert cli_client.nlb_prediction_shapes(out)["mc_maze"]["eval_rates_heldin"] == (
+    assert nlb_export.nlb_prediction_shapes(out)["mc_maze"]["eval_rates_heldin"] == (
         EVAL_TRIALS,
         TIME,
         HELDIN,
@@ -141,4 +140,4 @@ def test_a_file_without_the_submission_arrays_is_refused(tmp_path: Path) -> None
     with h5py.File(path, "w") as h5:
         h5.create_dataset("mc_maze/eval_rates_heldout", data=np.ones((2, 3, 4)))
     with pytest.raises(ValueError, match="eval_rates_heldin"):
-        cli_client.nlb_prediction_shapes(path)
+        nlb_export.nlb_prediction_shapes(path)

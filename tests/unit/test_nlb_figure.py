@@ -15,7 +15,7 @@ from rich.console import Console
 
 from api.dashboard.routes import TEMPLATES
 from api.dashboard.summaries import key_metrics, nlb_table
-from lifrnn.cli_client import _print_nlb_table
+from lifrnn.cli.output import _print_nlb_table
 from lifrnn.figure_recipes import FigureRecipe, decode_recipe, encode_recipe, figure_function
 from lifrnn_core.figures.fit_data import MC_MAZE_PUBLISHED_CO_BPS, NLB_SCORE_COLUMNS
 

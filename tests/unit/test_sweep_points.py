@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from lifrnn.cli_client import AxisError, parse_axis
+from lifrnn.cli.sweeps import AxisError, parse_axis
 from lifrnn.sweeps import SweepDefinition, SweepError, expand_points, point_spec
 
 SOC = {"kind": "soc", "n": 40}
