@@ -24,8 +24,9 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
@@ -33,6 +34,11 @@ from lifrnn.store import Store
 from lifrnn.store.jobs import release_waiting, requeue_stale, transition
 from lifrnn.store.models import Job, JobEvent, User, utcnow
 from lifrnn.store.status import ACTIVE
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from lifrnn.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -170,12 +176,53 @@ class Dispatcher:
         return count
 
 
+EXECUTE_TASK = "lifrnn.execute"
+"""The Celery task that runs one job by id (``worker.tasks``)."""
+QUEUES = ("gpu", "cpu")
+"""Queues by the spec's device: jobs with ``device: "cuda"`` go to ``gpu``, the rest to ``cpu``."""
+
+
+def make_celery(settings: Settings, include: Sequence[str] = ()) -> Celery:
+    """A Celery app for ``settings.broker_url``: the same for the dispatcher that sends and the
+    workers that run (``include``: the modules holding the tasks, named, so that this layer
+    imports none of them).
+
+    JSON serialisation only; late acknowledgement with one message prefetched per process; a
+    Redis visibility timeout longer than the longest job; no result backend (the API reads the
+    store).
+    """
+    from celery import Celery
+
+    app = Celery(
+        "lifrnn",
+        broker=settings.broker_url or "redis://127.0.0.1:6379/0",
+        include=list(include),
+    )
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        result_backend=None,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": settings.visibility_timeout_seconds},
+        broker_connection_retry_on_startup=True,
+        task_default_queue="cpu",
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=False,
+    )
+    return app
+
+
 def celery_dispatcher(store: Store) -> Dispatcher:
-    """A dispatcher that sends ``lifrnn.execute`` tasks through the Celery app."""
-    from worker.celery_app import celery_app
+    """A dispatcher that sends :data:`EXECUTE_TASK` messages through a Celery app of the
+    store's settings."""
+    celery_app = make_celery(store.settings)
 
     def send(job_id: str, queue: str, task_id: str) -> None:
-        celery_app.send_task("lifrnn.execute", args=[job_id], queue=queue, task_id=task_id)
+        celery_app.send_task(EXECUTE_TASK, args=[job_id], queue=queue, task_id=task_id)
 
     def revoke(task_ids: list[str]) -> None:
         celery_app.control.revoke(task_ids, terminate=True, signal="SIGKILL")

@@ -14,6 +14,7 @@ from typing import Any
 from celery import Task
 from celery.signals import worker_ready
 
+from lifrnn.dispatch import EXECUTE_TASK
 from lifrnn.executor import collect_leftovers, execute_job, worker_name
 from lifrnn.settings import Settings
 from lifrnn.store import Store
@@ -40,7 +41,7 @@ def _clean_up_after_dead_jobs(**_: Any) -> None:
         store.dispose()
 
 
-@celery_app.task(name="lifrnn.execute", acks_late=True, bind=True)
+@celery_app.task(name=EXECUTE_TASK, acks_late=True, bind=True)
 def execute(self: Task, job_id: str) -> str:
     """Run job ``job_id``; returns its final status, or ``"skipped"`` if it was not queued (or
     its owner runs as many jobs as allowed: the dispatcher sends it again)."""

@@ -3,6 +3,10 @@
 Every executor (``lifrnn run``, the in-process workers, the Celery workers, all through
 :func:`lifrnn.executor.execute_job`) calls :func:`run_job`, so a job runs the same code wherever
 it runs.
+
+Runners may import :mod:`lifrnn_core`, :mod:`lifrnn.specs`, :mod:`lifrnn.files` and
+:mod:`lifrnn.results`, and the object store (:mod:`lifrnn.store.objects`, for checkpoints);
+never the database, ``api/`` or ``worker/``: a runner knows nothing of where its job came from.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ depend on another field (e.g. on ``method``) are filled during validation, so a 
 fully resolved and its :func:`spec_sha256` identifies the computation.
 
 One module per kind; a new kind adds its module and one entry to :data:`JobSpec`.
+
+Specs may import pydantic, :mod:`lifrnn.settings` and light parts of :mod:`lifrnn_core`
+(parameters, no torch at import); never the store, ``api/`` or ``worker/``.
 """
 
 from __future__ import annotations

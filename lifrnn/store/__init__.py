@@ -2,6 +2,9 @@
 
 :class:`Store` bundles what the API, the in-process workers and ``lifrnn run`` share: the
 database engine and sessions, and the object store of uploads, artifacts and checkpoints.
+
+It may import SQLAlchemy, Alembic, boto3, :mod:`lifrnn.specs`, :mod:`lifrnn.settings` and
+:mod:`lifrnn_core`; never ``api/`` or ``worker/``.
 """
 
 from __future__ import annotations

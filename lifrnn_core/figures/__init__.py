@@ -2,6 +2,9 @@
 
 Each function takes plain arrays and returns a :class:`matplotlib.figure.Figure`; saving it is
 the caller's business. Every panel has labelled axes with units; text is at least 8 pt.
+
+They may import matplotlib, numpy and the rest of :mod:`lifrnn_core`; no web, database or
+service code.
 """
 
 from lifrnn_core.figures.fit import fit_figure
