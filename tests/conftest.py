@@ -20,6 +20,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+pytest_plugins = ["helpers.store"]
+"""Fixtures every test folder shares (tests/helpers/; ``tests`` is on the import path)."""
+
 if TYPE_CHECKING:
     from lifrnn_core.soc import SOCResult
 

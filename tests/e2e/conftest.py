@@ -2,22 +2,21 @@
 
 The server is ``lifrnn serve`` when ``create_app`` mounts the dashboard, else the small launcher
 ``serve_dashboard.py`` beside this file (``create_app`` + ``mount_dashboard``). Its helpers come
-from ``tests/integration/conftest.py``. Chromium is Debian's (``scripts/install-browser.sh``);
+from :mod:`helpers.services`. Chromium is Debian's (``scripts/install-browser.sh``);
 without it the browser tests are skipped, saying so. Screenshots go to ``test-output/``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
+from helpers import services
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -34,20 +33,6 @@ CHROMIUM_ARGS = [
 OUTPUT = ROOT / "test-output"
 
 
-def _integration_helpers() -> ModuleType:
-    """``tests/integration/conftest.py`` as a plain module (its fixtures are not registered)."""
-    path = ROOT / "tests" / "integration" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("lifrnn_integration_helpers", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _integration_helpers()
-
-
 def pytest_configure(config: pytest.Config) -> None:
     """Register the ``e2e`` marker (until pyproject lists it)."""
     config.addinivalue_line("markers", "e2e: end-to-end tests in a real headless Chromium")
@@ -62,7 +47,7 @@ def create_app_mounts_dashboard() -> bool:
     return any(getattr(route, "path", "") == "/ui/login" for route in app.routes)
 
 
-class DashboardServer(helpers.Server):  # type: ignore[misc,name-defined]
+class DashboardServer(services.Server):
     """The integration tests' server, started with the dashboard launcher instead."""
 
     def command(self, port: int) -> list[str]:
@@ -89,7 +74,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     """The service on SQLite with two in-process workers; plain users alice and bob, and the
     admin ``local``."""
     home = tmp_path_factory.mktemp("dashboard")
-    env = helpers.server_env(
+    env = services.server_env(
         home,
         None,
         workers=2,
@@ -97,7 +82,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
         poll_seconds=0.1,
         progress_interval_seconds=0.1,
     )
-    server_class = helpers.Server if create_app_mounts_dashboard() else DashboardServer
+    server_class = services.Server if create_app_mounts_dashboard() else DashboardServer
     server = server_class(home, env)
     server.start()
     try:

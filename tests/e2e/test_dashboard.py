@@ -10,27 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from helpers.dashboard import SMALL_SOC, UUID, sign_in, wait_until
 
 pytestmark = pytest.mark.e2e
 
-SMALL_SOC = {"kind": "soc", "n": 40, "radius": 4}
 LONG_SOC = {"kind": "soc", "n": 200, "max_iterations": 100000}
-UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-
-
-def sign_in(page: Any, url: str, token: str) -> None:
-    """Sign in through the form; lands on the queue."""
-    page.goto(f"{url}/ui/login")
-    page.fill("#token", token)
-    page.click("button[type=submit] >> text=Sign in")
-    page.wait_for_url(re.compile(r"/ui/jobs$"))
 
 
 def submit_from_form(page: Any, url: str, spec: dict[str, Any]) -> str:
@@ -43,14 +33,6 @@ def submit_from_form(page: Any, url: str, spec: dict[str, Any]) -> str:
     page.click("#submit")
     page.wait_for_url(re.compile(rf"/ui/jobs/{UUID}$"))
     return str(page.url.rsplit("/", 1)[1])
-
-
-def wait_until(api: httpx.Client, job_id: str, wanted: str, timeout: float = 60) -> None:
-    """Poll the API until the job has status ``wanted``."""
-    deadline = time.monotonic() + timeout
-    while api.get(f"/jobs/{job_id}").json()["status"] != wanted:
-        assert time.monotonic() < deadline, f"job {job_id} not {wanted} after {timeout} s"
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")

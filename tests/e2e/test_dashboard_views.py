@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from test_dashboard import SMALL_SOC, UUID, sign_in, wait_until
+from helpers.dashboard import SMALL_SOC, UUID, sign_in, wait_until
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import Server, fresh_postgres_database, server_env
+from helpers.services import Server, fresh_postgres_database, server_env
 
 SMALL_SOC = {"kind": "soc", "n": 40, "radius": 4}
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import cli, fresh_postgres_database, server_env
+from helpers.services import cli, fresh_postgres_database, server_env
 
 from lifrnn.executor import _finish
 from lifrnn.results import JobResult

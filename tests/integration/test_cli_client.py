@@ -6,21 +6,15 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 import typer
-from test_client import LONG, PNG, SMALL, shared_client_service
+from helpers.services import LONG, PNG, SMALL, lifrnn_command, shared_client_service
 from typer.testing import CliRunner
 
 from lifrnn.cli import register_service_commands as register
-
-
-def lifrnn_command() -> list[str]:
-    """The ``lifrnn`` command line of this environment."""
-    return [sys.executable, "-m", "lifrnn"]
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import cli, server_env
+from helpers.services import cli, server_env
 from sqlalchemy import select
 
 from lifrnn.settings import Settings

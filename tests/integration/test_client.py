@@ -9,7 +9,14 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-from conftest import Server, cli, free_port, server_env
+from helpers.services import (
+    LONG,
+    PNG,
+    SMALL,
+    ClientService,
+    free_port,
+    shared_client_service,
+)
 
 from lifrnn.client import (
     Client,
@@ -26,65 +33,15 @@ from lifrnn.client import (
 )
 from lifrnn_core.dynamics import readout, simulate
 
-SMALL = {"kind": "soc", "n": 40, "radius": 4}
-LONG = {"kind": "soc", "n": 200, "seed": 2, "target_abscissa": -50.0, "max_iterations": 1_000_000}
-PNG = b"\x89PNG\r\n\x1a\n"
-
-
-class ClientService:
-    """A served SQLite store with users alice and quota (max_running 0, max_queued 1)."""
-
-    def __init__(self, server: Server, tokens: dict[str, str]) -> None:
-        self.server = server
-        self.url = server.url
-        self.tokens = tokens
-
-    def client(self, user: str = "alice", **options: object) -> Client:
-        return Client(self.url, self.tokens[user], **options)  # type: ignore[arg-type]
-
-
-def start_client_service(home: Path) -> tuple[Server, dict[str, str]]:
-    """A ``lifrnn serve`` for client tests (two workers, quick polling) and its users' tokens."""
-    env = server_env(
-        home,
-        None,
-        workers=2,
-        heartbeat_seconds=0.3,
-        poll_seconds=0.1,
-        progress_interval_seconds=0.1,
-    )
-    tokens = {}
-    for name, *options in (("alice",), ("quota", "--max-running", "0", "--max-queued", "1")):
-        done = cli(env, "users", "create", name, *options)
-        assert done.returncode == 0, done.stderr
-        tokens[name] = done.stdout.strip().splitlines()[-1]
-    server = Server(home, env)
-    server.start()
-    tokens["local"] = (home / "token").read_text().strip()
-    return server, tokens
-
-
-_SHARED: dict[str, ClientService] = {}
-
-
-def shared_client_service(request: pytest.FixtureRequest) -> ClientService:
-    """One server for the client, CLI and README tests of a run (stopped when the run ends)."""
-    if "service" not in _SHARED:
-        factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
-        server, tokens = start_client_service(factory.mktemp("client-service"))
-        request.config.add_cleanup(server.stop)
-        _SHARED["service"] = ClientService(server, tokens)
-    return _SHARED["service"]
-
 
 @pytest.fixture(scope="module")
-def service(request: pytest.FixtureRequest) -> ClientService:
+def client_service(request: pytest.FixtureRequest) -> ClientService:
     return shared_client_service(request)
 
 
 @pytest.fixture(scope="module")
-def alice(service: ClientService):
-    with service.client("alice") as client:
+def alice(client_service: ClientService):
+    with client_service.client("alice") as client:
         yield client
 
 
@@ -247,8 +204,11 @@ def test_a_repeated_idempotency_key_returns_the_same_job(alice: Client):
     assert again.id == first.id
 
 
-def test_a_bad_token_is_unauthorized_with_the_servers_message(service: ClientService):
-    with Client(service.url, token="not-a-token") as stranger, pytest.raises(Unauthorized) as e:
+def test_a_bad_token_is_unauthorized_with_the_servers_message(client_service: ClientService):
+    with (
+        Client(client_service.url, token="not-a-token") as stranger,
+        pytest.raises(Unauthorized) as e,
+    ):
         stranger.jobs()
     assert e.value.status_code == 401 and e.value.detail == "unknown API token"
 
@@ -271,23 +231,23 @@ def test_an_invalid_spec_names_the_field(alice: Client):
     assert "invalid spec: n:" in str(raised.value)
 
 
-def test_over_quota_is_quota_exceeded(service: ClientService):
-    with service.client("quota") as client:
+def test_over_quota_is_quota_exceeded(client_service: ClientService):
+    with client_service.client("quota") as client:
         client.submit(SMALL)  # stays queued: this user may run nothing
         with pytest.raises(QuotaExceeded, match="queued") as raised:
             client.submit({**SMALL, "seed": 1})
     assert raised.value.status_code == 429
 
 
-def test_defaults_come_from_the_environment(service: ClientService, monkeypatch):
-    monkeypatch.setenv("LIFRNN_URL", service.url)
-    monkeypatch.setenv("LIFRNN_TOKEN", service.tokens["alice"])
+def test_defaults_come_from_the_environment(client_service: ClientService, monkeypatch):
+    monkeypatch.setenv("LIFRNN_URL", client_service.url)
+    monkeypatch.setenv("LIFRNN_TOKEN", client_service.tokens["alice"])
     with Client() as client:
-        assert client.url == service.url and client.jobs(limit=1).total >= 0
+        assert client.url == client_service.url and client.jobs(limit=1).total >= 0
     monkeypatch.delenv("LIFRNN_TOKEN")
-    monkeypatch.setenv("LIFRNN_HOME", str(service.server.home))
+    monkeypatch.setenv("LIFRNN_HOME", str(client_service.server.home))
     with Client() as client:  # the local server's token file
-        assert client.token == service.tokens["local"]
+        assert client.token == client_service.tokens["local"]
         assert client.jobs(all_users=True).total >= 1
 
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from conftest import FINAL, wait_for
+from helpers.services import FINAL, wait_for
 
 from lifrnn.settings import Settings
 from lifrnn.store import Store

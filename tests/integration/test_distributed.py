@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import FINAL, S3Server, Server, cli, missing_service, server_env, wait_for
+from helpers.services import FINAL, S3Server, Server, cli, missing_service, server_env, wait_for
 from sqlalchemy import func, select
 
 from lifrnn.settings import Settings

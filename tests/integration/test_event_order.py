@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import fresh_postgres_database
+from helpers.services import fresh_postgres_database
 from sqlalchemy import event
 
 from lifrnn.settings import Settings

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
-from conftest import FINAL, wait_for
-from test_tokens import browser_cookies, sign_in
+from helpers.accounts import browser_cookies, sign_in
+from helpers.services import FINAL, wait_for
 
 from lifrnn.files import safetensors_bytes
 from lifrnn.nwb import write_nwb

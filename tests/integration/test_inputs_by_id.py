@@ -10,7 +10,7 @@ import uuid
 
 import numpy as np
 import pytest
-from conftest import FINAL, wait_for
+from helpers.services import FINAL, wait_for
 from numpy.lib import format as npy_format
 from safetensors.numpy import load as load_safetensors
 
@@ -220,7 +220,7 @@ def test_a_file_in_use_cannot_be_deleted(service):
 @pytest.mark.parametrize("service", ["postgresql"], indirect=True)  # one store is enough here
 def test_prepare_reads_the_fits_own_targets_like_lifrnn_run(service, tmp_path):
     """Non-default movements (minimum jerk, 15 cm): service and ``lifrnn run`` agree."""
-    from conftest import cli, server_env
+    from helpers.services import cli, server_env
 
     moves = {"directions_deg": [0, 180], "duration": 0.2, "profile": "minimum_jerk"}
     fit_spec = {

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import FINAL, PG_ADMIN_URL, ROOT, free_port, wait_for
+from helpers.services import FINAL, PG_ADMIN_URL, ROOT, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 

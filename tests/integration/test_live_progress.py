@@ -9,7 +9,7 @@ import time
 
 import httpx
 import pytest
-from conftest import wait_for
+from helpers.services import wait_for
 
 from lifrnn.client import Client, JobCancelledError, WaitTimeoutError
 

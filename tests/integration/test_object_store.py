@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import S3Server
+from helpers.services import S3Server
 
 from lifrnn.store.cas import ArtifactStore
 from lifrnn.store.objects import (

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from conftest import (
+from helpers.services import (
     FINAL,
     S3Server,
     Server,

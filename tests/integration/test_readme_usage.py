@@ -18,8 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_cli_client import lifrnn_command
-from test_client import shared_client_service
+from helpers.services import lifrnn_command, shared_client_service
 
 ROOT = Path(__file__).resolve().parents[2]
 USAGE = (ROOT / "docs" / "service.md", "## Using the service from Python and the shell")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import Server, cli, fresh_postgres_database, server_env
+from helpers.services import Server, cli, fresh_postgres_database, server_env
 
 HOOKS = Path(__file__).with_name("schemathesis_hooks.py")
 SOC = {"kind": "soc", "n": 40, "radius": 4.0}

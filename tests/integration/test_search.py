@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 import typer
-from conftest import wait_for
+from helpers.services import wait_for
 from typer.testing import CliRunner
 
 from lifrnn.cli import register_service_commands as register

@@ -7,7 +7,7 @@ import time
 import uuid
 
 import numpy as np
-from conftest import FINAL, wait_for
+from helpers.services import FINAL, wait_for
 from safetensors.numpy import load as load_safetensors
 
 SMALL = {"kind": "soc", "n": 40, "radius": 4.0, "seed": 1}

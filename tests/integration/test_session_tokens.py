@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
-from conftest import Server, Service
+from helpers.accounts import browser_cookies, new_user, queue_page, short_lived_token, sign_in
+from helpers.services import Server, Service
 from httpx_sse import ServerSentEvent, connect_sse
-from test_tokens import browser_cookies, new_user, queue_page, short_lived_token, sign_in
 
 from lifrnn.client import Client, UnauthorizedError
 from lifrnn.settings import Settings

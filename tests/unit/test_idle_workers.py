@@ -10,16 +10,12 @@ import time
 import pytest
 
 import lifrnn.executor as executor
-from lifrnn.settings import Settings
-from lifrnn.store import Store
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(Settings(home=tmp_path, checkpoint_seconds=0, poll_seconds=0.1))
-    store.migrate()
-    yield store
-    store.dispose()
+def store_settings():
+    """Settings of helpers.store's ``store`` for this module."""
+    return {"checkpoint_seconds": 0, "poll_seconds": 0.1}
 
 
 def test_an_idle_worker_backs_off_and_a_notify_wakes_it_at_once(store, monkeypatch):

@@ -11,9 +11,8 @@ import pytest
 from sqlalchemy import select, update
 
 from lifrnn.executor import execute_job
-from lifrnn.settings import Settings
 from lifrnn.specs import parse_spec
-from lifrnn.store import Job, JobInput, Store
+from lifrnn.store import Job, JobInput
 from lifrnn.store.inputs import InputError, resolve_inputs
 from lifrnn.store.jobs import (
     DependentsError,
@@ -24,32 +23,20 @@ from lifrnn.store.jobs import (
     submit_job,
 )
 from lifrnn.store.uploads import receive_chunks, store_upload
-from lifrnn.store.users import create_user
 
 SOC = {"kind": "soc", "n": 30, "radius": 3.0, "seed": 1}
 FIT = {"movements": {"directions_deg": [0, 180], "duration": 0.1}, "dt": 0.002}
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(Settings(home=tmp_path, checkpoint_seconds=0))
-    store.migrate()
-    yield store
-    store.dispose()
+def store_settings():
+    """Settings of helpers.store's ``store`` for this module."""
+    return {"checkpoint_seconds": 0}
 
 
 @pytest.fixture
-def session(store):
-    with store.session() as session:
-        yield session
-
-
-@pytest.fixture
-def users(session):
-    alice, _ = create_user(session, "alice")
-    bob, _ = create_user(session, "bob", max_queued=4)
-    session.commit()
-    return alice, bob
+def users(make_user):
+    return make_user("alice"), make_user("bob", max_queued=4)
 
 
 def upload(store, session, owner, array: np.ndarray, name: str = "W.npy") -> str:

@@ -11,7 +11,7 @@ from lifrnn.executor import execute_job
 from lifrnn.settings import Settings
 from lifrnn.specs import parse_spec
 from lifrnn.specs.resources import Estimate, format_bytes
-from lifrnn.store import Job, Store
+from lifrnn.store import Job
 from lifrnn.store.inputs import resolve_inputs
 from lifrnn.store.jobs import submit_job
 from lifrnn.store.limits import JobLimits, LimitExceededError
@@ -21,17 +21,9 @@ FIT = {"movements": {"directions_deg": [0, 90, 180], "duration": 0.1}, "dt": 0.0
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(Settings(home=tmp_path, checkpoint_seconds=0))
-    store.migrate()
-    yield store
-    store.dispose()
-
-
-@pytest.fixture
-def session(store):
-    with store.session() as session:
-        yield session
+def store_settings():
+    """Settings of helpers.store's ``store`` for this module."""
+    return {"checkpoint_seconds": 0}
 
 
 def submit(session, owner, data: dict) -> Job:

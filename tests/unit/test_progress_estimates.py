@@ -9,22 +9,13 @@ from sqlalchemy import select
 
 from lifrnn.executor import _ProgressWriter
 from lifrnn.jobs.progress import CAP, FitProgress, SOCProgress
-from lifrnn.settings import Settings
 from lifrnn.specs import parse_spec
-from lifrnn.store import Job, JobEvent, Store
+from lifrnn.store import Job, JobEvent
 from lifrnn.store.jobs import claim_job, submit_job
 from lifrnn.store.series import job_series
 from lifrnn.store.users import create_user
 
 SPEC = parse_spec({"kind": "soc", "n": 40, "radius": 4.0, "seed": 1})
-
-
-@pytest.fixture
-def store(tmp_path):
-    store = Store(Settings(home=tmp_path))
-    store.migrate()
-    yield store
-    store.dispose()
 
 
 @pytest.fixture

@@ -11,9 +11,8 @@ import pytest
 from alembic import command
 from sqlalchemy import create_engine, select, text
 
-from lifrnn.settings import Settings
 from lifrnn.specs import parse_spec
-from lifrnn.store import Job, JobMetric, JobParam, SearchError, Store
+from lifrnn.store import Job, JobMetric, JobParam, SearchError
 from lifrnn.store.db import alembic_config
 from lifrnn.store.flatten import flatten_metrics, flatten_params
 from lifrnn.store.jobs import JobQuery, claim_job, label_job, list_jobs, submit_job, transition
@@ -23,24 +22,8 @@ from lifrnn.store.users import create_user
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(Settings(home=tmp_path))
-    store.migrate()
-    yield store
-    store.dispose()
-
-
-@pytest.fixture
-def session(store):
-    with store.session() as session:
-        yield session
-
-
-@pytest.fixture
-def alice(session):
-    user, _ = create_user(session, "alice", max_queued=100)
-    session.commit()
-    return user
+def alice(make_user):
+    return make_user("alice", max_queued=100)
 
 
 def run(session, owner, spec, metrics=None, **labels):

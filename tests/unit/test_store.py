@@ -9,9 +9,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import select, update
 
-from lifrnn.settings import Settings
 from lifrnn.specs import parse_spec
-from lifrnn.store import Artifact, ArtifactStore, Base, Job, JobEvent, Network, Store, User
+from lifrnn.store import Artifact, ArtifactStore, Base, Job, JobEvent, Network, User
 from lifrnn.store.cas import blob_key
 from lifrnn.store.jobs import (
     IdempotencyConflictError,
@@ -37,24 +36,8 @@ SPEC = parse_spec({"kind": "soc", "n": 40, "radius": 4.0, "seed": 1})
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(Settings(home=tmp_path))
-    store.migrate()
-    yield store
-    store.dispose()
-
-
-@pytest.fixture
-def session(store):
-    with store.session() as session:
-        yield session
-
-
-@pytest.fixture
-def alice(session):
-    user, _ = create_user(session, "alice", max_queued=3)
-    session.commit()
-    return user
+def alice(make_user):
+    return make_user("alice", max_queued=3)
 
 
 def events_of(session, job_id):

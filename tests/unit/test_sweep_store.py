@@ -7,9 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 import lifrnn.store.sweeps as sweep_store
-from lifrnn.settings import Settings
 from lifrnn.specs import parse_spec
-from lifrnn.store import Job, Store, Sweep, SweepJob
+from lifrnn.store import Job, Sweep, SweepJob
 from lifrnn.store.jobs import (
     DependentsError,
     QuotaExceededError,
@@ -35,24 +34,14 @@ SOC = {"kind": "soc", "n": 40, "radius": 4.0}
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(Settings(home=tmp_path, max_sweep_points=20))
-    store.migrate()
-    yield store
-    store.dispose()
+def store_settings():
+    """Settings of helpers.store's ``store`` for this module."""
+    return {"max_sweep_points": 20}
 
 
 @pytest.fixture
-def session(store):
-    with store.session() as session:
-        yield session
-
-
-@pytest.fixture
-def alice(session):
-    user, _ = create_user(session, "alice", max_queued=5, max_running=1)
-    session.commit()
-    return user
+def alice(make_user):
+    return make_user("alice", max_queued=5, max_running=1)
 
 
 def sweep_of(store, session, user, body, default_max_queued=100):

@@ -66,10 +66,10 @@ def reaches(network: tuple[torch.Tensor, int]) -> ReachFit:
 
 
 @pytest.fixture(scope="module")
-def session(
+def recorded(
     network: tuple[torch.Tensor, int], reaches: ReachFit, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[SyntheticRecording, Path, Recording]:
-    """A session of trials with initial-state noise, written and read back."""
+    """A recorded session of trials with initial-state noise, written and read back."""
     W, n_excitatory = network
     synthetic = synthesize_recording(
         W,
@@ -87,8 +87,8 @@ def session(
     return synthetic, path, read_nwb(path, NWBLayout(), ["move_onset_time"])
 
 
-def test_counts_read_back_from_the_file_follow_each_trials_true_rates(session):
-    synthetic, _, recording = session
+def test_counts_read_back_from_the_file_follow_each_trials_true_rates(recorded):
+    synthetic, _, recording = recorded
     onset = recording.trials.events["move_onset_time"]
     has = np.isfinite(onset)
     # NLB's alignment, computed here: the first 5 ms bin of the session's grid at or after
@@ -108,8 +108,10 @@ def test_counts_read_back_from_the_file_follow_each_trials_true_rates(session):
     assert abs(z2.mean() - 1) < 0.15
 
 
-def test_trials_of_one_condition_start_from_their_own_states_and_fire_accordingly(session, reaches):
-    synthetic, _, recording = session
+def test_trials_of_one_condition_start_from_their_own_states_and_fire_accordingly(
+    recorded, reaches
+):
+    synthetic, _, recording = recorded
     x_star, x_sp = reaches.x_star.numpy(), reaches.x_sp.numpy()
     condition = synthetic.condition_index
     deviation = synthetic.initial_states - x_star[condition]
@@ -131,8 +133,8 @@ def test_trials_of_one_condition_start_from_their_own_states_and_fire_accordingl
     assert 0.8 < slope < 1.2
 
 
-def test_the_file_marks_heldout_neurons_and_splits_trials_as_nlb_reads_them(session):
-    _, path, recording = session
+def test_the_file_marks_heldout_neurons_and_splits_trials_as_nlb_reads_them(recorded):
+    _, path, recording = recorded
     assert recording.heldout.sum() == round(HELDOUT_FRACTION * NEURONS) == 7
     assert set(recording.trials.split) == {"train", "val", "test"}
     nwb_interface = pytest.importorskip("nlb_tools.nwb_interface")

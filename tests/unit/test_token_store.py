@@ -48,17 +48,9 @@ def mode(path: Path) -> int:
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = Store(Settings(home=tmp_path / "home"))
-    store.migrate()
-    yield store
-    store.dispose()
-
-
-@pytest.fixture
-def session(store):
-    with store.session() as session:
-        yield session
+def store_settings(tmp_path):
+    """The store keeps its files in a folder of their own (helpers.store makes it)."""
+    return {"home": tmp_path / "home"}
 
 
 def expire(session, token: str) -> None:
