@@ -2,7 +2,7 @@
 
 The current user comes from the request's bearer token, or, for the dashboard's in-process
 requests, from the ASGI scope key :data:`DASHBOARD_USER` that only the dashboard's own transport
-sets (see :mod:`api.dashboard.sessions`): no HTTP request can put a key into its scope. What
+sets (see :mod:`lifrnn.api.dashboard.sessions`): no HTTP request can put a key into its scope. What
 signed a request in (:class:`Credential`) can be checked again while a long response lasts: an
 event stream ends when its token is revoked, rotated or expires, or its dashboard session ends.
 """
@@ -23,7 +23,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from api.schemas import RunLabels
+from lifrnn.api.schemas import RunLabels
 from lifrnn.settings import Settings
 from lifrnn.specs import SpecBase, describe_validation_error, parse_spec
 from lifrnn.store import Store, User

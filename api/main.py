@@ -25,13 +25,13 @@ from pydantic import TypeAdapter
 from sqlalchemy.exc import OperationalError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.dashboard import mount_dashboard
-from api.dashboard.sessions import load_session_key
-from api.deps import TokenCache
-from api.routes import artifacts, files, health, jobs, me, networks, sweeps
-from api.routes.jobs import StreamCounter
-from api.storable import StorableInput
 from lifrnn import __version__
+from lifrnn.api.dashboard import mount_dashboard
+from lifrnn.api.dashboard.sessions import load_session_key
+from lifrnn.api.deps import TokenCache
+from lifrnn.api.routes import artifacts, files, health, jobs, me, networks, sweeps
+from lifrnn.api.routes.jobs import StreamCounter
+from lifrnn.api.storable import StorableInput
 from lifrnn.dispatch import Dispatcher, celery_dispatcher
 from lifrnn.executor import WorkerPool
 from lifrnn.settings import Settings

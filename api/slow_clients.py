@@ -5,7 +5,7 @@ at all) would otherwise hold the connection for ever; with ``limit_concurrency``
 of them lock everyone out. :func:`http_protocol` returns uvicorn's HTTP protocol class with a
 timer: from the moment a connection is idle between requests (opened, or its last response
 sent) the next request's headers must be complete within ``seconds``, or the connection is
-answered 408 and closed. Bodies have their own deadline in :class:`api.main.BodySizeLimit`.
+answered 408 and closed. Bodies have their own deadline in :class:`lifrnn.api.main.BodySizeLimit`.
 
 Written by hand: uvicorn offers keep-alive and graceful-shutdown timeouts but no header
 timeout; this subclasses its protocol and relies on its ``cycle`` attribute (the request in

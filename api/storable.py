@@ -21,7 +21,7 @@ from fastapi import HTTPException, status
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.deps import is_json
+from lifrnn.api.deps import is_json
 from lifrnn.specs import unstorable
 from lifrnn.specs.base import shown_key, text_problem
 

@@ -177,7 +177,7 @@ class Dispatcher:
 
 
 EXECUTE_TASK = "lifrnn.execute"
-"""The Celery task that runs one job by id (``worker.tasks``)."""
+"""The Celery task that runs one job by id (``lifrnn.worker.tasks``)."""
 QUEUES = ("gpu", "cpu")
 """Queues by the spec's device: jobs with ``device: "cuda"`` go to ``gpu``, the rest to ``cpu``."""
 

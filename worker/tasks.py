@@ -18,7 +18,7 @@ from lifrnn.dispatch import EXECUTE_TASK
 from lifrnn.executor import collect_leftovers, execute_job, worker_name
 from lifrnn.settings import Settings
 from lifrnn.store import Store
-from worker.celery_app import celery_app
+from lifrnn.worker.celery_app import celery_app
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """What the dashboard's pages share: templates and their filters, the error pages, the signed-in
 visitor, the in-process API client, and the CSRF check of POST forms.
 
-The page modules (:mod:`api.dashboard.login`, :mod:`~api.dashboard.jobs`,
-:mod:`~api.dashboard.networks`, :mod:`~api.dashboard.sweeps`, :mod:`~api.dashboard.submit`)
+The page modules (:mod:`lifrnn.api.dashboard.login`, :mod:`.jobs`,
+:mod:`.networks`, :mod:`.sweeps`, :mod:`.submit`)
 import from here; this module registers no routes.
 """
 
@@ -24,7 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from api.dashboard.sessions import (
+from lifrnn.api.dashboard.sessions import (
     INTERNAL_BASE,
     SESSION_COOKIE,
     api_client,
@@ -32,7 +32,7 @@ from api.dashboard.sessions import (
     session_user,
     unsign,
 )
-from api.dashboard.summaries import key_metrics, nlb_table, spec_summary, timing
+from lifrnn.api.dashboard.summaries import key_metrics, nlb_table, spec_summary, timing
 from lifrnn.store import Store, User
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy import func, select
 
-from api.dashboard.common import (
+from lifrnn.api.dashboard.common import (
     JOB_KINDS,
     PAGE_SIZE,
     PageError,
@@ -26,7 +26,7 @@ from api.dashboard.common import (
     read_form,
     render,
 )
-from api.dashboard.summaries import timing
+from lifrnn.api.dashboard.summaries import timing
 from lifrnn.store import TERMINAL, Job, Store, User
 from lifrnn.store.status import STATUSES
 

@@ -15,13 +15,13 @@ from fastapi import APIRouter, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
-from api.dashboard.common import (
+from lifrnn.api.dashboard.common import (
     CSRF_COOKIE,
     _session_secret,
     read_form,
     render,
 )
-from api.dashboard.sessions import (
+from lifrnn.api.dashboard.sessions import (
     SESSION_COOKIE,
     end_session,
     session_key,

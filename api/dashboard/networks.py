@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request, status
 from fastapi.responses import Response
 
-from api.dashboard.common import PageError, VisitorDep, api_json, call_api, problem, render
+from lifrnn.api.dashboard.common import PageError, VisitorDep, api_json, call_api, problem, render
 
 router = APIRouter(prefix="/ui", tags=["dashboard"], include_in_schema=False)
 

@@ -1,7 +1,7 @@
 """Pages of the dashboard (``/ui``): sign-in, the queue, a job, networks, a comparison, submit.
 
 The pages are a client of the REST API: every read and write goes to the API's own routes as an
-in-process ASGI request made as the signed-in user (:mod:`api.dashboard.sessions`), so spec
+in-process ASGI request made as the signed-in user (:mod:`lifrnn.api.dashboard.sessions`), so spec
 validation, quotas and isolation (another user's job answers 404) are the API's by construction,
 not a copy. Only what admins see beyond the API (user names, the running/queued load per user) is
 read from the store directly.
@@ -13,18 +13,17 @@ Every POST form also carries a per-browser CSRF token (double-submit: form field
 refused when its ``Origin`` is another site.
 
 This module only combines the page modules' routers, in the order their routes were always
-registered, into :data:`router`, which :func:`api.dashboard.mount_dashboard` includes. The pages
-live in :mod:`~api.dashboard.login`, :mod:`~api.dashboard.jobs`, :mod:`~api.dashboard.networks`,
-:mod:`~api.dashboard.sweeps` and :mod:`~api.dashboard.submit`; what they share in
-:mod:`~api.dashboard.common`. The helpers re-exported below keep their old import path.
+registered, into :data:`router`, which :func:`lifrnn.api.dashboard.mount_dashboard` includes. The
+pages live in :mod:`.login`, :mod:`.jobs`, :mod:`.networks`, :mod:`.sweeps` and :mod:`.submit`; what
+they share in :mod:`.common`. The helpers re-exported below keep their old import path.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.dashboard import jobs, login, networks, submit, sweeps
-from api.dashboard.common import (
+from lifrnn.api.dashboard import jobs, login, networks, submit, sweeps
+from lifrnn.api.dashboard.common import (
     STATIC_DIR,
     TEMPLATES,
     as_table,
@@ -32,10 +31,10 @@ from api.dashboard.common import (
     format_value,
     install_error_pages,
 )
-from api.dashboard.login import safe_next
-from api.dashboard.networks import lineage_forest
-from api.dashboard.submit import spec_kind
-from api.dashboard.sweeps import scatter_data, side_by_side, sweep_columns
+from lifrnn.api.dashboard.login import safe_next
+from lifrnn.api.dashboard.networks import lineage_forest
+from lifrnn.api.dashboard.submit import spec_kind
+from lifrnn.api.dashboard.sweeps import scatter_data, side_by_side, sweep_columns
 
 __all__ = [
     "STATIC_DIR",

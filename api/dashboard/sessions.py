@@ -10,10 +10,10 @@ Every page request checks the session in the store (no cache): an ended session 
 once.
 
 The pages' API requests run in-process (:func:`api_client`), with the signed-in user in the ASGI
-scope under :data:`api.deps.DASHBOARD_USER`, which the API's ``current_user`` honours: no token
-is needed and none can be forged this way, since an HTTP request has no say over scope keys. The
-session's secret rides along under :data:`api.deps.DASHBOARD_SESSION`, so that a long response
-(an event stream) can check again that the session is still open.
+scope under :data:`lifrnn.api.deps.DASHBOARD_USER`, which the API's ``current_user`` honours: no
+token is needed and none can be forged this way, since an HTTP request has no say over scope keys.
+The session's secret rides along under :data:`lifrnn.api.deps.DASHBOARD_SESSION`, so that a long
+response (an event stream) can check again that the session is still open.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import httpx
 from fastapi import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.deps import DASHBOARD_SESSION, DASHBOARD_USER
+from lifrnn.api.deps import DASHBOARD_SESSION, DASHBOARD_USER
 from lifrnn.private_files import read_or_create_secret
 from lifrnn.settings import Settings
 from lifrnn.store import Store, User

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import RedirectResponse, Response
 
-from api.dashboard.common import (
+from lifrnn.api.dashboard.common import (
     JOB_KINDS,
     Visitor,
     VisitorDep,

@@ -8,9 +8,9 @@ from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, SessionDep, StoreDep
-from api.routes.jobs import is_uuid_text
-from api.schemas import Problem
+from lifrnn.api.deps import CurrentUser, SessionDep, StoreDep
+from lifrnn.api.routes.jobs import is_uuid_text
+from lifrnn.api.schemas import Problem
 from lifrnn.drawing import FigureUnavailableError, draw_pending
 from lifrnn.store import Artifact, Store
 from lifrnn.store.objects import ObjectNotFoundError

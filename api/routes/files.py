@@ -19,10 +19,10 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, select
 
-from api.deps import CurrentUser, SessionDep, StoreDep
-from api.routes.artifacts import content_response, drawn
-from api.routes.jobs import COUNT_DESCRIPTION, is_uuid_text
-from api.schemas import FileList, FileOut, Problem
+from lifrnn.api.deps import CurrentUser, SessionDep, StoreDep
+from lifrnn.api.routes.artifacts import content_response, drawn
+from lifrnn.api.routes.jobs import COUNT_DESCRIPTION, is_uuid_text
+from lifrnn.api.schemas import FileList, FileOut, Problem
 from lifrnn.headers import HeaderError, TooLargeError
 from lifrnn.store import Artifact, Store, User
 from lifrnn.store.uploads import (

@@ -29,8 +29,8 @@ from fastapi import APIRouter, Request, Response, status
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from api.schemas import Health, Liveness
 from lifrnn import __version__
+from lifrnn.api.schemas import Health, Liveness
 from lifrnn.store import Store
 from lifrnn.store.objects import ObjectStoreUnavailableError
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
-from api.deps import (
+from lifrnn.api.deps import (
     Credential,
     CurrentUser,
     LabelsBody,
@@ -31,7 +31,7 @@ from api.deps import (
     TokenCache,
     request_credential,
 )
-from api.schemas import (
+from lifrnn.api.schemas import (
     SERIES_PATTERN,
     CurveOut,
     EventOut,

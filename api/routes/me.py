@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from sqlalchemy import select
 
-from api.deps import (
+from lifrnn.api.deps import (
     CurrentUser,
     SessionDep,
     SettingsDep,
@@ -16,7 +16,7 @@ from api.deps import (
     current_user,
     unauthorized,
 )
-from api.schemas import MeOut, NewToken, Problem, QuotasOut, TokenOut, UsageOut
+from lifrnn.api.schemas import MeOut, NewToken, Problem, QuotasOut, TokenOut, UsageOut
 from lifrnn.settings import Settings
 from lifrnn.store import ApiToken, User
 from lifrnn.store.jobs import queued_count, running_count

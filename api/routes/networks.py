@@ -8,9 +8,9 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, SessionDep
-from api.routes.jobs import COUNT_DESCRIPTION, KIND_PATTERN, is_uuid_text
-from api.schemas import NetworkDetail, NetworkList, NetworkOut, Problem
+from lifrnn.api.deps import CurrentUser, SessionDep
+from lifrnn.api.routes.jobs import COUNT_DESCRIPTION, KIND_PATTERN, is_uuid_text
+from lifrnn.api.schemas import NetworkDetail, NetworkList, NetworkOut, Problem
 from lifrnn.store import Network, User
 from lifrnn.store.jobs import (
     MetricFilterError,

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, SessionDep, StoreDep
-from api.routes.jobs import COUNT_DESCRIPTION, is_uuid_text, on_behalf
-from api.schemas import Problem, SweepDetail, SweepList, SweepOut, SweepProgress, SweepRow
+from lifrnn.api.deps import CurrentUser, SessionDep, StoreDep
+from lifrnn.api.routes.jobs import COUNT_DESCRIPTION, is_uuid_text, on_behalf
+from lifrnn.api.schemas import Problem, SweepDetail, SweepList, SweepOut, SweepProgress, SweepRow
 from lifrnn.store import Sweep
 from lifrnn.store.jobs import DependentsError, QuotaExceededError
 from lifrnn.store.sweeps import (

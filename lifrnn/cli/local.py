@@ -179,7 +179,7 @@ def run_worker(
     Each job runs in a pool process forked before CUDA is touched, so CUDA stays fork-safe, and
     a job that ignores cancellation can be terminated without stopping the worker.
     """
-    from worker.celery_app import celery_app
+    from lifrnn.worker.celery_app import celery_app
 
     argv = ["worker", "--queues", queues, "--concurrency", str(concurrency), "--pool", "prefork"]
     argv += ["--loglevel", "INFO", "--without-gossip", "--without-mingle"]

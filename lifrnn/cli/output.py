@@ -196,7 +196,7 @@ def _print_job(job: Job) -> None:
 def _print_nlb_table(console: Console, metrics: dict[str, Any]) -> None:
     """The Neural Latents Benchmark table of a spike-train ``fit_data`` job (the dashboard's),
     its headline above and its warnings in red; nothing for other jobs."""
-    from api.dashboard.summaries import nlb_table
+    from lifrnn.api.dashboard.summaries import nlb_table
 
     nlb = nlb_table(metrics)
     if nlb is None:

@@ -54,9 +54,9 @@ def serve(settings: Settings) -> None:
     """Serve the API (and run the jobs) until interrupted."""
     import uvicorn
 
-    from api.dashboard.sessions import load_session_key
-    from api.main import create_app, prepare_store, start_jobs
-    from api.slow_clients import HeaderDeadlineProtocol, http_protocol
+    from lifrnn.api.dashboard.sessions import load_session_key
+    from lifrnn.api.main import create_app, prepare_store, start_jobs
+    from lifrnn.api.slow_clients import HeaderDeadlineProtocol, http_protocol
     from lifrnn.store import Store
 
     if settings.api_workers <= 1:
@@ -74,7 +74,7 @@ def serve(settings: Settings) -> None:
     logger.info("%d API processes; jobs run in this one", settings.api_workers)
     try:
         uvicorn.run(
-            "api.main:create_app",
+            "lifrnn.api.main:create_app",
             factory=True,
             workers=settings.api_workers,
             http=HeaderDeadlineProtocol,

@@ -1,6 +1,6 @@
 """The dashboard's server-side sessions: a signed-in browser holds a random secret (in a signed
-cookie, see :mod:`api.dashboard.sessions`); the store keeps only its SHA-256, its user, the API
-token that opened it and its expiry.
+cookie, see :mod:`lifrnn.api.dashboard.sessions`); the store keeps only its SHA-256, its user, the
+API token that opened it and its expiry.
 
 A session lives as long as the token that opened it: rotating or revoking that token deletes the
 session with it (``ON DELETE CASCADE``), its expiry ends the session, and a session is refused

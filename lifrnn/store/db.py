@@ -4,8 +4,9 @@ SQLite runs in WAL mode with a busy timeout and foreign keys on, so that the API
 the worker threads can share one file. A new database file is created readable by its owner only
 (mode 600, in a folder of mode 700 when that is new too); SQLite gives its ``-wal`` and ``-shm``
 files the database's mode. Tables come from the Alembic migrations in
-``lifrnn/store/migrations/`` (:func:`migrate`; shipped inside the package, so an installed lifrnn
-migrates too), never from ``create_all``.
+``migrations/`` at the top of the repository (:func:`migrate`; installed inside the package as
+``lifrnn/store/migrations/``, a link to them in a checkout, so an installed lifrnn migrates too),
+never from ``create_all``.
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def create_app_mounts_dashboard() -> bool:
-    """True once ``api.main.create_app`` mounts the dashboard itself."""
-    from api.main import create_app
+    """True once ``lifrnn.api.main.create_app`` mounts the dashboard itself."""
+    from lifrnn.api.main import create_app
     from lifrnn.settings import Settings
 
     app = create_app(Settings(migrate_on_start=False, workers=0))

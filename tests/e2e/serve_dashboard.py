@@ -16,8 +16,8 @@ import uvicorn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from api.dashboard import mount_dashboard
-from api.main import create_app
+from lifrnn.api.dashboard import mount_dashboard
+from lifrnn.api.main import create_app
 from lifrnn.settings import Settings
 
 

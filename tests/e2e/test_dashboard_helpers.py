@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.dashboard.routes import (
+from lifrnn.api.dashboard.routes import (
     flatten,
     format_value,
     lineage_forest,

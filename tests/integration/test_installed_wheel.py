@@ -1,6 +1,8 @@
 """lifrnn as installed, not as checked out: the built wheel in a fresh virtual environment
 migrates a new PostgreSQL database and serves the API and the dashboard from outside the
-repository (migrations, templates and example specs travel inside the package)."""
+repository (migrations, templates and example specs travel inside the package). The repository's
+top-level ``api/``, ``worker/`` and ``migrations/`` install as ``lifrnn.api``, ``lifrnn.worker``
+and ``lifrnn/store/migrations`` (issue 32.2), never as top-level packages of their own."""
 
 from __future__ import annotations
 
@@ -79,11 +81,16 @@ def test_the_wheel_migrates_postgresql_and_serves_from_outside_the_checkout(
         where = run(
             installed / "bin" / "python",
             "-c",
-            "import lifrnn, api; print(lifrnn.__file__); print(api.__file__)",
+            "import importlib.util as u, lifrnn, lifrnn.api.main, lifrnn.worker.tasks; "
+            "print(lifrnn.__file__, lifrnn.api.main.__file__, lifrnn.worker.tasks.__file__); "
+            "print('top-level:', [n for n in ('api', 'worker', 'migrations') if u.find_spec(n)])",
             cwd=elsewhere,
             env=env,
         ).stdout
         assert str(ROOT) not in where and str(installed) in where
+        # api/ and worker/ install inside lifrnn, not as top-level packages that would collide
+        assert "lifrnn/api/main.py" in where and "lifrnn/worker/tasks.py" in where
+        assert "top-level: []" in where
         upgraded = run(lifrnn, "db", "upgrade", cwd=elsewhere, env=env)
         assert "database at head" in upgraded.stdout
         token = run(lifrnn, "users", "create", "alice", cwd=elsewhere, env=env).stdout.strip()

@@ -22,7 +22,8 @@ def named_paths(text: str) -> list[Path]:
     found = []
     for line in text.splitlines():
         spans = [s for s in SPAN.findall(line) if FILE.match(s)]
-        folder = next((s for s in spans if s.endswith("/")), "")
+        rows = line.startswith("|")  # in the table, bare names are inside the row's folder
+        folder = next((s for s in spans if s.endswith("/")), "") if rows else ""
         for span in spans:
             inside = "/" not in span.rstrip("/") and span != folder
             found.append(ROOT / folder / span if inside else ROOT / span)

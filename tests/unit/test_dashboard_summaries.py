@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.dashboard.summaries import key_metrics, spec_summary, timing
+from lifrnn.api.dashboard.summaries import key_metrics, spec_summary, timing
 
 
 def test_each_kind_is_summarised_by_what_a_scientist_looks_at_first():
@@ -78,7 +78,7 @@ def test_time_is_the_run_so_far_and_the_time_left_while_running():
 
 
 def test_a_list_of_records_is_shown_as_a_table_and_nothing_else_is():
-    from api.dashboard.routes import as_table
+    from lifrnn.api.dashboard.routes import as_table
 
     rows = [
         {"controller": "lqr", "direction_deg": 0.0, "motor_r2": 0.999},

@@ -13,8 +13,8 @@ from matplotlib.axes import Axes
 from matplotlib.patches import Rectangle
 from rich.console import Console
 
-from api.dashboard.routes import TEMPLATES
-from api.dashboard.summaries import key_metrics, nlb_table
+from lifrnn.api.dashboard.routes import TEMPLATES
+from lifrnn.api.dashboard.summaries import key_metrics, nlb_table
 from lifrnn.cli.output import _print_nlb_table
 from lifrnn.figure_recipes import FigureRecipe, decode_recipe, encode_recipe, figure_function
 from lifrnn_core.figures.fit_data import MC_MAZE_PUBLISHED_CO_BPS, NLB_SCORE_COLUMNS

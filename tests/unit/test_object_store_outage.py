@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 import pytest
 
-from api.main import create_app
+from lifrnn.api.main import create_app
 from lifrnn.executor import (
     ObjectStoreWait,
     ObjectStoreWaitError,

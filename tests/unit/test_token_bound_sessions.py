@@ -1,5 +1,5 @@
 """Dashboard sessions bound to the token that signed in, and what a long response checks again
-(:class:`api.deps.Credential`): rotating, revoking or the expiry of the token ends both."""
+(:class:`lifrnn.api.deps.Credential`): rotating, revoking or the expiry of the token ends both."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from alembic import command
 from sqlalchemy import func, select, text
 
-from api.deps import Credential
+from lifrnn.api.deps import Credential
 from lifrnn.settings import Settings
 from lifrnn.store import ApiToken, DashboardSession, Store
 from lifrnn.store.dashboard_sessions import dashboard_session, open_dashboard_session

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
-from api.dashboard.sessions import load_session_key, sign, unsign
-from api.deps import TokenCache
+from lifrnn.api.dashboard.sessions import load_session_key, sign, unsign
+from lifrnn.api.deps import TokenCache
 from lifrnn.private_files import private_dir, read_or_create_secret
 from lifrnn.settings import Settings
 from lifrnn.specs import parse_spec
