@@ -40,6 +40,7 @@ __all__ = [
     "NLB_RIDGE_ALPHAS",
     "NLB_VELOCITY_LAG",
     "ZERO_RATE",
+    "JoinedRates",
     "NLBScores",
     "bits_per_spike",
     "co_bps",
@@ -157,13 +158,64 @@ def fp_bps(forward_rates: np.ndarray, forward_spikes: np.ndarray) -> float:
 # --- velocity decoding ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class JoinedRates:
+    """Rates of some trials with neuron groups side by side, (trials, time, neurons), read
+    without joining them: at MC_Maze's size each joined copy of the training trials is ~0.2 GB.
+
+    Attributes:
+        parts: arrays (all trials, time, n_i) of the groups (e.g. held-in, held-out neurons).
+        trials: (trials,) indices of the trials this view stands for, in order.
+    """
+
+    parts: tuple[np.ndarray, ...]
+    trials: np.ndarray
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (len(self.trials), self.parts[0].shape[1], sum(p.shape[2] for p in self.parts))
+
+    def rows(self, trial: np.ndarray, time: np.ndarray) -> np.ndarray:
+        """(k, neurons) rates at (``trial[k]``, ``time[k]``), trials counted in this view."""
+        which = self.trials[trial]
+        return np.concatenate([part[which, time] for part in self.parts], axis=-1)
+
+
+@dataclass(frozen=True)
+class _LaggedSamples:
+    """The samples of a velocity decoder: rates at bin t of each trial (read a block at a time,
+    never copied whole) and the velocity lag_bins later, samples without velocity left out.
+    Samples run trial by trial, bin by bin, as NLB's reshaped arrays have them."""
+
+    rates: np.ndarray | JoinedRates
+    bins: int
+    kept: np.ndarray
+    y: np.ndarray
+    what: str
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+    def x(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """(samples, neurons) float64 rates of samples ``start:stop``."""
+        trial, time = np.divmod(self.kept[start:stop], self.bins)
+        rates = self.rates
+        block = rates.rows(trial, time) if isinstance(rates, JoinedRates) else rates[trial, time]
+        block = block.astype(np.float64)
+        if np.isnan(block).any():
+            raise ValueError(f"{self.what}: NaN rate predictions where velocity is known")
+        return block
+
+
 def _lagged_samples(
-    rates: np.ndarray, velocity: np.ndarray, lag_bins: int, what: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """(samples, neurons) rates and (samples, outputs) velocity lag_bins later, NaN rows dropped."""
-    rates = np.asarray(rates)
+    rates: np.ndarray | JoinedRates, velocity: np.ndarray, lag_bins: int, what: str
+) -> _LaggedSamples:
+    """The samples of rates (trials, time, neurons) and velocity (trials, time, outputs)
+    lag_bins later, NaN rows dropped (see :class:`_LaggedSamples`)."""
+    if not isinstance(rates, JoinedRates):
+        rates = np.asarray(rates)
     velocity = np.asarray(velocity)
-    if rates.ndim != 3 or velocity.ndim != 3 or rates.shape[:2] != velocity.shape[:2]:
+    if len(rates.shape) != 3 or velocity.ndim != 3 or rates.shape[:2] != velocity.shape[:2]:
         raise ValueError(
             f"{what}: rates {rates.shape} (trials, time, neurons) and velocity {velocity.shape} "
             "(trials, time, 2) must share trials and time"
@@ -171,15 +223,10 @@ def _lagged_samples(
     n_time = rates.shape[1]
     if not 0 <= lag_bins < n_time:
         raise ValueError(f"{what}: lag_bins must lie in [0, {n_time}), got {lag_bins}")
-    x = rates[:, : n_time - lag_bins].reshape(-1, rates.shape[2])
     y = velocity[:, lag_bins:].reshape(-1, velocity.shape[2])
     # nlb-tools drops the samples whose first behaviour channel is NaN.
-    kept = ~np.isnan(y[:, 0])
-    if not kept.all():  # (indexing copies: at MC_Maze's size, hundreds of MB)
-        x, y = x[kept], y[kept]
-    if np.isnan(x).any():
-        raise ValueError(f"{what}: NaN rate predictions where velocity is known")
-    return x, y
+    kept = np.flatnonzero(~np.isnan(y[:, 0]))
+    return _LaggedSamples(rates, n_time - lag_bins, kept, y[kept].astype(np.float64), what)
 
 
 def _r2_per_output(y: np.ndarray, prediction: np.ndarray) -> np.ndarray:
@@ -251,7 +298,7 @@ def _fold_bounds(n_samples: int, n_folds: int) -> list[tuple[int, int]]:
 
 
 def velocity_r2(
-    train_rates: np.ndarray,
+    train_rates: np.ndarray | JoinedRates,
     train_velocity: np.ndarray,
     eval_rates: np.ndarray,
     eval_velocity: np.ndarray,
@@ -269,7 +316,8 @@ def velocity_r2(
 
     Args:
         train_rates: (train trials, time, neurons) predicted rates, spikes per bin (NLB uses all
-            neurons, held-in then held-out).
+            neurons, held-in then held-out), or a :class:`JoinedRates` view of them (read a
+            fold at a time, never joined whole).
         train_velocity: (train trials, time, 2) hand velocity on the same bins as the rates.
         eval_rates: (eval trials, time, neurons) predicted rates.
         eval_velocity: (eval trials, time, 2) hand velocity on the same bins.
@@ -282,32 +330,34 @@ def velocity_r2(
     Returns:
         R² on the eval trials (1 is perfect, 0 is the eval velocity's mean; can be negative).
     """
-    x_train, y_train = _lagged_samples(train_rates, train_velocity, lag_bins, "velocity_r2 train")
-    x_eval, y_eval = _lagged_samples(eval_rates, eval_velocity, lag_bins, "velocity_r2 eval")
+    train = _lagged_samples(train_rates, train_velocity, lag_bins, "velocity_r2 train")
+    evaluated = _lagged_samples(eval_rates, eval_velocity, lag_bins, "velocity_r2 eval")
     penalties = np.asarray(alphas, dtype=np.float64)
-    if len(x_train) < n_folds or len(x_eval) == 0:
+    if len(train) < n_folds or len(evaluated) == 0:
         raise ValueError(
-            f"velocity_r2: {len(x_train)} training and {len(x_eval)} eval samples with velocity; "
-            f"need at least {n_folds} and 1"
+            f"velocity_r2: {len(train)} training and {len(evaluated)} eval samples with "
+            f"velocity; need at least {n_folds} and 1"
         )
-    # Float64 one fold at a time: MC_Maze's training samples stay in their own (float32) dtype.
-    bounds = _fold_bounds(len(x_train), n_folds)
-    folds = [(x_train[a:b], y_train[a:b].astype(np.float64)) for a, b in bounds]
-    fold_moments = [_Moments.of(x.astype(np.float64), y) for x, y in folds]
+    # Float64 one fold at a time, read from the rates as they are: at MC_Maze's size no copy of
+    # all training samples is made.
+    bounds = _fold_bounds(len(train), n_folds)
+    fold_moments = [_Moments.of(train.x(a, b), train.y[a:b]) for a, b in bounds]
     total = fold_moments[0]
     for moments in fold_moments[1:]:
         total = total + moments
     fold_scores = np.empty((n_folds, len(penalties)))
-    for fold, ((x, y), moments) in enumerate(zip(folds, fold_moments, strict=True)):
+    for fold, ((a, b), moments) in enumerate(zip(bounds, fold_moments, strict=True)):
         weights, offsets = (total - moments).ridge(penalties)
-        prediction = np.einsum("si,aio->aso", x.astype(np.float64), weights, optimize=True)
-        fold_scores[fold] = _r2_per_output(y, prediction + offsets[:, None, :]).mean(axis=-1)
+        prediction = np.einsum("si,aio->aso", train.x(a, b), weights, optimize=True)
+        fold_scores[fold] = _r2_per_output(train.y[a:b], prediction + offsets[:, None, :]).mean(
+            axis=-1
+        )
     # The first of equally good penalties, as scikit-learn's GridSearchCV picks.
     best = int(np.argmax(fold_scores.mean(axis=0)))
     weights, offsets = total.ridge(penalties[best : best + 1])
-    prediction = x_eval.astype(np.float64) @ weights[0] + offsets[0]
+    prediction = evaluated.x() @ weights[0] + offsets[0]
     logger.debug("velocity_r2: ridge penalty %g of %s", penalties[best], penalties)
-    return float(_r2_per_output(y_eval.astype(np.float64), prediction).mean())
+    return float(_r2_per_output(evaluated.y, prediction).mean())
 
 
 # --- PSTHs ---------------------------------------------------------------------------------------
@@ -442,7 +492,7 @@ def nlb_scores(
     *,
     forward_rates: np.ndarray | None = None,
     forward_spikes: np.ndarray | None = None,
-    train_rates: np.ndarray | None = None,
+    train_rates: np.ndarray | JoinedRates | None = None,
     train_velocity: np.ndarray | None = None,
     eval_rates: np.ndarray | None = None,
     eval_velocity: np.ndarray | None = None,
@@ -563,7 +613,9 @@ def score_spike_trials(
         trials.heldout[scored],
         forward_rates=forward_rates,
         forward_spikes=forward_spikes,
-        train_rates=all_neurons(fitted) if behaviour is not None else None,
+        train_rates=JoinedRates((heldin_rates, heldout_rates), np.flatnonzero(fitted))
+        if behaviour is not None
+        else None,
         train_velocity=behaviour[fitted] if behaviour is not None else None,
         eval_rates=all_neurons(scored),
         eval_velocity=behaviour[scored] if behaviour is not None else None,

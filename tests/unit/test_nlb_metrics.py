@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from nlb_tools import evaluation
 
 from lifrnn_core.nlb_metrics import (
+    JoinedRates,
     bits_per_spike,
     co_bps,
     condition_psths,
@@ -132,6 +133,26 @@ def test_velocity_r2_matches_nlb_tools_decoder_with_its_lag_and_missing_velocity
 
     assert abs(ours - theirs) < AGREEMENT
     assert ours > 0.5  # the velocity follows the rates: the lag is applied the right way round
+
+
+def test_velocity_r2_reads_neuron_groups_of_some_trials_as_the_joined_array_gives():
+    """The jobs decode from held-in and held-out rates side by side without joining them (a
+    :class:`JoinedRates` view of the training trials): the same score to the last bit."""
+    lag, rng = 4, np.random.default_rng(7)
+    readout = rng.normal(size=(10, 2))
+    rates, velocity = lagged_velocity(rng, readout, 30, 25, lag)
+    velocity = velocity[:, :25].copy()
+    velocity[2, 5:9] = np.nan
+    train = np.array([0, 2, 3, 5, 8, 9, 11, 12, 14, 17, 20, 21, 24, 27])
+    held_in, held_out = rates[..., :6].astype(np.float32), rates[..., 6:].astype(np.float32)
+    joined = np.concatenate([held_in, held_out], axis=-1)
+    eval_rates, eval_velocity = joined[[1, 4, 6]], velocity[[1, 4, 6]]
+
+    view = JoinedRates((held_in, held_out), train)
+    assert view.shape == joined[train].shape
+    assert velocity_r2(
+        view, velocity[train], eval_rates, eval_velocity, lag_bins=lag
+    ) == velocity_r2(joined[train], velocity[train], eval_rates, eval_velocity, lag_bins=lag)
 
 
 def test_psth_r2_matches_nlb_tools_with_a_shorter_condition_and_one_without_trials():
