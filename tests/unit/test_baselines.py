@@ -1,4 +1,4 @@
-"""The NLB baselines (lifrnn_core/baselines.py) on spikes from known latent dynamics.
+"""The NLB baselines (lifrnn_core/baselines/) on spikes from known latent dynamics.
 
 Each baseline must beat a constant rate per neuron on test trials; GPFA must find about the
 true latent dimension and follow single trials that the condition mean cannot; and no baseline
