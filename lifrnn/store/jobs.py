@@ -1,44 +1,53 @@
-"""Job operations on the store: submit, claim, progress, finish, cancel, re-queue, list, delete.
+"""Job operations on the store: submit, claim, progress, finish, cancel, re-queue, delete.
 
-Every status change goes through :func:`transition`, a guarded ``UPDATE ... WHERE status IN
-(allowed sources)`` that also writes a ``job_events`` row; two workers (or a worker and a
-cancel request) racing for one job cannot both win. A job that reaches a final status settles
-the jobs waiting for its network in the same transaction (:func:`settle_dependents`): queued
-with that network when it succeeded, failed naming it otherwise. Callers own the transaction
-(commit).
+A job's life: :func:`submit_job` queues it within its owner's quotas (or records it waiting for
+its parent job), :func:`claim_job` gives it to a worker, :func:`report_progress` and
+:func:`beat` keep its row current, :func:`requeue_stale` takes it back from a worker that
+stopped beating, :func:`request_cancel` stops it, :func:`delete_job` removes it and
+:func:`label_job` names it.
+
+Every status change goes through :func:`~lifrnn.store.transitions.transition`, a guarded update
+that writes a ``job_events`` row and, when the job reaches a final status, settles the jobs
+waiting for it (:mod:`lifrnn.store.transitions`). Listings, histories and lineage are read in
+:mod:`lifrnn.store.job_queries`. The names of both are re-exported here, so every job operation
+still imports from ``lifrnn.store.jobs``. Callers own the transaction (commit) unless a function
+says it commits.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import (
-    ColumnElement,
-    Float,
-    Row,
-    and_,
-    case,
-    cast,
-    delete,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from lifrnn import __version__
 from lifrnn.specs import SpecBase, spec_sha256
-from lifrnn.store.inputs import ResolvedInputs, input_dependents, network_of_job
-from lifrnn.store.models import Artifact, Job, JobEvent, JobInput, Network, User, utcnow
-from lifrnn.store.search import compile_filter, compile_order
+from lifrnn.store.inputs import ResolvedInputs, input_dependents
+from lifrnn.store.job_queries import JOB_COLUMNS as JOB_COLUMNS
+from lifrnn.store.job_queries import JobQuery as JobQuery
+from lifrnn.store.job_queries import JobRow as JobRow
+from lifrnn.store.job_queries import MetricFilter as MetricFilter
+from lifrnn.store.job_queries import MetricFilterError as MetricFilterError
+from lifrnn.store.job_queries import Page as Page
+from lifrnn.store.job_queries import _metric_value as _metric_value
+from lifrnn.store.job_queries import job_and_events as job_and_events
+from lifrnn.store.job_queries import job_events as job_events
+from lifrnn.store.job_queries import job_page as job_page
+from lifrnn.store.job_queries import list_jobs as list_jobs
+from lifrnn.store.job_queries import metric_condition as metric_condition
+from lifrnn.store.job_queries import network_lineage as network_lineage
+from lifrnn.store.job_queries import page_of as page_of
+from lifrnn.store.job_queries import parse_metric_filter as parse_metric_filter
+from lifrnn.store.models import Artifact, Job, JobEvent, User, utcnow
 from lifrnn.store.series import Point, add_points
-from lifrnn.store.status import ACTIVE, PENDING, TERMINAL, TransitionError, sources_of
+from lifrnn.store.status import ACTIVE, PENDING, TERMINAL, TransitionError
+from lifrnn.store.transitions import _fail_waiting, settle_dependents, transition
+from lifrnn.store.transitions import release_waiting as release_waiting
 
 if TYPE_CHECKING:
     from lifrnn.store import Store
@@ -62,118 +71,6 @@ class DependentsError(Exception):
             f"{shown}; delete those first"
         )
         self.dependents = dependents
-
-
-class MetricFilterError(ValueError):
-    """A metric filter that cannot be read (see :func:`parse_metric_filter`)."""
-
-
-def transition(
-    session: Session,
-    job_id: str,
-    target: str,
-    *,
-    note: str = "",
-    expect: Iterable[str] | None = None,
-    where: Sequence[ColumnElement[bool]] = (),
-    **values: Any,
-) -> bool:
-    """Move job ``job_id`` to ``target`` if the status machine allows it from its current status.
-
-    ``note`` is the event's message, ``expect`` narrows the allowed sources, ``where`` adds
-    guards (e.g. the worker holding it), ``values`` are further columns to set.
-    Records a status event; True when the job moved.
-    """
-    sources = sources_of(target)
-    if expect is not None:
-        sources = sources & frozenset(expect)
-    now = utcnow()
-    statement = (
-        update(Job)
-        .where(Job.id == job_id, Job.status.in_(sorted(sources)), *where)
-        .values(status=target, **values)
-        .execution_options(synchronize_session=False)
-    )
-    if session.execute(statement).rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    session.add(JobEvent(job_id=job_id, at=now, type="status", status=target, message=note))
-    if target in TERMINAL:
-        settle_dependents(session, job_id, target)
-    return True
-
-
-def settle_dependents(session: Session, job_id: str, status: str) -> list[str]:
-    """Move the jobs waiting for job ``job_id``'s network on, now that it is ``status``.
-
-    Succeeded: each waiting job reads the network it made and is queued. Failed or cancelled
-    (or succeeded without a network): each fails naming its parent, which settles its own
-    dependents in turn. Returns the ids moved.
-    """
-    waiting = session.scalars(
-        select(Job.id).where(Job.parent_job_id == job_id, Job.status == "waiting")
-    ).all()
-    if not waiting:
-        return []
-    network = network_of_job(session, job_id) if status == "succeeded" else None
-    moved = []
-    for child in waiting:
-        if network is not None:
-            session.execute(
-                update(JobInput)
-                .where(JobInput.job_id == child, JobInput.source_job_id == job_id)
-                .values(artifact_id=network.artifact_id, network_id=network.id)
-                .execution_options(synchronize_session=False)
-            )
-            done = transition(
-                session,
-                child,
-                "queued",
-                note=f"parent job {job_id} succeeded",
-                expect={"waiting"},
-                parent_network_id=network.id,
-            )
-        else:
-            reason = (
-                f"parent job {job_id} made no network"
-                if status == "succeeded"
-                else f"parent job {job_id} {'was cancelled' if status == 'cancelled' else status}"
-            )
-            done = _fail_waiting(session, child, reason)
-        if done:
-            moved.append(child)
-    return moved
-
-
-def _fail_waiting(session: Session, job_id: str, reason: str) -> bool:
-    """waiting -> failed with ``reason`` (its parent will never give it a network)."""
-    return transition(
-        session,
-        job_id,
-        "failed",
-        note=reason,
-        expect={"waiting"},
-        finished_at=utcnow(),
-        error=reason,
-    )
-
-
-def release_waiting(session: Session) -> list[str]:
-    """Settle waiting jobs whose parent is already final or gone (a safety net). Commits."""
-    parent = aliased(Job)
-    rows = session.execute(
-        select(Job.id, Job.parent_job_id, parent.status)
-        .outerjoin(parent, parent.id == Job.parent_job_id)
-        .where(Job.status == "waiting")
-    ).all()
-    moved: list[str] = []
-    for job_id, parent_id, parent_status in rows:
-        if parent_status is None:
-            if _fail_waiting(session, job_id, f"parent job {parent_id} no longer exists"):
-                moved.append(job_id)
-        elif parent_status in TERMINAL and parent_id is not None:
-            moved += settle_dependents(session, parent_id, parent_status)
-    session.commit()
-    return moved
 
 
 def finite_json(value: Any) -> Any:
@@ -658,227 +555,3 @@ def label_job(session: Session, job: Job, labels: dict[str, Any]) -> Job:
             setattr(job, field, labels[field] or None)
     session.commit()
     return job
-
-
-# -- listing -----------------------------------------------------------------------------------
-
-_METRIC_FILTER = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]{0,63})\s*(>=|<=|==|!=|>|<|=)\s*(\S+)\s*$")
-
-
-@dataclass(frozen=True)
-class MetricFilter:
-    """``name op value``: the numeric metric ``name`` compared with ``value``."""
-
-    name: str
-    op: str
-    value: float
-
-
-def parse_metric_filter(text: str) -> MetricFilter:
-    """Read ``NAME OP VALUE`` with OP one of ``>= <= > < == != =`` (e.g. ``r2_min>=0.99``)."""
-    match = _METRIC_FILTER.match(text)
-    if match is None:
-        raise MetricFilterError(
-            f"metric filter {text!r}: expected NAME OP VALUE, e.g. r2_min>=0.99 "
-            "(OP: >=, <=, >, <, ==, !=)"
-        )
-    name, op, raw = match.groups()
-    try:
-        value = float(raw)
-    except ValueError:
-        raise MetricFilterError(f"metric filter {text!r}: {raw!r} is not a number") from None
-    if not math.isfinite(value):
-        raise MetricFilterError(f"metric filter {text!r}: the value must be finite")
-    return MetricFilter(name=name, op="==" if op == "=" else op, value=value)
-
-
-def _metric_value(column: Any, name: str, dialect: str) -> ColumnElement[Any]:
-    """The numeric metric ``name`` of a JSON column, NULL where absent or not a number."""
-    if dialect == "postgresql":
-        element = func.json_extract_path(column, name)
-        return case(
-            (
-                func.json_typeof(element) == "number",
-                cast(func.json_extract_path_text(column, name), Float),
-            ),
-            else_=None,
-        )
-    path = f'$."{name}"'
-    return case(
-        (func.json_type(column, path).in_(["integer", "real"]), func.json_extract(column, path)),
-        else_=None,
-    )
-
-
-def metric_condition(column: Any, flt: MetricFilter, dialect: str) -> ColumnElement[bool]:
-    """SQL condition of one metric filter on a JSON ``metrics`` column."""
-    value = _metric_value(column, flt.name, dialect)
-    compare = {
-        ">=": value >= flt.value,
-        "<=": value <= flt.value,
-        ">": value > flt.value,
-        "<": value < flt.value,
-        "==": value == flt.value,
-        "!=": value != flt.value,
-    }[flt.op]
-    return and_(value.is_not(None), compare)
-
-
-@dataclass(frozen=True)
-class JobQuery:
-    """Filters of a job listing; None means any. ``count``: also count every match (a second
-    query unless ``order_by`` sorts them all anyway); without it the total is None."""
-
-    owner_id: int | None = None
-    kind: str | None = None
-    status: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    metrics: tuple[MetricFilter, ...] = ()
-    filter: str | None = None
-    order_by: str | None = None
-    limit: int = 50
-    offset: int = 0
-    count: bool = True
-
-
-JobRow = Row[*tuple[Any, ...]]
-"""A Core row of the ``jobs`` table (attributes named as :class:`Job`'s columns)."""
-
-JOB_COLUMNS = tuple(Job.__table__.columns)
-"""Every column of ``jobs``, for Core selects of whole job rows."""
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a listing: its ``rows``, every match counted (``total``, None when not
-    asked) and whether more follow this page (``has_more``, known either way)."""
-
-    rows: list[JobRow]
-    total: int | None
-    has_more: bool
-
-
-def page_of(rows: Sequence[JobRow], limit: int, total: int | None) -> Page:
-    """The :class:`Page` of ``rows`` fetched with ``limit + 1`` (the extra row says more
-    follow)."""
-    return Page(rows=list(rows[:limit]), total=total, has_more=len(rows) > limit)
-
-
-def _job_conditions(session: Session, query: JobQuery) -> list[ColumnElement[bool]]:
-    dialect = session.get_bind().dialect.name
-    conditions: list[ColumnElement[bool]] = []
-    if query.owner_id is not None:
-        conditions.append(Job.owner_id == query.owner_id)
-    if query.kind is not None:
-        conditions.append(Job.kind == query.kind)
-    if query.status is not None:
-        conditions.append(Job.status == query.status)
-    if query.created_after is not None:
-        conditions.append(Job.queued_at >= query.created_after)
-    if query.created_before is not None:
-        conditions.append(Job.queued_at < query.created_before)
-    conditions.extend(metric_condition(Job.metrics, flt, dialect) for flt in query.metrics)
-    if query.filter:
-        conditions.append(compile_filter(query.filter, dialect))
-    return conditions
-
-
-def list_jobs(session: Session, query: JobQuery) -> tuple[list[JobRow], int | None]:
-    """Jobs matching ``query`` and how many match in all (None unless ``query.count``): the
-    rows and total of :func:`job_page`."""
-    page = job_page(session, query)
-    return page.rows, page.total
-
-
-def job_page(session: Session, query: JobQuery) -> Page:
-    """Jobs matching ``query``, in its ``order_by`` (then newest first): rows of the ``jobs``
-    table (Core rows, attributes named as :class:`Job`'s columns: no ORM objects to build),
-    and how many match in all when ``query.count``. A ``filter`` or ``order_by`` that cannot be
-    read raises :class:`SearchError`."""
-    order = compile_order(query.order_by, session.get_bind().dialect.name) if query.order_by else []
-    conditions = _job_conditions(session, query)
-    if order:
-        return _ordered_page(session, query, conditions, order)
-    total = None
-    if query.count:
-        total = session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
-    rows = (
-        session.connection()
-        .execute(
-            select(*JOB_COLUMNS)
-            .where(*conditions)
-            .order_by(Job.queued_at.desc(), Job.id.desc())
-            .limit(query.limit + 1)
-            .offset(query.offset)
-        )
-        .all()
-    )
-    return page_of(rows, query.limit, total)
-
-
-def _ordered_page(
-    session: Session, query: JobQuery, conditions: list[ColumnElement[bool]], order: list[Any]
-) -> Page:
-    """A page in ``order`` and the count in one query (``count(*) OVER ()``): every match is
-    sorted anyway, so the side tables are joined once instead of twice; the count is asked
-    apart only for a page past the end."""
-    rows = session.execute(
-        select(*JOB_COLUMNS, func.count().over().label("match_count"))
-        .where(*conditions)
-        .order_by(*order, Job.queued_at.desc(), Job.id.desc())
-        .limit(query.limit + 1)
-        .offset(query.offset)
-    ).all()
-    total: int | None = None
-    if rows:
-        total = int(rows[0][-1])
-    elif query.count and query.offset > 0:
-        total = session.scalar(select(func.count()).select_from(Job).where(*conditions)) or 0
-    elif query.count:
-        total = 0
-    return page_of(rows, query.limit, total if query.count else None)
-
-
-def job_events(
-    session: Session, job_id: str, after_id: int = 0, limit: int | None = None, last: bool = False
-) -> list[JobEvent]:
-    """History of a job in order, from event ``after_id`` on (exclusive), at most ``limit``
-    events: the first ones, or with ``last`` the newest ones (still in order)."""
-    statement = select(JobEvent).where(JobEvent.job_id == job_id, JobEvent.id > after_id)
-    if last:
-        newest = list(session.scalars(statement.order_by(JobEvent.id.desc()).limit(limit)))
-        return newest[::-1]
-    return list(session.scalars(statement.order_by(JobEvent.id).limit(limit)))
-
-
-def job_and_events(
-    session: Session, job_id: str, after_id: int = 0
-) -> tuple[Job | None, list[JobEvent]]:
-    """Job ``job_id`` (detached from ``session``; None when gone) and its history after event
-    ``after_id``, read in that order: a live view (an event stream) that stops at a finished
-    job has then seen every entry up to its end.
-
-    On PostgreSQL each statement sees what was committed when it began: read the other way
-    round, a job that finishes between the two reads looks finished while its last entries
-    are not yet read, and a stream that then ends loses them.
-    """
-    job = session.get(Job, job_id)
-    if job is not None:
-        session.expunge(job)
-    return job, job_events(session, job_id, after_id)
-
-
-def network_lineage(session: Session, network: Network, depth: int = 32) -> list[Network]:
-    """Ancestors of ``network``, parent first (at most ``depth``)."""
-    chain: list[Network] = []
-    seen = {network.id}
-    current = network
-    while current.parent_network_id and len(chain) < depth:
-        parent = session.get(Network, current.parent_network_id)
-        if parent is None or parent.id in seen:
-            break
-        chain.append(parent)
-        seen.add(parent.id)
-        current = parent
-    return chain

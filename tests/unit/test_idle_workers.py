@@ -1,5 +1,5 @@
-"""Idle in-process workers back off (lifrnn/executor.py, ``WorkerPool``): an idle server does not
-query its database ten times a second per worker, and a job queued through the same process
+"""Idle in-process workers back off (lifrnn/executor/pool.py, ``WorkerPool``): an idle server does
+not query its database ten times a second per worker, and a job queued through the same process
 still starts at once (``notify``)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-import lifrnn.executor as executor
+import lifrnn.executor.pool as executor
 
 
 @pytest.fixture

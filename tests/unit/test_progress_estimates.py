@@ -92,7 +92,7 @@ def test_fit_progress_expects_one_more_iteration_when_the_cost_stops_moving():
 def test_the_writer_keeps_every_point_then_every_other_and_always_the_last(
     store, running, monkeypatch
 ):
-    monkeypatch.setattr("lifrnn.executor.SERIES_LEVEL", 10)
+    monkeypatch.setattr("lifrnn.executor.progress.SERIES_LEVEL", 10)
     now = [0.0]
     writer = _ProgressWriter(store, running, "w1", None, clock=lambda: now[0])
     for step in range(1, 58):

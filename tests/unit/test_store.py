@@ -265,7 +265,7 @@ def test_a_result_whose_final_status_did_not_apply_leaves_nothing(store, monkeyp
         user, _ = create_user(session, "racer")
         session.commit()
         job, _ = submit_job(session, user, SPEC, default_max_queued=10)
-    monkeypatch.setattr(executor, "transition", lambda *args, **kwargs: False)
+    monkeypatch.setattr("lifrnn.executor.finish.transition", lambda *args, **kwargs: False)
     result = executor.execute_job(store, job.id, worker="w1")
     assert result is not None and result.status == "succeeded"  # computed, but not recorded
     with store.session() as session:
