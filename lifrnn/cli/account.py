@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-if TYPE_CHECKING:
-    pass
-
 from lifrnn.cli.output import (
     JsonOption,
     TokenOption,
     UrlOption,
-    _connect,
     _format,
-    _service_errors,
+    _service,
     _when,
     _write_json,
     stderr,
@@ -32,7 +28,7 @@ def _limit(value: Any) -> str:
 
 def me(as_json: JsonOption = False, url: UrlOption = None, token: TokenOption = None) -> None:
     """Who you are: role, quotas and what you use of them, and your token's expiry."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         data = client.me()
     if as_json:
         _write_json(data)
@@ -79,7 +75,7 @@ def tokens_rotate(
 ) -> None:
     """Swap your API token for a new one, printed on stdout (shown once); the old one stops
     working. A token read from the local token file is replaced there too."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         answer = client.rotate_token(expires_in)
         token_file = client.token_file
     sys.stdout.write(answer["token"] + "\n")

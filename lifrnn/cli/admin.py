@@ -16,9 +16,7 @@ if TYPE_CHECKING:
 
     from lifrnn.settings import Settings
 
-from lifrnn.cli.output import (
-    stderr,
-)
+from lifrnn.cli.output import _fail, stderr
 
 users_app = typer.Typer(help="Users of the job service and their API tokens.", no_args_is_help=True)
 db_app = typer.Typer(
@@ -98,8 +96,7 @@ def _token_lifetime(expires_in: str | None) -> timedelta | None:
     try:
         return parse_expires_in(expires_in)
     except ValueError as error:
-        stderr.print(f"[red]{error}[/]")
-        raise typer.Exit(2) from None
+        _fail(str(error), 2)
 
 
 @contextlib.contextmanager
@@ -119,8 +116,7 @@ def _users_session() -> Iterator[tuple[Settings, Session]]:
             yield settings, session
             session.commit()
     except (UnknownUserError, UserExistsError) as error:
-        stderr.print(f"[red]{error}[/]")
-        raise typer.Exit(1) from None
+        _fail(str(error))
     finally:
         store.dispose()
 

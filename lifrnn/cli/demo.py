@@ -19,10 +19,10 @@ if TYPE_CHECKING:
 from lifrnn.cli.output import (
     TokenOption,
     UrlOption,
-    _connect,
+    _fail,
     _flat_metrics,
     _format,
-    _service_errors,
+    _service,
     stderr,
 )
 
@@ -164,12 +164,11 @@ def demo(
     """Run the seed's experiment on the service and write a report (Markdown, figures)."""
     from lifrnn.client import JobCancelledError, JobFailedError
 
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         try:
             report = run_demo(client, out, quick, progress=stderr.is_terminal)
         except (JobFailedError, JobCancelledError) as error:
-            stderr.print(f"[red]{error}[/]")
-            raise typer.Exit(1) from None
+            _fail(str(error))
     sys.stdout.write(f"{report}\n")
 
 

@@ -13,30 +13,33 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Column, Table
 
 from lifrnn.durations import format_duration
 
 if TYPE_CHECKING:
-    from lifrnn.client import Job
+    from lifrnn.client import File, Job, Network
 
 from lifrnn.cli.output import (
     JOB_KINDS,
     JOB_STATUSES,
     SOC_METHODS,
+    JobIdArgument,
     JsonOption,
+    LimitOption,
+    MetricFilterOption,
+    OffsetOption,
     TokenOption,
     UrlOption,
     _coloured,
-    _connect,
+    _cut,
+    _day_and_time,
     _exit_for,
-    _id_column,
+    _fail,
     _one_of,
     _print_job,
+    _print_page,
     _read_spec_file,
-    _service_errors,
+    _service,
     _short,
     _when,
     _write_json,
@@ -53,7 +56,7 @@ def upload(
     token: TokenOption = None,
 ) -> None:
     """Upload a file for specs to name by id; prints its id (or the file with --json)."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         stored = client.upload(file)
     if as_json:
         _write_json(stored.data)
@@ -66,37 +69,22 @@ def upload(
 
 
 def files(
-    limit: Annotated[int, typer.Option(help="at most this many")] = 20,
-    offset: Annotated[int, typer.Option(help="skip this many")] = 0,
+    limit: LimitOption = 20,
+    offset: OffsetOption = 0,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """List your uploaded files, newest first."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         page = client.files(limit=limit, offset=offset)
-    if as_json:
-        _write_json(
-            {
-                "items": [item.data for item in page],
-                "total": page.total,
-                "used_bytes": page.used_bytes,
-            }
-        )
-        return
-    table = Table(
-        _id_column(),
-        Column("name", no_wrap=True, overflow="ellipsis", max_width=40),
-        _short("size", 10),
-        _short("format", 11),
-        Column("tensors", no_wrap=True, overflow="ellipsis", max_width=40),
-        box=box.SIMPLE_HEAD,
-    )
-    for item in page:
+    columns = (_cut("name", 40), _short("size", 10), _short("format", 11), _cut("tensors", 40))
+
+    def cells(item: File) -> tuple[str, ...]:
         shapes = ", ".join(f"{name}{tuple(entry['shape'])}" for name, entry in item.tensors.items())
-        table.add_row(item.id, item.name, f"{item.size:,}", item.format, shapes)
-    table.caption = f"{len(page)} of {page.total}; {page.used_bytes:,} bytes stored in all"
-    Console().print(table)
+        return item.name, f"{item.size:,}", item.format, shapes
+
+    _print_page(page, as_json, columns, cells, used_bytes=page.used_bytes)
 
 
 def submit(
@@ -125,14 +113,12 @@ def submit(
     try:
         spec = json.loads(text)
     except ValueError as error:
-        stderr.print(f"[red]invalid spec: {spec_file} is not JSON: {error}[/]")
-        raise typer.Exit(2) from None
-    with _service_errors(), _connect(url, token) as client:
+        _fail(f"invalid spec: {spec_file} is not JSON: {error}", 2)
+    with _service(url, token) as client:
         try:
             job = client.submit(spec, idempotency_key=idempotency_key, reuse=reuse)
         except LocalFileError as error:
-            stderr.print(f"[red]invalid spec: {error}[/]")
-            raise typer.Exit(2) from None
+            _fail(f"invalid spec: {error}", 2)
         if not as_json:
             done = "reused your earlier" if job.reused else "submitted"
             stderr.print(f"{done} {job.kind} job {job.id}")
@@ -163,9 +149,7 @@ def jobs(
         str | None, typer.Option(help=", ".join(JOB_KINDS), callback=_one_of(*JOB_KINDS))
     ] = None,
     since: Annotated[str | None, typer.Option(help="created at or after (ISO 8601)")] = None,
-    metric: Annotated[
-        list[str] | None, typer.Option(help="filter such as 'r2_min>=0.99' (repeatable)")
-    ] = None,
+    metric: MetricFilterOption = None,
     filter_: Annotated[
         str | None,
         typer.Option(
@@ -177,14 +161,14 @@ def jobs(
     order_by: Annotated[
         str | None, typer.Option(help="e.g. 'metrics.cost asc' (then newest first)")
     ] = None,
-    limit: Annotated[int, typer.Option(help="at most this many")] = 20,
-    offset: Annotated[int, typer.Option(help="skip this many")] = 0,
+    limit: LimitOption = 20,
+    offset: OffsetOption = 0,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """List your jobs, newest first."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         page = client.jobs(
             kind=kind,
             status=status,
@@ -195,41 +179,36 @@ def jobs(
             limit=limit,
             offset=offset,
         )
-    if as_json:
-        _write_json({"items": [job.data for job in page], "total": page.total})
-        return
     named = any(job.name for job in page)
-    table = Table(
-        _id_column(),
-        *([Column("name", no_wrap=True, overflow="ellipsis", max_width=24)] if named else []),
+    columns = (
+        *([_cut("name", 24)] if named else []),
         _short("kind", 7),
         _short("status", 14),
         _short("queued", 11),
-        Column("message / error", no_wrap=True, overflow="ellipsis", max_width=60),
-        box=box.SIMPLE_HEAD,
+        _cut("message / error", 60),
     )
-    for job in page:
+
+    def cells(job: Job) -> tuple[str, ...]:
         shown = job.status if job.done else f"{job.status} {job.progress:.0%}"
-        table.add_row(
-            job.id,
+        return (
             *([job.name or ""] if named else []),
             job.kind,
             _coloured(job.status).replace(job.status, shown),
-            _when(job.data.get("queued_at"))[5:16],
+            _day_and_time(job.data.get("queued_at")),
             job.error or job.message,
         )
-    table.caption = f"{len(page)} of {page.total}"
-    Console().print(table)
+
+    _print_page(page, as_json, columns, cells)
 
 
 def status(
-    job_id: Annotated[str, typer.Argument(help="job id")],
+    job_id: JobIdArgument,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Show one job: status, progress, metrics, artifacts."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         job = client.job(job_id)
         if as_json:
             _write_json(job.data)
@@ -239,7 +218,7 @@ def status(
 
 
 def wait(
-    job_id: Annotated[str, typer.Argument(help="job id")],
+    job_id: JobIdArgument,
     timeout: Annotated[
         float | None, typer.Option(help="give up after this many seconds (exit 124)", min=0)
     ] = None,
@@ -250,7 +229,7 @@ def wait(
     """Follow a job to its end with a progress bar; exit 0 succeeded, 1 failed, 3 cancelled."""
     from lifrnn.client import JobCancelledError, JobFailedError
 
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         job = client.job(job_id)
         # a failed or cancelled job is shown below, with the exit status of its end
         with contextlib.suppress(JobFailedError, JobCancelledError):
@@ -260,18 +239,18 @@ def wait(
 
 
 def delete(
-    job_id: Annotated[str, typer.Argument(help="job id")],
+    job_id: JobIdArgument,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Delete a finished job with its history, files and networks (cancel a running one first)."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         client.job(job_id).delete()
     stderr.print(f"deleted job {job_id}")
 
 
 def open_(
-    job_id: Annotated[str, typer.Argument(help="job id")],
+    job_id: JobIdArgument,
     url: UrlOption = None,
 ) -> None:
     """Print the address of the job's dashboard page, and open it in a browser when run from a
@@ -286,14 +265,14 @@ def open_(
 
 
 def logs(
-    job_id: Annotated[str, typer.Argument(help="job id")],
+    job_id: JobIdArgument,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="until the job ends")] = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Show a job's history: status changes and progress reports (JSON lines with --json)."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         events = client.follow(job_id) if follow else iter(client.events(job_id))
         for event in events:
             if as_json:
@@ -309,7 +288,7 @@ def logs(
 
 
 def series(
-    job_id: Annotated[str, typer.Argument(help="job id")],
+    job_id: JobIdArgument,
     names: Annotated[
         list[str] | None, typer.Argument(help="curves to show (default: all)", show_default=False)
     ] = None,
@@ -318,7 +297,7 @@ def series(
     token: TokenOption = None,
 ) -> None:
     """Print a job's curves (SOC abscissa, fit cost, retraining loss) as CSV: series,step,value."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         curves = client.series(job_id, *(names or []))
     if as_json:
         _write_json({key: {"steps": c.steps, "values": c.values} for key, c in curves.items()})
@@ -330,13 +309,13 @@ def series(
 
 
 def cancel(
-    job_id: Annotated[str, typer.Argument(help="job id")],
+    job_id: JobIdArgument,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Cancel a queued job, or ask a running one to stop."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         job = client.cancel(job_id)
     if as_json:
         _write_json(job.data)
@@ -345,7 +324,7 @@ def cancel(
 
 
 def download(
-    job_id: Annotated[str, typer.Argument(help="job id")],
+    job_id: JobIdArgument,
     name: Annotated[str | None, typer.Argument(help="artifact name (default: all)")] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="folder to write into")] = Path("."),
     url: UrlOption = None,
@@ -354,7 +333,7 @@ def download(
     """Download a job's artifacts (all, or the one named) into a folder; prints their paths."""
     from lifrnn.client import NotFoundError
 
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         job = client.job(job_id)
         artifacts = job.artifacts
         if name is not None and name not in artifacts:
@@ -379,43 +358,36 @@ def networks(
         str | None,
         typer.Option(help=" or ".join(SOC_METHODS), callback=_one_of(*SOC_METHODS)),
     ] = None,
-    metric: Annotated[
-        list[str] | None, typer.Option(help="filter such as 'r2_min>=0.99' (repeatable)")
-    ] = None,
-    limit: Annotated[int, typer.Option(help="at most this many")] = 20,
-    offset: Annotated[int, typer.Option(help="skip this many")] = 0,
+    metric: MetricFilterOption = None,
+    limit: LimitOption = 20,
+    offset: OffsetOption = 0,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """List your trained networks, newest first."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         page = client.networks(
             kind=kind, n=n, method=method, metric=metric, limit=limit, offset=offset
         )
-    if as_json:
-        _write_json({"items": [network.data for network in page], "total": page.total})
-        return
-    table = Table(
-        _id_column(),
+    columns = (
         _short("kind", 7),
         _short("n", 5),
         _short("method", 13),
         _short("created", 11),
         _short("parent", 8),
-        box=box.SIMPLE_HEAD,
     )
-    for network in page:
-        table.add_row(
-            network.id,
+
+    def cells(network: Network) -> tuple[str, ...]:
+        return (
             network.kind,
             str(network.n),
             network.method or "",
-            _when(network.data.get("created_at"))[5:16],
+            _day_and_time(network.data.get("created_at")),
             (network.parent_network_id or "")[:8],
         )
-    table.caption = f"{len(page)} of {page.total}"
-    Console().print(table)
+
+    _print_page(page, as_json, columns, cells)
 
 
 def register(app: typer.Typer) -> None:

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
-
-if TYPE_CHECKING:
-    pass
 
 from lifrnn.cli.output import (
     TokenOption,
     UrlOption,
-    _connect,
-    _service_errors,
+    _fail,
+    _service,
     stderr,
 )
 
@@ -74,7 +71,7 @@ def nlb_export(
     from lifrnn.client import NotFoundError
 
     target = out if out is not None else Path(f"nlb-{job_id[:8]}.h5")
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         job = client.job(job_id)
         if NLB_PREDICTIONS not in job.artifacts:
             raise NotFoundError(
@@ -88,8 +85,7 @@ def nlb_export(
     try:
         shapes = nlb_prediction_shapes(path)
     except (OSError, ValueError) as error:
-        stderr.print(f"[red]the downloaded {NLB_PREDICTIONS} is not an NLB submission: {error}[/]")
-        raise typer.Exit(1) from None
+        _fail(f"the downloaded {NLB_PREDICTIONS} is not an NLB submission: {error}")
     for dataset, arrays in shapes.items():
         described = ", ".join(f"{name} {shape}" for name, shape in arrays.items())
         stderr.print(f"{dataset}: {described}")

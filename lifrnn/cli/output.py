@@ -1,5 +1,6 @@
-"""What the service commands share: the ``--url``/``--token``/``--json`` options, the connection
-and its errors mapped to exit statuses, and the tables and values they print."""
+"""What the service commands share: the ``--url``/``--token``/``--json`` options (and the paging,
+filter and id ones), the connection and its errors mapped to exit statuses, and the tables and
+values they print."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, get_args
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Protocol, get_args
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 
@@ -48,6 +50,13 @@ TokenOption = Annotated[
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print JSON on stdout (for scripts)")]
+LimitOption = Annotated[int, typer.Option(help="at most this many")]
+OffsetOption = Annotated[int, typer.Option(help="skip this many")]
+MetricFilterOption = Annotated[
+    list[str] | None, typer.Option(help="filter such as 'r2_min>=0.99' (repeatable)")
+]
+JobIdArgument = Annotated[str, typer.Argument(help="job id")]
+SweepIdArgument = Annotated[str, typer.Argument(help="sweep id")]
 
 
 EXIT_FAILED, EXIT_CANCELLED, EXIT_TIMEOUT = 1, 3, 124
@@ -74,8 +83,7 @@ def _service_errors() -> Iterator[None]:
     try:
         yield
     except InvalidSpecError as error:
-        stderr.print(f"[red]{error.detail}[/]")
-        raise typer.Exit(2) from None
+        _fail(error.detail, 2)
     except JobCancelledError as error:
         stderr.print(f"[yellow]{error}[/]")
         raise typer.Exit(EXIT_CANCELLED) from None
@@ -94,6 +102,20 @@ def _connect(url: str | None, token: str | None) -> Client:
     return Client(url, token)
 
 
+@contextlib.contextmanager
+def _service(url: str | None, token: str | None) -> Iterator[Client]:
+    """A client of the service (:func:`_connect`), closed at the end, whose errors and those of
+    the block end the command as :func:`_service_errors` says."""
+    with _service_errors(), _connect(url, token) as client:
+        yield client
+
+
+def _fail(message: str, status: int = 1) -> NoReturn:
+    """End the command: ``message`` as a red line on stderr, then exit ``status``."""
+    stderr.print(f"[red]{message}[/]")
+    raise typer.Exit(status) from None
+
+
 def _read_spec_file(path: Path) -> str:
     """The spec's text (``-``: standard input); an unreadable file is a usage error (exit 2)."""
     if str(path) == "-":
@@ -102,8 +124,7 @@ def _read_spec_file(path: Path) -> str:
         return path.read_text()
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-        stderr.print(f"[red]cannot read the spec {path}: {reason}[/]")
-        raise typer.Exit(2) from None
+        _fail(f"cannot read the spec {path}: {reason}", 2)
 
 
 def _one_of(*allowed: str) -> Callable[[str | None], str | None]:
@@ -139,6 +160,11 @@ def _when(text: Any) -> str:
     return str(text or "")[:19].replace("T", " ")
 
 
+def _day_and_time(text: Any) -> str:
+    """``MM-DD HH:MM`` of an ISO 8601 time: a listing's "queued" or "created" column."""
+    return _when(text)[5:16]
+
+
 def _id_column() -> Column:
     """Ids are copied into the next command: never cut or wrapped."""
     return Column("id", no_wrap=True, min_width=36)
@@ -146,6 +172,58 @@ def _id_column() -> Column:
 
 def _short(header: str, width: int) -> Column:
     return Column(header, no_wrap=True, min_width=width)
+
+
+def _cut(header: str, width: int) -> Column:
+    """A column of free text: one line, cut with an ellipsis past ``width``."""
+    return Column(header, no_wrap=True, overflow="ellipsis", max_width=width)
+
+
+class _Page(Protocol):
+    """A page of a listing of :mod:`lifrnn.client`: its records (each with ``id`` and
+    ``data``) and ``total``, the number of all matches."""
+
+    total: int | None
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+    def __len__(self) -> int: ...
+
+
+def _print_table(
+    columns: Iterable[Column],
+    rows: Iterable[Sequence[str]],
+    *,
+    caption: str | None = None,
+    console: Console | None = None,
+) -> None:
+    """A table of records: the id column, then ``columns``; each row is an id and its cells."""
+    table = Table(_id_column(), *columns, box=box.SIMPLE_HEAD, caption=caption)
+    for row in rows:
+        table.add_row(*row)
+    (console or Console()).print(table)
+
+
+def _print_page(
+    page: _Page,
+    as_json: bool,
+    columns: Iterable[Column],
+    cells: Callable[[Any], Sequence[str]],
+    *,
+    used_bytes: int | None = None,
+) -> None:
+    """A listing command's output: with ``--json`` ``{"items", "total"}`` (and ``used_bytes``
+    when given), else a table of the page (:func:`_print_table`: a record's id, then its
+    ``cells``) captioned "N of TOTAL" (and the bytes stored)."""
+    caption = f"{len(page)} of {page.total}"
+    listed: dict[str, Any] = {"items": [item.data for item in page], "total": page.total}
+    if used_bytes is not None:
+        listed["used_bytes"] = used_bytes
+        caption += f"; {used_bytes:,} bytes stored in all"
+    if as_json:
+        _write_json(listed)
+        return
+    _print_table(columns, ((item.id, *cells(item)) for item in page), caption=caption)
 
 
 _STATUS_COLOUR = {

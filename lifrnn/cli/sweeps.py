@@ -12,25 +12,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.table import Column, Table
+from rich.table import Column
 
 if TYPE_CHECKING:
     from lifrnn.client import Sweep
 
 from lifrnn.cli.output import (
     JsonOption,
+    LimitOption,
+    OffsetOption,
+    SweepIdArgument,
     TokenOption,
     UrlOption,
     _coloured,
-    _connect,
+    _cut,
+    _day_and_time,
+    _fail,
     _format,
-    _id_column,
+    _print_page,
+    _print_table,
     _read_spec_file,
-    _service_errors,
+    _service,
     _short,
-    _when,
     _write_json,
     stderr,
 )
@@ -132,23 +136,23 @@ def _print_sweep(sweep: Sweep, metrics: Sequence[str] | None = None) -> None:
     params = list(dict.fromkeys(key for row in rows for key in row if key.startswith("params.")))
     found = list(dict.fromkeys(key for row in rows for key in row if key.startswith("metrics.")))
     shown = [f"metrics.{name}" for name in metrics] if metrics else found[:3]
-    table = Table(
-        _id_column(),
+    columns = (
         _short("point", 5),
         *(_narrow(key.removeprefix("params.")) for key in params),
         _short("status", 10),
         *(_narrow(key.removeprefix("metrics.")) for key in shown),
-        box=box.SIMPLE_HEAD,
     )
-    for row in rows:
-        table.add_row(
+    cells = (
+        (
             row["job_id"],
             str(row["point"]),
             *(_format(row.get(key)) for key in params),
             _coloured(row["status"]),
             *(_format(row.get(key)) for key in shown),
         )
-    console.print(table)
+        for row in rows
+    )
+    _print_table(columns, cells, console=console)
 
 
 def sweep(
@@ -189,9 +193,8 @@ def sweep(
             if axes:
                 body[way] = {**(body.get(way) or {}), **axes}
     except (ValueError, AxisError) as error:
-        stderr.print(f"[red]invalid sweep: {error}[/]")
-        raise typer.Exit(2) from None
-    with _service_errors(), _connect(url, token) as client:
+        _fail(f"invalid sweep: {error}", 2)
+    with _service(url, token) as client:
         made = client.sweep(
             body["spec"],
             grid=body.get("grid"),
@@ -214,42 +217,37 @@ def sweep(
 
 
 def sweeps(
-    limit: Annotated[int, typer.Option(help="at most this many")] = 20,
-    offset: Annotated[int, typer.Option(help="skip this many")] = 0,
+    limit: LimitOption = 20,
+    offset: OffsetOption = 0,
     as_json: JsonOption = False,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """List your sweeps, newest first, with their progress."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         page = client.sweeps(limit=limit, offset=offset)
-    if as_json:
-        _write_json({"items": [item.data for item in page], "total": page.total})
-        return
-    table = Table(
-        _id_column(),
-        Column("name", no_wrap=True, overflow="ellipsis", max_width=24),
+    columns = (
+        _cut("name", 24),
         _short("points", 6),
         _short("finished", 8),
         _short("created", 11),
-        Column("jobs", no_wrap=True, overflow="ellipsis", max_width=50),
-        box=box.SIMPLE_HEAD,
+        _cut("jobs", 50),
     )
-    for item in page:
-        table.add_row(
-            item.id,
+
+    def cells(item: Sweep) -> tuple[str, ...]:
+        return (
             item.name or "",
             str(item.points),
             f"{item.fraction:.0%}",
-            _when(item.data.get("created_at"))[5:16],
+            _day_and_time(item.data.get("created_at")),
             _sweep_status(item),
         )
-    table.caption = f"{len(page)} of {page.total}"
-    Console().print(table)
+
+    _print_page(page, as_json, columns, cells)
 
 
 def sweep_show(
-    sweep_id: Annotated[str, typer.Argument(help="sweep id")],
+    sweep_id: SweepIdArgument,
     metric: Annotated[
         list[str] | None,
         typer.Option(help="a metric column to show (repeatable; default: the first four)"),
@@ -259,7 +257,7 @@ def sweep_show(
     token: TokenOption = None,
 ) -> None:
     """Show a sweep: its progress and one row per point (swept values, status, metrics, job)."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         found = client.get_sweep(sweep_id)
     if as_json:
         _write_json(found.data)
@@ -268,23 +266,23 @@ def sweep_show(
 
 
 def sweep_cancel(
-    sweep_id: Annotated[str, typer.Argument(help="sweep id")],
+    sweep_id: SweepIdArgument,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Cancel every unfinished job of a sweep."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         found = client.get_sweep(sweep_id).cancel()
     stderr.print(f"sweep {found.id}: {_sweep_status(found)}")
 
 
 def sweep_delete(
-    sweep_id: Annotated[str, typer.Argument(help="sweep id")],
+    sweep_id: SweepIdArgument,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
     """Delete a sweep and its jobs (cancel a running sweep first)."""
-    with _service_errors(), _connect(url, token) as client:
+    with _service(url, token) as client:
         client.get_sweep(sweep_id).delete()
     stderr.print(f"deleted sweep {sweep_id}")
 

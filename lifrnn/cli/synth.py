@@ -9,19 +9,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
+from typing import Annotated, Any, cast, get_args
 
 import typer
 
 from lifrnn import __version__
+from lifrnn.cli.output import _fail, stderr
 from lifrnn_core.soc_parameters import SOCMethod
-
-if TYPE_CHECKING:
-    pass
-
-from lifrnn.cli.output import (
-    stderr,
-)
 
 logger = logging.getLogger(__name__)
 
@@ -83,8 +77,7 @@ def _synth_network(network: Path | None, n: int, seed: int) -> _SynthNetwork:
         try:
             saved = load_network(network)
         except (OSError, ValueError) as error:
-            stderr.print(f"[red]--network: {error}[/]")
-            raise typer.Exit(2) from None
+            _fail(f"--network: {error}", 2)
         W = torch.from_numpy(saved.W)
         method = saved.metadata.get("method")
         target = None
@@ -131,11 +124,10 @@ def _synth_judge(problems: list[str], allow_poor: bool) -> None:
         return
     for problem in problems:
         stderr.print(f"[red]synth-nwb: {problem}[/]")
-    stderr.print(
-        "[red]nothing written: a recording from this generator would be a poor ground truth. "
-        "Try a larger --n or another --seed, or pass --allow-poor to write it anyway.[/]"
+    _fail(
+        "nothing written: a recording from this generator would be a poor ground truth. "
+        "Try a larger --n or another --seed, or pass --allow-poor to write it anyway."
     )
-    raise typer.Exit(1)
 
 
 def _synth_trial_truth(synthetic: Any) -> dict[str, Any]:
@@ -225,8 +217,7 @@ def synth_nwb(
 
     white_noise = latents is SynthLatents.white_noise
     if white_noise and network is not None:
-        stderr.print("[red]--network: white-noise latents have no network behind them[/]")
-        raise typer.Exit(2)
+        _fail("--network: white-noise latents have no network behind them", 2)
     noise = trial_noise if trial_noise is not None else SYNTH_TRIAL_NOISE
     if trial_noise is None and not (spikes or white_noise):
         noise = 0.0
@@ -288,6 +279,12 @@ def synth_nwb(
         )
 
 
+def _recording_truth(synthetic: Any) -> dict[str, Any]:
+    """The truth tensors of every synthetic recording: how its neurons read the latents
+    (``mixing``, ``baseline``), their true ``rates`` and the hand ``velocity``."""
+    return {name: getattr(synthetic, name) for name in ("mixing", "baseline", "rates", "velocity")}
+
+
 def _synth_white_noise(
     conditions: int, trials: int, neurons: int, seed: int, noise: float
 ) -> tuple[dict[str, Any], dict[str, Any], Any]:
@@ -301,12 +298,7 @@ def _synth_white_noise(
         seed=seed,
         trial_noise=noise,
     )
-    tensors = {
-        "mixing": synthetic.mixing,
-        "baseline": synthetic.baseline,
-        "rates": synthetic.rates,
-        "velocity": synthetic.velocity,
-    }
+    tensors = _recording_truth(synthetic)
     metadata = {
         "kind": "synthetic_truth",
         "source": "synthetic",
@@ -341,8 +333,7 @@ def _synth_from_network(
     with _one_torch_thread():
         generator = _synth_network(network, n, seed)
         if generator.gain not in get_args(GainName):
-            stderr.print(f"[red]--network: unknown gain {generator.gain!r} in its metadata[/]")
-            raise typer.Exit(2)
+            _fail(f"--network: unknown gain {generator.gain!r} in its metadata", 2)
         gain = cast(GainName, generator.gain)
         problems = generator_problems(
             spectral_abscissa=generator.spectral_abscissa,
@@ -361,8 +352,7 @@ def _synth_from_network(
                 gain=gain,
             )
         except InvalidNetworkError as error:
-            stderr.print(f"[red]{error}[/]")
-            raise typer.Exit(2) from None
+            _fail(str(error), 2)
         logger.info("reach fit R² %.2f..%.2f", min(reaches.r2), max(reaches.r2))
         reach_problems = generator_problems(reach_r2=reaches.r2)
         _synth_judge(reach_problems, allow_poor)
@@ -388,10 +378,7 @@ def _synth_from_network(
         "x_sp": reaches.x_sp,
         "x_star": reaches.x_star,
         "C": reaches.C,
-        "mixing": synthetic.mixing,
-        "baseline": synthetic.baseline,
-        "rates": synthetic.rates,
-        "velocity": synthetic.velocity,
+        **_recording_truth(synthetic),
     }
     metadata: dict[str, Any] = {
         "kind": "fit",

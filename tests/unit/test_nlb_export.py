@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lifrnn.cli import app, nlb_export
+from lifrnn.cli import app, nlb_export, output
 from lifrnn.client import ClientError
 from lifrnn_core.nlb_metrics import co_bps, fp_bps
 
@@ -72,7 +72,7 @@ class StandInClient:
 
 
 def export(monkeypatch: pytest.MonkeyPatch, job: StandInJob, *args: str) -> Any:
-    monkeypatch.setattr(nlb_export, "_connect", lambda url, token: StandInClient(job))
+    monkeypatch.setattr(output, "_connect", lambda url, token: StandInClient(job))
     return CliRunner().invoke(app, ["nlb-export", "0123456789abcdef", *args])
 
 
