@@ -48,7 +48,14 @@ from lifrnn_core.errors import DivergenceError, InvalidNetworkError
 from lifrnn_core.euler import euler_step
 from lifrnn_core.fitting import initial_state_basis, scaled_initial_states
 from lifrnn_core.gramians import spectral_abscissa
-from lifrnn_core.lbfgs import RememberingClosure, StopRules
+from lifrnn_core.lbfgs import (
+    DivergedError,
+    Iteration,
+    LBFGSDriver,
+    RememberingClosure,
+    StopRules,
+    divergence_error,
+)
 from lifrnn_core.retraining import backtrack_to_bound, project_dale
 
 __all__ = [
@@ -437,21 +444,12 @@ def fit_to_data(
         raise DivergenceError("diverged at the first guess", iteration=0)
     if callback is not None:
         callback(0, cost_initial)
-    optimiser = torch.optim.LBFGS(
-        [theta],
-        lr=1.0,
-        max_iter=1,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-        tolerance_grad=0.0,
-        tolerance_change=0.0,
-    )
     squared_norm0 = float(theta.detach().pow(2).sum())
 
     def evaluate() -> tuple[Tensor, float]:
         cost, states, *_ = objective(W, h, initial_states(theta))
         if diverged(states, cost):
-            raise _DivergedError
+            raise DivergedError
         # x* is renormalised, so the cost ignores theta's scale: a small radial term pins it.
         total = cost / max(cost_initial, 1e-12)
         if not free_norm:
@@ -459,32 +457,24 @@ def fit_to_data(
         total.backward()  # type: ignore[no-untyped-call]
         return total, float(cost.detach())
 
-    closure = RememberingClosure(theta, evaluate)
-
-    history: list[float] = []
-    stop_reason, converged = "max_iterations", False
-    rules = StopRules(config.relative_tolerance)
-
     def forward() -> float:
         return float(objective(W, h, initial_states(theta))[0])
 
-    for iteration in range(1, config.max_iterations + 1):
-        try:
-            moved, cost = closure.step(optimiser, forward)
-        except _DivergedError:
-            raise DivergenceError(
-                f"diverged at iteration {iteration}: activity became non-finite or exceeded "
-                f"{config.divergence_limit:g}",
-                iteration=iteration,
-            ) from None
-        previous = history[-1] if history else cost_initial
-        history.append(cost)
+    def after(step: Iteration) -> None:
         if callback is not None:
-            callback(iteration, cost)
-        rule = rules.after(optimiser, moved, previous, cost)
-        if rule is not None:
-            stop_reason, converged = rule, True
-            break
+            callback(step.number, step.cost)
+
+    driver = LBFGSDriver(
+        RememberingClosure(theta, evaluate), forward, StopRules(config.relative_tolerance)
+    )
+    stop_reason = driver.run(
+        config.max_iterations,
+        before=cost_initial,
+        after=after,
+        on_divergence=lambda iteration: divergence_error(iteration, config.divergence_limit),
+    )
+    history = driver.history
+    converged = stop_reason != "max_iterations"
 
     if config.mode == "full_network" and readout is None:
         W, h, theta, stop_reason, converged = _adapt_weights(
@@ -592,10 +582,6 @@ def _adapt_weights(
         stop_reason,
         stop_reason != "max_iterations",
     )
-
-
-class _DivergedError(Exception):
-    """Internal signal from the L-BFGS closure: the simulation blew up."""
 
 
 @dataclass(frozen=True)

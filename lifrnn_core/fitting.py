@@ -36,7 +36,15 @@ from torch import Tensor
 from lifrnn_core.dynamics import GainName, gain_function, simulate
 from lifrnn_core.errors import DivergenceError, InvalidNetworkError
 from lifrnn_core.gramians import amplifying_directions, observability_gramian
-from lifrnn_core.lbfgs import RememberingClosure, StopRules
+from lifrnn_core.lbfgs import (
+    DivergedError,
+    Iteration,
+    LBFGSDriver,
+    LBFGSMemory,
+    RememberingClosure,
+    StopRules,
+    divergence_error,
+)
 
 __all__ = [
     "FitConfig",
@@ -56,9 +64,6 @@ logger = logging.getLogger(__name__)
 FitCallback = Callable[[int, float], None]
 """Called after every L-BFGS iteration with (iteration, motor cost); may raise to cancel."""
 
-_LBFGS_LISTS = ("old_dirs", "old_stps", "ro")
-_LBFGS_TENSORS = ("d", "t", "H_diag", "prev_flat_grad", "prev_loss")
-
 
 @dataclass
 class FitState:
@@ -68,43 +73,29 @@ class FitState:
         theta: (movements, modes) current coordinates.
         history: motor cost after each iteration so far (its length is the iteration count).
         stalled: whether the last iteration found no descent (one gradient restart is spent).
-        optimiser: the L-BFGS memory (``d``, ``t``, ``H_diag``, ``prev_flat_grad``,
-            ``prev_loss``, the pair lists ``old_dirs``, ``old_stps``, ``ro``, and the counters
-            ``n_iter``, ``func_evals``); empty before the first step or after a restart.
+        optimiser: the L-BFGS memory (:class:`~lifrnn_core.lbfgs.LBFGSMemory`); None before
+            the first step or after a restart.
         stop_reason: set once the fit has stopped; resuming then only re-evaluates the result.
     """
 
     theta: Tensor
     history: list[float] = field(default_factory=list)
     stalled: bool = False
-    optimiser: dict[str, Any] = field(default_factory=dict)
+    optimiser: LBFGSMemory | None = None
     stop_reason: str | None = None
 
     def to_tensors(self) -> tuple[dict[str, Tensor], dict[str, str]]:
         """The state as named tensors and string metadata (for safetensors)."""
         tensors = {"theta": self.theta.detach().clone()}
         tensors["history"] = torch.tensor(self.history, dtype=torch.float64)
-        state = self.optimiser
-        if state:
-            for name in _LBFGS_TENSORS:
-                value = state.get(name)
-                if value is not None:
-                    tensors[f"lbfgs.{name}"] = torch.as_tensor(value, dtype=torch.float64).clone()
-            for name in _LBFGS_LISTS:
-                items = state.get(name) or []
-                if items:
-                    tensors[f"lbfgs.{name}"] = torch.stack(
-                        [torch.as_tensor(item, dtype=torch.float64) for item in items]
-                    )
+        counters = json.dumps(None)
+        if self.optimiser is not None:
+            memory, counters = self.optimiser.to_tensors("lbfgs.")
+            tensors |= memory
         metadata = {
             "stalled": json.dumps(self.stalled),
             "stop_reason": json.dumps(self.stop_reason),
-            "lbfgs": json.dumps(
-                {key: state[key] for key in ("n_iter", "func_evals") if key in state}
-                | {"lists": len(state.get("old_dirs") or [])}
-                if state
-                else None
-            ),
+            "lbfgs": counters,
         }
         return tensors, metadata
 
@@ -113,27 +104,13 @@ class FitState:
         cls, tensors: dict[str, Any], metadata: dict[str, str], like: Tensor
     ) -> FitState:
         """Rebuild a state saved by :meth:`to_tensors`; tensors take ``like``'s dtype/device."""
-
-        def load(name: str) -> Tensor:
-            return torch.as_tensor(tensors[name]).to(like.device)
-
-        counters = json.loads(metadata.get("lbfgs", "null"))
-        optimiser: dict[str, Any] = {}
-        if counters is not None:
-            optimiser = {"n_iter": counters["n_iter"], "func_evals": counters["func_evals"]}
-            for name in ("d", "prev_flat_grad"):
-                optimiser[name] = load(f"lbfgs.{name}").to(like.dtype)
-            optimiser["t"] = load("lbfgs.t").to(like.dtype)
-            optimiser["H_diag"] = load("lbfgs.H_diag").to(like.dtype)
-            optimiser["prev_loss"] = float(load("lbfgs.prev_loss"))
-            for name in _LBFGS_LISTS:
-                stacked = load(f"lbfgs.{name}").to(like.dtype) if counters["lists"] else None
-                optimiser[name] = [] if stacked is None else list(stacked.unbind(0))
         return cls(
-            theta=load("theta").to(like.dtype),
+            theta=torch.as_tensor(tensors["theta"]).to(like.device).to(like.dtype),
             history=[float(v) for v in torch.as_tensor(tensors["history"]).tolist()],
             stalled=bool(json.loads(metadata.get("stalled", "false"))),
-            optimiser=optimiser,
+            optimiser=LBFGSMemory.from_tensors(
+                tensors, metadata.get("lbfgs", "null"), like, "lbfgs."
+            ),
             stop_reason=json.loads(metadata.get("stop_reason", "null")),
         )
 
@@ -463,16 +440,6 @@ def fit_initial_states(
         total = motor + C.pow(2).sum() / (2 * n_excitatory)
         return total, motor, x_star, C, states
 
-    optimiser = torch.optim.LBFGS(
-        [theta],
-        lr=1.0,
-        max_iter=1,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-        tolerance_grad=0.0,
-        tolerance_change=0.0,
-    )
-    history: list[float] = []
     # The cost is invariant to the scale of theta (x* is renormalised), which leaves L-BFGS no
     # curvature along theta and lets its norm drift; a small radial term pins the norm without
     # moving the minimum. The cost is divided by its initial value so that L-BFGS's internal
@@ -484,31 +451,11 @@ def fit_initial_states(
         cost_scale = float(first_total)
         r2_initial = r_squared(gain_fn(first_states[..., :n_excitatory]) @ first_C.T, targets)
     stop_reason = "max_iterations"
-    converged = False
-    rules = StopRules(config.relative_tolerance, config.cost_tolerance)
     if resume is not None:
         with torch.no_grad():
             theta.copy_(resume.theta.to(W))
-        history = list(resume.history)
-        rules.stalled = resume.stalled
-        if resume.optimiser:
-            optimiser.state[theta].update(resume.optimiser)
         if resume.stop_reason is not None:
-            stop_reason, converged = resume.stop_reason, resume.stop_reason != "max_iterations"
-    last_good = theta.detach().clone()
-
-    def state_now(reason: str | None = None) -> FitState:
-        memory = optimiser.state.get(theta, {})
-        saved = {key: memory[key] for key in ("n_iter", "func_evals") if key in memory}
-        if "d" in memory:
-            saved |= {key: memory.get(key) for key in (*_LBFGS_TENSORS, *_LBFGS_LISTS)}
-        return FitState(
-            theta=theta.detach(),
-            history=list(history),
-            stalled=rules.stalled,
-            optimiser=saved,
-            stop_reason=reason,
-        )
+            stop_reason = resume.stop_reason
 
     def evaluate_with_gradient() -> tuple[Tensor, float]:
         if on_evaluation is not None:
@@ -518,50 +465,63 @@ def fit_initial_states(
             not bool(torch.isfinite(total))
             or float(states.detach().abs().max()) > config.divergence_limit
         ):
-            raise _DivergedError
+            raise DivergedError
         radial = (theta.pow(2).sum() / squared_norm0 - 1.0) ** 2
         objective = total / cost_scale + 0.01 * radial
         objective.backward()  # type: ignore[no-untyped-call]
         return objective, float(motor.detach())
 
-    closure = RememberingClosure(theta, evaluate_with_gradient)
+    driver = LBFGSDriver(
+        RememberingClosure(theta, evaluate_with_gradient),
+        lambda: float(evaluate(theta)[1]),
+        StopRules(
+            config.relative_tolerance,
+            config.cost_tolerance,
+            stalled=resume is not None and resume.stalled,
+        ),
+        history=None if resume is None else resume.history,
+        memory=None if resume is None else resume.optimiser,
+    )
+    last_good = theta.detach().clone()
+
+    def state_now(reason: str | None = None) -> FitState:
+        return FitState(
+            theta=theta.detach(),
+            history=list(driver.history),
+            stalled=driver.rules.stalled,
+            optimiser=driver.memory(),
+            stop_reason=reason,
+        )
+
+    def last_finite() -> Tensor:
+        return scaled_initial_states(last_good, basis, x_sp, config.state_radius).detach()
+
+    def diverged(iteration: int) -> DivergenceError:
+        return divergence_error(iteration, config.divergence_limit, last_finite())
+
+    def after(step: Iteration) -> None:
+        nonlocal last_good
+        if not math.isfinite(step.cost):
+            raise DivergenceError(
+                f"diverged at iteration {step.number}",
+                iteration=step.number,
+                last_finite=last_finite(),
+            )
+        last_good = theta.detach().clone()
+        if checkpoint is not None and step.rule is None:
+            checkpoint(state_now())
+        if callback is not None:
+            callback(step.number, step.cost)
 
     finished = resume is not None and resume.stop_reason is not None
     if callback is not None and resume is None:
         callback(0, float(first_motor))
-    for iteration in range(len(history) + 1, 0 if finished else config.max_iterations + 1):
-        try:
-            moved, cost = closure.step(optimiser, lambda: float(evaluate(theta)[1]))
-        except _DivergedError:
-            last_x_star = scaled_initial_states(last_good, basis, x_sp, config.state_radius)
-            raise DivergenceError(
-                f"diverged at iteration {iteration}: activity became non-finite or exceeded "
-                f"{config.divergence_limit:g}",
-                iteration=iteration,
-                last_finite=last_x_star.detach(),
-            ) from None
-        if not math.isfinite(cost):
-            raise DivergenceError(
-                f"diverged at iteration {iteration}",
-                iteration=iteration,
-                last_finite=scaled_initial_states(
-                    last_good, basis, x_sp, config.state_radius
-                ).detach(),
-            )
-        last_good = theta.detach().clone()
-        previous = history[-1] if history else math.inf
-        history.append(cost)
-        rule = rules.after(optimiser, moved, previous, cost)
-        if rule is not None:
-            stop_reason, converged = rule, True
-        if checkpoint is not None and not converged:
-            checkpoint(state_now())
-        if callback is not None:
-            callback(iteration, cost)
-        if converged:
-            break
-    if checkpoint is not None and not finished:
-        checkpoint(state_now(stop_reason))
+    if not finished:
+        stop_reason = driver.run(config.max_iterations, after=after, on_divergence=diverged)
+        if checkpoint is not None:
+            checkpoint(state_now(stop_reason))
+    history = driver.history
+    converged = stop_reason != "max_iterations"
 
     with torch.no_grad():
         total, motor, x_star, C, states = evaluate(theta)
@@ -591,7 +551,3 @@ def fit_initial_states(
         r2_initial=r2_initial,
         history=history,
     )
-
-
-class _DivergedError(Exception):
-    """Internal signal from the L-BFGS closure: the simulation blew up."""

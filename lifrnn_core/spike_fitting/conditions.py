@@ -17,13 +17,13 @@ from torch import Tensor
 from lifrnn_core.data_fitting import DataFitConfig, fit_to_data
 from lifrnn_core.errors import DivergenceError
 from lifrnn_core.fitting import random_initial_states
-from lifrnn_core.lbfgs import RememberingClosure, StopRules
+from lifrnn_core.lbfgs import Iteration, LBFGSDriver, RememberingClosure, divergence_error
 from lifrnn_core.recordings import gaussian_smooth
 from lifrnn_core.spike_fitting.config import (
     _TOLERANCE_RULES,
     SpikeFitCallback,
     SpikeFitConfig,
-    _stop_rule,
+    _stop_rules,
 )
 from lifrnn_core.spike_fitting.poisson import (
     PoissonReadout,
@@ -250,49 +250,34 @@ def _fit_point(
             first = forward()
     except _DivergedError:
         raise DivergenceError("diverged at the first guess", iteration=0) from None
-    history = [first]
     train_nll, val_nll = map(list, zip(recorded(), strict=True))
     best_flat, best_val, best_iteration = flat.detach().clone(), val_nll[0], 0
     if callback is not None:
         callback(iteration_offset, first)
 
-    optimiser = torch.optim.LBFGS(
-        [flat],
-        lr=1.0,
-        max_iter=1,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-        tolerance_grad=0.0,
-        tolerance_change=0.0,
-    )
-    closure = RememberingClosure(flat, lambda: cost(with_grad=True))
-    rules = StopRules(config.relative_tolerance)
-    stop_reason = "max_iterations"
-    for iteration in range(1, config.max_iterations + 1):
-        try:
-            moved, value = closure.step(optimiser, forward)
-        except _DivergedError:
-            raise DivergenceError(
-                f"diverged at iteration {iteration}: activity became non-finite or exceeded "
-                f"{config.divergence_limit:g}",
-                iteration=iteration,
-            ) from None
-        previous = history[-1]
-        history.append(value)
+    def after(step: Iteration) -> str | None:
+        nonlocal best_flat, best_val, best_iteration
         train_now, val_now = recorded()
         train_nll.append(train_now)
         val_nll.append(val_now)
         if callback is not None:
-            callback(iteration_offset + iteration, value)
+            callback(iteration_offset + step.number, step.cost)
         if val_now < best_val:
-            best_flat, best_val, best_iteration = flat.detach().clone(), val_now, iteration
-        rule = _stop_rule(rules, optimiser, moved, previous, value, iteration)
-        if rule is not None:
-            stop_reason = rule
-            break
-        if iteration - best_iteration >= config.patience:
-            stop_reason = "early_stopping"
-            break
+            best_flat, best_val, best_iteration = flat.detach().clone(), val_now, step.number
+        return "early_stopping" if step.number - best_iteration >= config.patience else None
+
+    driver = LBFGSDriver(
+        RememberingClosure(flat, lambda: cost(with_grad=True)),
+        forward,
+        _stop_rules(config.relative_tolerance),
+    )
+    stop_reason = driver.run(
+        config.max_iterations,
+        before=first,
+        after=after,
+        on_divergence=lambda iteration: divergence_error(iteration, config.divergence_limit),
+    )
+    history = [first, *driver.history]
     point = GridPoint(
         readout_decay=readout_decay,
         state_prior=state_prior,

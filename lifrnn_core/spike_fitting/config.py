@@ -7,8 +7,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import torch
-
 from lifrnn_core.dynamics import GainName, Integrator
 from lifrnn_core.errors import InvalidNetworkError
 from lifrnn_core.euler import EULER_STEP, HEUN_STEP, euler_step
@@ -25,20 +23,10 @@ _FIRST_ITERATIONS = 3
 scaled by 1 / |gradient|_1, whose small effect says nothing about convergence."""
 
 
-def _stop_rule(
-    rules: StopRules,
-    optimiser: torch.optim.Optimizer,
-    moved: bool,
-    previous: float,
-    cost: float,
-    iteration: int,
-) -> str | None:
-    """:meth:`StopRules.after`, except that a relative change ends nothing before
+def _stop_rules(relative_tolerance: float) -> StopRules:
+    """:class:`StopRules` of the spike fits: a relative change ends nothing before
     :data:`_FIRST_ITERATIONS` iterations."""
-    rule = rules.after(optimiser, moved, previous, cost)
-    if rule == "relative_tolerance" and iteration < _FIRST_ITERATIONS:
-        return None
-    return rule
+    return StopRules(relative_tolerance, relative_from=_FIRST_ITERATIONS)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from torch.nn.functional import softplus
 
 from lifrnn_core.dynamics import gain_function, simulate
 from lifrnn_core.errors import DivergenceError
+from lifrnn_core.lbfgs import DivergedError
 from lifrnn_core.spike_fitting.config import SpikeFitConfig
 
 
@@ -81,8 +82,9 @@ class _Simulator:
         return self.gain(states[..., : self.n_e])
 
 
-class _DivergedError(Exception):
-    """Internal signal: the simulation blew up."""
+class _DivergedError(DivergedError):
+    """Internal signal: the simulation blew up (what :class:`~lifrnn_core.lbfgs.LBFGSDriver`
+    turns into the fit's error)."""
 
 
 def _expected_and_log(

@@ -13,9 +13,9 @@ import torch
 from torch import Tensor
 
 from lifrnn_core.errors import DivergenceError
-from lifrnn_core.lbfgs import RememberingClosure, StopRules
+from lifrnn_core.lbfgs import LBFGSDriver, RememberingClosure
 from lifrnn_core.spike_fitting.conditions import _Parameters
-from lifrnn_core.spike_fitting.config import _TOLERANCE_RULES, SpikeFitConfig, _stop_rule
+from lifrnn_core.spike_fitting.config import _TOLERANCE_RULES, SpikeFitConfig, _stop_rules
 from lifrnn_core.spike_fitting.poisson import (
     PoissonReadout,
     _DivergedError,
@@ -34,27 +34,16 @@ def _minimise(
     tolerance: float,
 ) -> tuple[int, str]:
     """L-BFGS on ``cost(with_grad)`` over ``parameter`` until a stop rule or the limit; returns
-    (iterations, stop reason). ``cost`` raises _DivergedError on blow-up."""
-    optimiser = torch.optim.LBFGS(
-        [parameter],
-        lr=1.0,
-        max_iter=1,
-        history_size=20,
-        line_search_fn="strong_wolfe",
-        tolerance_grad=0.0,
-        tolerance_change=0.0,
-    )
-    closure = RememberingClosure(parameter, lambda: cost(True))
-    rules = StopRules(tolerance)
+    (iterations, stop reason). ``cost`` raises _DivergedError on blow-up, which passes through."""
     with torch.no_grad():
-        previous = cost(False)[1]
-    for iteration in range(1, max_iterations + 1):
-        moved, value = closure.step(optimiser, lambda: cost(False)[1])
-        rule = _stop_rule(rules, optimiser, moved, previous, value, iteration)
-        previous = value
-        if rule is not None:
-            return iteration, rule
-    return max_iterations, "max_iterations"
+        before = cost(False)[1]
+    driver = LBFGSDriver(
+        RememberingClosure(parameter, lambda: cost(True)),
+        lambda: cost(False)[1],
+        _stop_rules(tolerance),
+    )
+    rule = driver.run(max_iterations, before=before)
+    return len(driver.history), rule
 
 
 def infer_initial_states(
