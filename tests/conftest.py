@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-pytest_plugins = ["helpers.store"]
+pytest_plugins = ["helpers.store", "helpers.networks"]
 """Fixtures every test folder shares (tests/helpers/; ``tests`` is on the import path)."""
 
 if TYPE_CHECKING:

@@ -10,12 +10,11 @@ is above zero, which the job calls "a finding".
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from helpers import networks
 
 from lifrnn.files import write_safetensors
 from lifrnn.jobs import run_job
@@ -24,13 +23,9 @@ from lifrnn.nwb import NWBLayout, read_nwb, write_nwb
 from lifrnn.results import JobResult
 from lifrnn.specs import FitDataSpec
 from lifrnn_core.nlb_metrics import co_bps
-from lifrnn_core.soc import build_soc
-from lifrnn_core.soc_parameters import SOCParameters
 from lifrnn_core.spike_trials import spike_trials
 from lifrnn_core.synthetic_recordings import (
     SyntheticRecording,
-    fit_reaches,
-    synthesize_recording,
     synthesize_white_noise_recording,
 )
 
@@ -53,20 +48,16 @@ SPEC = {
 
 
 @pytest.fixture(scope="module")
-def generator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    params = SOCParameters.for_method("kao2021", n=N)
-    W = torch.from_numpy(build_soc(params, seed=0).weights)
-    reaches = fit_reaches(W, params.n_excitatory, conditions=CONDITIONS, seed=0, max_iterations=30)
+def generator(one_thread: None, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    W, n_e = networks.kao2021(N)
+    reaches = networks.reaches(W, n_e, conditions=CONDITIONS, max_iterations=30)
     folder = tmp_path_factory.mktemp("ground-truth")
     network = write_safetensors(
         folder / "network.safetensors",
         {"W": W, "x_sp": reaches.x_sp},
-        {"kind": "fit", "n_excitatory": str(params.n_excitatory)},
+        {"kind": "fit", "n_excitatory": str(n_e)},
     )
-    yield {"W": W, "n_e": params.n_excitatory, "reaches": reaches, "network": network}
-    torch.set_num_threads(threads)
+    return {"W": W, "n_e": n_e, "reaches": reaches, "network": network}
 
 
 def fitted(synthetic: SyntheticRecording, network: Path, folder: Path) -> tuple[JobResult, float]:
@@ -92,14 +83,10 @@ def network_job(
     generator: dict, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[JobResult, float]:
     """The job on spikes from the generating network, and the true rates' co-bps."""
-    reaches = generator["reaches"]
-    synthetic = synthesize_recording(
+    synthetic = networks.recording(
         generator["W"],
         generator["n_e"],
-        x_sp=reaches.x_sp,
-        h=reaches.h,
-        x_star=reaches.x_star,
-        C=reaches.C,
+        generator["reaches"],
         trials_per_condition=PER_CONDITION,
         neurons=NEURONS,
         seed=0,

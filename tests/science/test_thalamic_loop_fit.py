@@ -3,16 +3,15 @@
 import numpy as np
 import pytest
 import torch
+from helpers import networks
 
-from lifrnn_core.control import copy_gain_loop, preparatory_feedback
-from lifrnn_core.dynamics import background_input, spontaneous_state
+from lifrnn_core.control import copy_gain_loop
 from lifrnn_core.preparation import (
     _loop_lyapunov_cost,
     _minimise_stable,
     fit_thalamic_loop,
     hold_input,
 )
-from lifrnn_core.soc import SOCParameters, build_soc
 
 N = 40
 TAU = 0.15
@@ -20,16 +19,7 @@ TAU = 0.15
 
 @pytest.fixture(scope="module")
 def network():
-    params = SOCParameters.for_method("kao2021", n=N)
-    W = torch.from_numpy(build_soc(params, seed=0).weights)
-    generator = torch.Generator().manual_seed(0)
-    x_sp = spontaneous_state(N, generator)
-    h = background_input(W, x_sp)
-    x_star = x_sp + 0.2 * torch.randn(2, N, generator=generator, dtype=torch.float64)
-    C = torch.randn(2, params.n_excitatory, generator=generator, dtype=torch.float64)
-    feedback = preparatory_feedback(W.numpy(), C.numpy(), params.n_excitatory, r2=0.1)
-    return {"W": W, "h": h, "x_sp": x_sp, "x_star": x_star, "n_e": params.n_excitatory,
-            "feedback": feedback}  # fmt: skip
+    return networks.prepared(N)
 
 
 def fit(net, **options):

@@ -10,13 +10,12 @@ and the fit short: this checks the job's contract, not the science
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
-import torch
+from helpers import networks
 
 from lifrnn.files import read_safetensors, write_safetensors
 from lifrnn.jobs import run_job
@@ -25,9 +24,6 @@ from lifrnn.nwb import inspect_nwb, write_nwb
 from lifrnn.results import JobResult
 from lifrnn.specs import FitDataSpec, InputFacts
 from lifrnn_core.nlb_metrics import co_bps
-from lifrnn_core.soc import build_soc
-from lifrnn_core.soc_parameters import SOCParameters
-from lifrnn_core.synthetic_recordings import fit_reaches, synthesize_recording
 
 N, NEURONS = 40, 24
 ID = "3f2b8c1e-0000-4000-8000-000000000001"
@@ -48,34 +44,20 @@ QUICK = {
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
+def files(one_thread: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A spiking NWB file with per-trial initial-state noise, and the network behind it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     folder = tmp_path_factory.mktemp("spikes-job")
-    params = SOCParameters.for_method("kao2021", n=N)
-    W = torch.from_numpy(build_soc(params, seed=0).weights)
-    n_e = params.n_excitatory
-    reaches = fit_reaches(W, n_e, conditions=8, seed=0, max_iterations=5)
-    synthetic = synthesize_recording(
-        W,
-        n_e,
-        x_sp=reaches.x_sp,
-        h=reaches.h,
-        x_star=reaches.x_star,
-        C=reaches.C,
-        trials_per_condition=20,
-        neurons=NEURONS,
-        seed=0,
-        initial_state_noise=0.5,
+    W, n_e = networks.kao2021(N)
+    reaches = networks.reaches(W, n_e, max_iterations=5)
+    synthetic = networks.recording(
+        W, n_e, reaches, trials_per_condition=20, neurons=NEURONS, seed=0, initial_state_noise=0.5
     )
     network = write_safetensors(
         folder / "network.safetensors",
         {"W": W, "x_sp": reaches.x_sp},
         {"kind": "soc", "n_excitatory": str(n_e), "method": "kao2021"},
     )
-    yield {"data": write_nwb(folder / "session.nwb", synthetic), "network": network}
-    torch.set_num_threads(threads)
+    return {"data": write_nwb(folder / "session.nwb", synthetic), "network": network}
 
 
 @pytest.fixture(scope="module")

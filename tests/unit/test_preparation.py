@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from helpers import networks
 
 from lifrnn_core.control import copy_gain_loop, preparatory_feedback
-from lifrnn_core.dynamics import background_input, simulate, spontaneous_state
+from lifrnn_core.dynamics import simulate
 from lifrnn_core.errors import InvalidNetworkError
 from lifrnn_core.preparation import (
     TrialTiming,
@@ -17,7 +18,6 @@ from lifrnn_core.preparation import (
     run_trial,
     state_distance,
 )
-from lifrnn_core.soc import SOCParameters, build_soc
 
 N = 40
 TAU, DT = 0.15, 2e-3
@@ -25,28 +25,16 @@ TAU, DT = 0.15, 2e-3
 
 @pytest.fixture(scope="module")
 def network():
-    params = SOCParameters.for_method("kao2021", n=N)
-    W = torch.from_numpy(build_soc(params, seed=0).weights)
-    generator = torch.Generator().manual_seed(0)
-    x_sp = spontaneous_state(N, generator)
-    h = background_input(W, x_sp)
-    x_star = x_sp + 0.2 * torch.randn(2, N, generator=generator, dtype=torch.float64)
-    C = torch.randn(2, params.n_excitatory, generator=generator, dtype=torch.float64)
-    n_e = params.n_excitatory
-    feedback = preparatory_feedback(W.numpy(), C.numpy(), n_e, r2=0.1)
+    net = networks.prepared(N)
+    feedback = net.pop("feedback")
     loop = copy_gain_loop(
         feedback.K,
-        n_e,
+        net["n_e"],
         torch.Generator().manual_seed(1),
-        drives=hold_input(W, h, x_star).numpy(),
+        drives=hold_input(net["W"], net["h"], net["x_star"]).numpy(),
     )
     return {
-        "W": W,
-        "h": h,
-        "x_sp": x_sp,
-        "x_star": x_star,
-        "C": C,
-        "n_e": n_e,
+        **net,
         "K": torch.from_numpy(feedback.K),
         "Q": torch.from_numpy(feedback.Q),
         "loop": loop,

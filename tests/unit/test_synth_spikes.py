@@ -6,12 +6,12 @@ ground truth stops the command unless ``--allow-poor``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from helpers import networks
 from typer.testing import CliRunner
 
 from lifrnn.cli import app
@@ -21,15 +21,11 @@ from lifrnn.nwb import NWBLayout, read_nwb, write_nwb
 from lifrnn_core.errors import InvalidNetworkError
 from lifrnn_core.gramians import spectral_abscissa
 from lifrnn_core.recordings import Recording, bin_spikes
-from lifrnn_core.soc import build_soc
-from lifrnn_core.soc_parameters import SOCParameters
 from lifrnn_core.synthetic_recordings import (
     HELDOUT_FRACTION,
     ReachFit,
     SyntheticRecording,
-    fit_reaches,
     generator_problems,
-    synthesize_recording,
 )
 
 N, NEURONS, PER_CONDITION = 60, 30, 20
@@ -46,23 +42,13 @@ def said(output: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def network(one_thread: None) -> tuple[torch.Tensor, int]:
-    params = SOCParameters.for_method("kao2021", n=N)
-    return torch.from_numpy(build_soc(params, seed=0).weights), params.n_excitatory
+    return networks.kao2021(N)
 
 
 @pytest.fixture(scope="module")
 def reaches(network: tuple[torch.Tensor, int]) -> ReachFit:
-    W, n_excitatory = network
-    return fit_reaches(W, n_excitatory, conditions=8, seed=0, max_iterations=10)
+    return networks.reaches(*network)
 
 
 @pytest.fixture(scope="module")
@@ -70,14 +56,9 @@ def recorded(
     network: tuple[torch.Tensor, int], reaches: ReachFit, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[SyntheticRecording, Path, Recording]:
     """A recorded session of trials with initial-state noise, written and read back."""
-    W, n_excitatory = network
-    synthetic = synthesize_recording(
-        W,
-        n_excitatory,
-        x_sp=reaches.x_sp,
-        h=reaches.h,
-        x_star=reaches.x_star,
-        C=reaches.C,
+    synthetic = networks.recording(
+        *network,
+        reaches,
         trials_per_condition=PER_CONDITION,
         neurons=NEURONS,
         seed=1,

@@ -2,61 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
+from helpers import networks
 
 from lifrnn_core.errors import InvalidNetworkError
-from lifrnn_core.soc import build_soc
-from lifrnn_core.soc_parameters import SOCParameters
 from lifrnn_core.synthetic_recordings import (
     BIN_WIDTH,
     LEAD,
     ReachFit,
     SyntheticRecording,
     fit_reaches,
-    synthesize_recording,
 )
 
 N = 60
 
 
 @pytest.fixture(scope="module")
-def one_thread() -> Iterator[None]:
-    """Small networks simulate fastest on one thread (and many processes share the CPUs)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
 def network(one_thread: None) -> tuple[torch.Tensor, int]:
-    params = SOCParameters.for_method("kao2021", n=N)
-    return torch.from_numpy(build_soc(params, seed=0).weights), params.n_excitatory
+    return networks.kao2021(N)
 
 
 @pytest.fixture(scope="module")
 def reaches(network: tuple[torch.Tensor, int]) -> ReachFit:
-    W, n_excitatory = network
-    return fit_reaches(W, n_excitatory, conditions=8, seed=0, max_iterations=10)
+    return networks.reaches(*network)
 
 
 def synthesize(network, reaches: ReachFit, seed: int = 1) -> SyntheticRecording:
-    W, n_excitatory = network
-    return synthesize_recording(
-        W,
-        n_excitatory,
-        x_sp=reaches.x_sp,
-        h=reaches.h,
-        x_star=reaches.x_star,
-        C=reaches.C,
-        trials_per_condition=20,
-        neurons=30,
-        seed=seed,
-    )
+    return networks.recording(*network, reaches, trials_per_condition=20, neurons=30, seed=seed)
 
 
 @pytest.fixture(scope="module")
