@@ -1,7 +1,7 @@
-"""The tests keep one set of fixtures (issue 32.3): the store, session, user and service fixtures
-are defined once, in ``tests/helpers/``; no test module imports another test module or a
-``conftest`` by name (pytest imports test files with ``--import-mode=importlib``, so two files
-may share a basename).
+"""The tests keep one set of fixtures (issue 32.3): the store, session, user, service and
+network fixtures are defined once, in ``tests/helpers/``; no test module imports another test
+module or a ``conftest`` by name (pytest imports test files with ``--import-mode=importlib``, so
+two files may share a basename).
 """
 
 from __future__ import annotations
@@ -12,7 +12,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
-SHARED = {"store", "session", "make_user", "service", "s3_server", "postgres_url", "store_settings"}
+SHARED = {
+    "store",
+    "session",
+    "make_user",
+    "service",
+    "s3_server",
+    "postgres_url",
+    "store_settings",
+    "one_thread",
+}
 """Fixtures that live in tests/helpers/ only (a module may override ``store_settings``)."""
 
 
