@@ -1,4 +1,5 @@
-"""Dependencies of the routes: the store, a database session, the current user, the spec body.
+"""Dependencies of the routes: the store, a database session, the current user, the spec body,
+a listing's page, and the row a path names if the user may see it (404 otherwise).
 
 The current user comes from the request's bearer token, or, for the dashboard's in-process
 requests, from the ASGI scope key :data:`DASHBOARD_USER` that only the dashboard's own transport
@@ -12,21 +13,23 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, TypeVar
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from lifrnn.api.schemas import RunLabels
+from lifrnn.api.schemas import RunLabels, problem
 from lifrnn.settings import Settings
 from lifrnn.specs import SpecBase, describe_validation_error, parse_spec
-from lifrnn.store import Store, User
+from lifrnn.store import Artifact, Job, Network, Store, Sweep, User
 from lifrnn.store.dashboard_sessions import dashboard_session
 from lifrnn.store.models import utcnow
 from lifrnn.store.users import (
@@ -296,3 +299,128 @@ async def run_labels(request: Request, _spec: SpecBody) -> RunLabels:
 
 
 LabelsBody = Annotated[RunLabels, Depends(run_labels)]
+
+
+COUNT_DESCRIPTION = (
+    "also count every match (total); without it total is null, has_more still says whether "
+    "another page follows"
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Which page of a listing to answer: ``limit`` rows from ``offset``, and whether to count
+    every match (``total``; else null)."""
+
+    limit: int
+    offset: int
+    count: bool
+
+    def newest_first(
+        self, session: Session, model: type[T], *conditions: Any
+    ) -> tuple[list[T], dict[str, Any]]:
+        """This page of the ``model`` rows that match ``conditions``, newest first, and the
+        listing's :meth:`fields`."""
+        table: Any = model
+        total = None
+        if self.count:
+            total = session.scalar(select(func.count()).select_from(table).where(*conditions)) or 0
+        rows = session.scalars(
+            select(table)
+            .where(*conditions)
+            .order_by(table.created_at.desc(), table.id)
+            .limit(self.limit + 1)
+            .offset(self.offset)
+        ).all()
+        return list(rows[: self.limit]), self.fields(rows, total)
+
+    def fields(self, found: Sequence[object], total: int | None) -> dict[str, Any]:
+        """A listing's ``total``, ``has_more`` (``found`` was read with one row more than
+        ``limit``: it holds that row when more follow), ``limit`` and ``offset``."""
+        more = len(found) > self.limit
+        return {"total": total, "has_more": more, "limit": self.limit, "offset": self.offset}
+
+
+async def paging(
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
+    count: Annotated[bool, Query(description=COUNT_DESCRIPTION)] = False,
+) -> Paging:
+    """The query parameters ``limit``, ``offset`` and ``count`` of a listing."""
+    return Paging(limit=limit, offset=offset, count=count)
+
+
+PageDep = Annotated[Paging, Depends(paging)]
+
+
+def is_uuid_text(value: str) -> bool:
+    """True for the canonical 36-character text of a UUID (the ids of jobs and networks)."""
+    if len(value) != 36:
+        return False
+    try:
+        return str(uuid.UUID(value)) == value.lower()
+    except ValueError:
+        return False
+
+
+class Owned(Protocol):
+    """A row that belongs to a user."""
+
+    @property
+    def owner_id(self) -> int: ...
+
+
+RowT = TypeVar("RowT", bound=Owned)
+
+
+def not_found(what: str, key: str) -> HTTPException:
+    """The 404 of a ``what`` that does not exist, or that the user may not see: ``no WHAT KEY``."""
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"no {what} {key}")
+
+
+def not_found_response(what: str) -> dict[int | str, dict[str, Any]]:
+    """The documented 404 of a route whose path names a ``what``."""
+    return {404: problem(f"no such {what} (or not yours)")}
+
+
+def may_see(user: User, owner_id: int, admins: bool = True) -> bool:
+    """True when ``user`` may see what ``owner_id`` owns: their own; an admin's any, unless not
+    ``admins``."""
+    return owner_id == user.id or (admins and user.is_admin)
+
+
+def owner_check(
+    model: type[RowT], what: str, admins: bool = True
+) -> Callable[[Session, User, str], RowT]:
+    """The check of the ``model`` row that the path parameter ``{what}_id`` names: the row if
+    the user may see it (their own; an admin's any, unless not ``admins``), else 404 ``no WHAT
+    ID``. A dependency; a route with inputs of its own (query, header, body) calls it instead,
+    ``check(session, user, id)``: FastAPI runs dependencies before it validates those, so as a
+    dependency its 404 would come before their 422."""
+    name = f"{what}_id"
+
+    def check(
+        session: SessionDep,
+        user: CurrentUser,
+        key: str = Path(alias=name, title=name.replace("_", " ").title()),
+    ) -> RowT:
+        row = session.get(model, key) if is_uuid_text(key) else None
+        if row is None or not may_see(user, row.owner_id, admins):
+            raise not_found(what, key)
+        return row
+
+    return check
+
+
+owned_job = owner_check(Job, "job")
+"""Job ``job_id`` if the user may see it (their own; admins: any), else 404."""
+own_job = owner_check(Job, "job", admins=False)
+"""Job ``job_id`` if it is the user's own (admins too: only their own), else 404."""
+OwnedJob = Annotated[Job, Depends(owned_job)]
+OwnedSweep = Annotated[Sweep, Depends(owner_check(Sweep, "sweep"))]
+OwnedNetwork = Annotated[Network, Depends(owner_check(Network, "network"))]
+OwnedArtifact = Annotated[Artifact, Depends(owner_check(Artifact, "artifact"))]
+OwnedFile = Annotated[Artifact, Depends(owner_check(Artifact, "file", admins=False))]
+"""A file is its owner's only (an upload or an artifact): an admin sees no other's."""

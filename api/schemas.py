@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -15,6 +15,21 @@ from pydantic import (
 )
 
 from lifrnn.specs import StorableText
+
+ItemT = TypeVar("ItemT")
+
+
+class Page(BaseModel, Generic[ItemT]):
+    """One page of a listing: its ``items``, and how many match in all when asked
+    (``count=true``)."""
+
+    items: list[ItemT]
+    total: int | None = Field(
+        description="every match, when asked for with count=true (else null: not counted)"
+    )
+    has_more: bool = Field(False, description="more match after this page (offset + limit)")
+    limit: int
+    offset: int
 
 
 class ArtifactOut(BaseModel):
@@ -126,16 +141,8 @@ class JobDetail(JobOut):
     )
 
 
-class JobList(BaseModel):
+class JobList(Page[JobOut]):
     """One page of jobs, and how many match in all when asked (``count=true``)."""
-
-    items: list[JobOut]
-    total: int | None = Field(
-        description="every match, when asked for with count=true (else null: not counted)"
-    )
-    has_more: bool = Field(False, description="more match after this page (offset + limit)")
-    limit: int
-    offset: int
 
 
 class EventOut(BaseModel):
@@ -198,16 +205,8 @@ class NetworkDetail(NetworkOut):
     lineage: list[NetworkOut] = Field(default_factory=list)
 
 
-class NetworkList(BaseModel):
+class NetworkList(Page[NetworkOut]):
     """One page of networks, and how many match in all when asked (``count=true``)."""
-
-    items: list[NetworkOut]
-    total: int | None = Field(
-        description="every match, when asked for with count=true (else null: not counted)"
-    )
-    has_more: bool = Field(False, description="more match after this page (offset + limit)")
-    limit: int
-    offset: int
 
 
 class FileOut(BaseModel):
@@ -236,17 +235,10 @@ class FileOut(BaseModel):
     url: str = ""
 
 
-class FileList(BaseModel):
+class FileList(Page[FileOut]):
     """One page of uploaded files, the bytes the user stores in all, and how many files
     there are when asked (``count=true``)."""
 
-    items: list[FileOut]
-    total: int | None = Field(
-        description="every match, when asked for with count=true (else null: not counted)"
-    )
-    has_more: bool = Field(False, description="more match after this page (offset + limit)")
-    limit: int
-    offset: int
     used_bytes: int
 
 
@@ -274,6 +266,17 @@ class Problem(BaseModel):
     """An error: ``detail`` says what was wrong and what to do."""
 
     detail: str
+
+
+def problem(description: str) -> dict[str, Any]:
+    """A route's documented error answer (in ``responses``): a :class:`Problem`, and when."""
+    return {"model": Problem, "description": description}
+
+
+def required_body(media_type: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """The ``openapi_extra`` of a route that reads its body itself: a required body of
+    ``media_type`` in ``schema``."""
+    return {"requestBody": {"required": True, "content": {media_type: {"schema": schema}}}}
 
 
 class TokenOut(BaseModel):
@@ -369,14 +372,6 @@ class SweepDetail(SweepOut):
     rows: list[SweepRow] = Field(default_factory=list)
 
 
-class SweepList(BaseModel):
+class SweepList(Page[SweepOut]):
     """One page of sweeps, newest first, and how many there are in all when asked
     (``count=true``)."""
-
-    items: list[SweepOut]
-    total: int | None = Field(
-        description="every match, when asked for with count=true (else null: not counted)"
-    )
-    has_more: bool = Field(False, description="more match after this page (offset + limit)")
-    limit: int
-    offset: int

@@ -2,7 +2,8 @@
 
 A saved network always holds ``W`` (n, n) and the metadata ``n_excitatory``; a fitted one also
 holds ``h``, ``x_sp``, ``C`` and ``x_star`` and the simulation settings in its metadata, so that
-anyone can re-simulate it from the file alone.
+anyone can re-simulate it from the file alone. :class:`NetworkMetadata` reads that metadata,
+here and in the client (which imports this module: it loads no torch until a file is read).
 """
 
 from __future__ import annotations
@@ -14,12 +15,31 @@ from typing import Any
 
 import numpy as np
 
-from lifrnn.files import read_safetensors
 from lifrnn_core.errors import InvalidNetworkError
 
 
+class NetworkMetadata:
+    """The metadata of a saved network: strings, JSON where they are numbers or lists."""
+
+    metadata: dict[str, str]
+
+    @property
+    def n_excitatory(self) -> int:
+        """Number of excitatory units (the first ones)."""
+        return int(self.metadata["n_excitatory"])
+
+    def meta(self, key: str) -> Any:
+        """Metadata value ``key``, decoded from JSON where it is JSON (numbers, lists), else the
+        string."""
+        value = self.metadata[key]
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+
+
 @dataclass
-class SavedNetwork:
+class SavedNetwork(NetworkMetadata):
     """Tensors and metadata of a saved network (numpy arrays, float64 as written)."""
 
     path: Path
@@ -31,22 +51,11 @@ class SavedNetwork:
         """Weights (n, n), columns presynaptic."""
         return self.tensors["W"]
 
-    @property
-    def n_excitatory(self) -> int:
-        """Number of excitatory units (the first columns)."""
-        return int(self.metadata["n_excitatory"])
-
-    def meta(self, key: str) -> Any:
-        """Metadata value ``key`` decoded from JSON where it is JSON, else the string."""
-        value = self.metadata[key]
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-
 
 def load_network(path: str | Path) -> SavedNetwork:
     """Read and check a saved network; raises ``FileNotFoundError`` or ``InvalidNetworkError``."""
+    from lifrnn.files import read_safetensors  # torch: only when a network is read
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such network file: {path}")

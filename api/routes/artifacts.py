@@ -8,9 +8,7 @@ from fastapi import APIRouter, HTTPException, Response, status
 from fastapi.responses import FileResponse, StreamingResponse
 from sqlalchemy.orm import Session
 
-from lifrnn.api.deps import CurrentUser, SessionDep, StoreDep
-from lifrnn.api.routes.jobs import is_uuid_text
-from lifrnn.api.schemas import Problem
+from lifrnn.api.deps import OwnedArtifact, SessionDep, StoreDep, not_found_response
 from lifrnn.drawing import FigureUnavailableError, draw_pending
 from lifrnn.store import Artifact, Store
 from lifrnn.store.objects import ObjectNotFoundError
@@ -64,16 +62,13 @@ def drawn(store: Store, session: Session, artifact: Artifact) -> Artifact:
             "content": {"application/octet-stream": {}, "image/png": {}, "application/json": {}},
             "description": "the file",
         },
-        404: {"model": Problem, "description": "no such artifact (or not yours)"},
+        **not_found_response("artifact"),
     },
 )
-def download(artifact_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
+def download(artifact: OwnedArtifact, session: SessionDep, store: StoreDep) -> Response:
     """The artifact's bytes (safetensors: application/octet-stream, PNG, JSON).
 
     A figure not drawn yet (``pending`` in the job's artifact list) is drawn now, stored, and
     served; later downloads get the stored bytes.
     """
-    artifact = session.get(Artifact, artifact_id) if is_uuid_text(artifact_id) else None
-    if artifact is None or (artifact.owner_id != user.id and not user.is_admin):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no artifact {artifact_id}")
     return content_response(store, drawn(store, session, artifact))

@@ -13,16 +13,21 @@ jobs are files too and answer ``GET /files/{id}`` alike.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import func, select
 
-from lifrnn.api.deps import CurrentUser, SessionDep, StoreDep
+from lifrnn.api.deps import (
+    CurrentUser,
+    OwnedFile,
+    PageDep,
+    SessionDep,
+    StoreDep,
+    not_found_response,
+)
 from lifrnn.api.routes.artifacts import content_response, drawn
-from lifrnn.api.routes.jobs import COUNT_DESCRIPTION, is_uuid_text
-from lifrnn.api.schemas import FileList, FileOut, Problem
+from lifrnn.api.schemas import FileList, FileOut, problem, required_body
 from lifrnn.headers import HeaderError, TooLargeError
 from lifrnn.store import Artifact, Store, User
 from lifrnn.store.uploads import (
@@ -37,9 +42,7 @@ from lifrnn.store.uploads import (
 
 router = APIRouter(prefix="/files", tags=["files"])
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "no such file (or not yours)"}
-}
+NOT_FOUND = not_found_response("file")
 
 
 def file_out(artifact: Artifact) -> FileOut:
@@ -55,14 +58,6 @@ def file_out(artifact: Artifact) -> FileOut:
             "url": f"/files/{artifact.id}/content",
         }
     )
-
-
-def owned_file(session: Any, user: User, file_id: str) -> Artifact:
-    """File ``file_id`` (an upload or an artifact) if it is ``user``'s, else 404."""
-    artifact = session.get(Artifact, file_id) if is_uuid_text(file_id) else None
-    if artifact is None or artifact.owner_id != user.id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no file {file_id}")
-    return artifact
 
 
 def _check_room(store: Store, user: User, declared: int) -> None:
@@ -82,27 +77,18 @@ def _check_room(store: Store, user: User, declared: int) -> None:
     status_code=status.HTTP_201_CREATED,
     response_model=FileOut,
     responses={
-        413: {
-            "model": Problem,
-            "description": "larger than LIFRNN_MAX_UPLOAD_BYTES (LIFRNN_MAX_RECORDING_BYTES for "
-            "a .nwb recording) or the limits on shapes",
-        },
-        415: {"model": Problem, "description": "body is not application/octet-stream"},
-        422: {
-            "model": Problem,
-            "description": "not a valid .safetensors or .npy file, or not an NWB recording "
-            "lifrnn can read (the detail lists what is missing)",
-        },
-        429: {"model": Problem, "description": "over your byte quota"},
+        413: problem(
+            "larger than LIFRNN_MAX_UPLOAD_BYTES (LIFRNN_MAX_RECORDING_BYTES for "
+            "a .nwb recording) or the limits on shapes"
+        ),
+        415: problem("body is not application/octet-stream"),
+        422: problem(
+            "not a valid .safetensors or .npy file, or not an NWB recording "
+            "lifrnn can read (the detail lists what is missing)"
+        ),
+        429: problem("over your byte quota"),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-        }
-    },
+    openapi_extra=required_body("application/octet-stream", {"type": "string", "format": "binary"}),
 )
 async def upload(
     request: Request,
@@ -161,50 +147,32 @@ async def upload(
 
 
 @router.get("", response_model=FileList)
-def list_(
-    session: SessionDep,
-    user: CurrentUser,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-    count: Annotated[bool, Query(description=COUNT_DESCRIPTION)] = False,
-) -> FileList:
+def list_(session: SessionDep, user: CurrentUser, page: PageDep) -> FileList:
     """Your uploaded files, newest first, and the bytes you store in all (quota); ``has_more``
     says whether more follow this page, and with ``count=true`` ``total`` counts them all."""
     conditions = [Artifact.owner_id == user.id, Artifact.job_id.is_(None)]
-    total = None
-    if count:
-        total = session.scalar(select(func.count()).select_from(Artifact).where(*conditions)) or 0
-    rows = session.scalars(
-        select(Artifact)
-        .where(*conditions)
-        .order_by(Artifact.created_at.desc(), Artifact.id)
-        .limit(limit + 1)
-        .offset(offset)
-    ).all()
+    rows, listing = page.newest_first(session, Artifact, *conditions)
     return FileList(
-        items=[file_out(row) for row in rows[:limit]],
-        total=total,
-        has_more=len(rows) > limit,
-        limit=limit,
-        offset=offset,
+        items=[file_out(row) for row in rows],
+        **listing,
         used_bytes=used_bytes(session, user.id),
     )
 
 
 @router.get("/{file_id}", response_model=FileOut, responses=NOT_FOUND)
-def read(file_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> FileOut:
+def read(artifact: OwnedFile, session: SessionDep, store: StoreDep) -> FileOut:
     """One file's metadata: name, size, SHA-256, format, tensor shapes (an artifact's too; a
     job's figure not drawn yet is drawn first)."""
-    return file_out(drawn(store, session, owned_file(session, user, file_id)))
+    return file_out(drawn(store, session, artifact))
 
 
 @router.get(
     "/{file_id}/content",
     responses={**NOT_FOUND, 200: {"content": {"application/octet-stream": {}}}},
 )
-def content(file_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
+def content(artifact: OwnedFile, session: SessionDep, store: StoreDep) -> Response:
     """The file's bytes."""
-    return content_response(store, drawn(store, session, owned_file(session, user, file_id)))
+    return content_response(store, drawn(store, session, artifact))
 
 
 @router.delete(
@@ -212,12 +180,11 @@ def content(file_id: str, session: SessionDep, store: StoreDep, user: CurrentUse
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
         **NOT_FOUND,
-        409: {"model": Problem, "description": "a job uses it, or it is a job's artifact"},
+        409: problem("a job uses it, or it is a job's artifact"),
     },
 )
-def delete(file_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
+def delete(artifact: OwnedFile, session: SessionDep, store: StoreDep) -> Response:
     """Delete an uploaded file (409 while a waiting, queued or running job reads it)."""
-    artifact = owned_file(session, user, file_id)
     try:
         delete_upload(session, store, artifact)
     except FileInUseError as error:

@@ -7,7 +7,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -21,14 +20,22 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
 from lifrnn.api.deps import (
+    COUNT_DESCRIPTION,
     Credential,
     CurrentUser,
     LabelsBody,
     Lapse,
+    OwnedJob,
     SessionDep,
     SpecBody,
     StoreDep,
     TokenCache,
+    is_uuid_text,
+    may_see,
+    not_found,
+    not_found_response,
+    own_job,
+    owned_job,
     request_credential,
 )
 from lifrnn.api.schemas import (
@@ -38,9 +45,10 @@ from lifrnn.api.schemas import (
     JobDetail,
     JobList,
     JobOut,
-    Problem,
     RunLabels,
     SeriesOut,
+    problem,
+    required_body,
 )
 from lifrnn.store import Artifact, Job, Network, SearchError, User
 from lifrnn.store.inputs import InputError, resolve_inputs
@@ -70,32 +78,8 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "no such job (or not yours)"}
-}
+NOT_FOUND = not_found_response("job")
 KIND_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
-COUNT_DESCRIPTION = (
-    "also count every match (total); without it total is null, has_more still says whether "
-    "another page follows"
-)
-
-
-def is_uuid_text(value: str) -> bool:
-    """True for the canonical 36-character text of a UUID (the ids of jobs and networks)."""
-    if len(value) != 36:
-        return False
-    try:
-        return str(uuid.UUID(value)) == value.lower()
-    except ValueError:
-        return False
-
-
-def owned_job(session: Session, user: User, job_id: str) -> Job:
-    """Job ``job_id`` if ``user`` may see it (their own; admins: any), else 404."""
-    job = session.get(Job, job_id) if is_uuid_text(job_id) else None
-    if job is None or (job.owner_id != user.id and not user.is_admin):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
-    return job
 
 
 class StreamCounter:
@@ -271,22 +255,13 @@ def json_response(
             "description": "the job an earlier request with the same Idempotency-Key created, "
             'or (reuse=true) an earlier succeeded run of the same spec ("reused": true)',
         },
-        409: {"model": Problem, "description": "Idempotency-Key reused with another spec"},
-        413: {"model": Problem, "description": "body larger than LIFRNN_MAX_BODY_BYTES"},
-        415: {"model": Problem, "description": "body is not application/json"},
-        422: {
-            "model": Problem,
-            "description": "invalid spec, or an input id that is not yours; the detail names "
-            "the field",
-        },
-        429: {"model": Problem, "description": "too many queued jobs, or bytes (quota)"},
+        409: problem("Idempotency-Key reused with another spec"),
+        413: problem("body larger than LIFRNN_MAX_BODY_BYTES"),
+        415: problem("body is not application/json"),
+        422: problem("invalid spec, or an input id that is not yours; the detail names the field"),
+        429: problem("too many queued jobs, or bytes (quota)"),
     },
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobSpec"}}},
-        }
-    },
+    openapi_extra=required_body("application/json", {"$ref": "#/components/schemas/JobSpec"}),
 )
 def submit(
     request: Request,
@@ -441,22 +416,20 @@ def list_(
 def read(job_id: str, session: SessionDep, user: CurrentUser) -> Response:
     """One job, with its artifacts."""
     rows = detail_rows(session, job_id) if is_uuid_text(job_id) else []
-    if not rows or (rows[0].owner_id != user.id and not user.is_admin):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
+    if not rows or not may_see(user, rows[0].owner_id):
+        raise not_found("job", job_id)
     return json_response(detail_of(rows))
 
 
 @router.patch(
     "/{job_id}",
     response_model=JobDetail,
-    responses={**NOT_FOUND, 422: {"model": Problem, "description": "a label over its limits"}},
+    responses={**NOT_FOUND, 422: problem("a label over its limits")},
 )
 def relabel(job_id: str, labels: RunLabels, session: SessionDep, user: CurrentUser) -> Response:
     """Change the run's ``name``, ``tags`` (replaced whole) or ``note``: the fields sent are
     set, null clears one, the others stay. Your own jobs only (404 for others')."""
-    job = owned_job(session, user, job_id)
-    if job.owner_id != user.id:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
+    job = own_job(session, user, job_id)
     label_job(session, job, labels.model_dump(exclude_unset=True))
     return json_response(job_detail(session, job.id))
 
@@ -464,11 +437,10 @@ def relabel(job_id: str, labels: RunLabels, session: SessionDep, user: CurrentUs
 @router.post(
     "/{job_id}/cancel",
     response_model=JobOut,
-    responses={**NOT_FOUND, 409: {"model": Problem, "description": "the job has finished"}},
+    responses={**NOT_FOUND, 409: problem("the job has finished")},
 )
-def cancel(job_id: str, session: SessionDep, user: CurrentUser) -> JobOut:
+def cancel(job: OwnedJob, session: SessionDep, user: CurrentUser) -> JobOut:
     """Cancel a queued job, or ask a running one to stop (``cancelling``, then ``cancelled``)."""
-    job = owned_job(session, user, job_id)
     try:
         job = request_cancel(session, job, by=on_behalf(user, job.owner_id))
     except TransitionError as error:
@@ -481,16 +453,12 @@ def cancel(job_id: str, session: SessionDep, user: CurrentUser) -> JobOut:
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
         **NOT_FOUND,
-        409: {
-            "model": Problem,
-            "description": "the job is running, or other jobs read what it made (named)",
-        },
+        409: problem("the job is running, or other jobs read what it made (named)"),
     },
 )
-def delete(job_id: str, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
+def delete(job: OwnedJob, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:
     """Delete a job with its history, artifacts and networks (cancel a running job first)."""
-    job = owned_job(session, user, job_id)
-    admin, owner = on_behalf(user, job.owner_id), job.owner_id
+    admin, owner, job_id = on_behalf(user, job.owner_id), job.owner_id, job.id
     try:
         delete_job(session, job, store)
     except TransitionError:

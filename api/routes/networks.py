@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
-from lifrnn.api.deps import CurrentUser, SessionDep
-from lifrnn.api.routes.jobs import COUNT_DESCRIPTION, KIND_PATTERN, is_uuid_text
-from lifrnn.api.schemas import NetworkDetail, NetworkList, NetworkOut, Problem
-from lifrnn.store import Network, User
+from lifrnn.api.deps import (
+    COUNT_DESCRIPTION,
+    CurrentUser,
+    OwnedNetwork,
+    Paging,
+    SessionDep,
+    not_found_response,
+)
+from lifrnn.api.routes.jobs import KIND_PATTERN
+from lifrnn.api.schemas import NetworkDetail, NetworkList, NetworkOut
+from lifrnn.store import Network
 from lifrnn.store.jobs import (
     MetricFilterError,
     metric_condition,
@@ -27,14 +32,6 @@ def network_out(network: Network) -> NetworkOut:
     return NetworkOut.model_validate(network).model_copy(
         update={"url": f"/artifacts/{network.artifact_id}"}
     )
-
-
-def owned_network(session: Session, user: User, network_id: str) -> Network:
-    """Network ``network_id`` if ``user`` may see it, else 404."""
-    network = session.get(Network, network_id) if is_uuid_text(network_id) else None
-    if network is None or (network.owner_id != user.id and not user.is_admin):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no network {network_id}")
-    return network
 
 
 @router.get("", response_model=NetworkList)
@@ -69,33 +66,16 @@ def list_(
             conditions.append(metric_condition(Network.metrics, parse_metric_filter(text), dialect))
     except MetricFilterError as error:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from None
-    total = None
-    if count:
-        total = session.scalar(select(func.count()).select_from(Network).where(*conditions)) or 0
-    rows = session.scalars(
-        select(Network)
-        .where(*conditions)
-        .order_by(Network.created_at.desc(), Network.id)
-        .limit(limit + 1)
-        .offset(offset)
-    ).all()
-    return NetworkList(
-        items=[network_out(row) for row in rows[:limit]],
-        total=total,
-        has_more=len(rows) > limit,
-        limit=limit,
-        offset=offset,
-    )
+    # limit, offset and count are this route's own parameters, not a PageDep: a 422 then lists
+    # the errors of several parameters in their order
+    page = Paging(limit=limit, offset=offset, count=count)
+    rows, listing = page.newest_first(session, Network, *conditions)
+    return NetworkList(items=[network_out(row) for row in rows], **listing)
 
 
-@router.get(
-    "/{network_id}",
-    response_model=NetworkDetail,
-    responses={404: {"model": Problem, "description": "no such network (or not yours)"}},
-)
-def read(network_id: str, session: SessionDep, user: CurrentUser) -> NetworkDetail:
+@router.get("/{network_id}", response_model=NetworkDetail, responses=not_found_response("network"))
+def read(network: OwnedNetwork, session: SessionDep) -> NetworkDetail:
     """One network with its lineage (ancestors, parent first)."""
-    network = owned_network(session, user, network_id)
     detail = NetworkDetail(**network_out(network).model_dump())
     detail.lineage = [network_out(a) for a in network_lineage(session, network)]
     return detail

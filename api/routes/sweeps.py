@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy.orm import Session
 
-from lifrnn.api.deps import CurrentUser, SessionDep, StoreDep
-from lifrnn.api.routes.jobs import COUNT_DESCRIPTION, is_uuid_text, on_behalf
-from lifrnn.api.schemas import Problem, SweepDetail, SweepList, SweepOut, SweepProgress, SweepRow
+from lifrnn.api.deps import (
+    CurrentUser,
+    OwnedSweep,
+    PageDep,
+    SessionDep,
+    StoreDep,
+    not_found_response,
+)
+from lifrnn.api.routes.jobs import on_behalf
+from lifrnn.api.schemas import SweepDetail, SweepList, SweepOut, SweepProgress, SweepRow, problem
 from lifrnn.store import Sweep
 from lifrnn.store.jobs import DependentsError, QuotaExceededError
 from lifrnn.store.sweeps import (
@@ -34,42 +40,18 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/sweeps", tags=["sweeps"])
 
-NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "no such sweep (or not yours)"}
-}
-
-
-def owned_sweep(sweep_id: str, session: SessionDep, user: CurrentUser) -> Sweep:
-    """Sweep ``sweep_id`` if the user may see it (their own; admins: any), else 404."""
-    sweep = session.get(Sweep, sweep_id) if is_uuid_text(sweep_id) else None
-    if sweep is None or (sweep.owner_id != user.id and not user.is_admin):
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no sweep {sweep_id}")
-    return sweep
-
-
-OwnedSweep = Annotated[Sweep, Depends(owned_sweep)]
+NOT_FOUND = not_found_response("sweep")
 
 
 def sweep_out(sweep: Sweep, progress: SweepProgress) -> SweepOut:
-    return SweepOut(
-        id=sweep.id,
-        owner_id=sweep.owner_id,
-        name=sweep.name,
-        spec=sweep.spec,
-        axes=sweep.axes,
-        points=sweep.points,
-        created_at=sweep.created_at,
-        progress=progress,
-    )
+    """``sweep`` as the API shows it (its columns that :class:`SweepOut` names), with
+    ``progress``."""
+    columns = {name: getattr(sweep, name) for name in SweepOut.model_fields if name != "progress"}
+    return SweepOut(**columns, progress=progress)
 
 
 def progress_out(counted: SweepCounts) -> SweepProgress:
-    return SweepProgress(
-        total=counted.total,
-        counts=counted.counts,
-        finished=counted.finished,
-        fraction=counted.fraction,
-    )
+    return SweepProgress.model_validate(counted, from_attributes=True)
 
 
 def progress_of(session: Session, sweeps: list[Sweep]) -> dict[str, SweepProgress]:
@@ -103,17 +85,15 @@ def sweep_detail(session: Session, sweep: Sweep) -> SweepDetail:
     status_code=status.HTTP_201_CREATED,
     response_model=SweepDetail,
     responses={
-        422: {
-            "model": Problem,
-            "description": "axes that do not fit together, too many points, a bad point "
+        422: problem(
+            "axes that do not fit together, too many points, a bad point "
             "(its index, values and field named), or more estimated work than "
-            "LIFRNN_MAX_SWEEP_WORK (the estimate and the limit named)",
-        },
-        429: {
-            "model": Problem,
-            "description": "its points do not fit in your queue (max_queued; the room left "
-            "named), or your bytes are used up (quota)",
-        },
+            "LIFRNN_MAX_SWEEP_WORK (the estimate and the limit named)"
+        ),
+        429: problem(
+            "its points do not fit in your queue (max_queued; the room left "
+            "named), or your bytes are used up (quota)"
+        ),
     },
 )
 def create(
@@ -134,13 +114,6 @@ def create(
     try:
         check_queue_room(session, user, store.settings.default_max_queued)  # before the work
         points = plan_sweep(session, store.settings, user, definition)
-    except QuotaExceededError as error:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(error)) from None
-    except SweepError as error:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"invalid sweep: {error}"
-        ) from None
-    try:
         sweep = create_sweep(
             session,
             user,
@@ -163,24 +136,17 @@ def create(
 
 
 @router.get("", response_model=SweepList)
-def list_(
-    session: SessionDep,
-    user: CurrentUser,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
-    count: Annotated[bool, Query(description=COUNT_DESCRIPTION)] = False,
-) -> SweepList:
+def list_(session: SessionDep, user: CurrentUser, page: PageDep) -> SweepList:
     """Your sweeps, newest first, with their progress; ``has_more`` says whether more follow
     this page, and with ``count=true`` ``total`` counts them all (else null)."""
-    found, total = list_sweeps(session, user.id, limit=limit + 1, offset=offset, count=count)
-    sweeps = found[:limit]
+    found, total = list_sweeps(
+        session, user.id, limit=page.limit + 1, offset=page.offset, count=page.count
+    )
+    sweeps = found[: page.limit]
     progress = progress_of(session, sweeps)
     return SweepList(
         items=[sweep_out(sweep, progress[sweep.id]) for sweep in sweeps],
-        total=total,
-        has_more=len(found) > limit,
-        limit=limit,
-        offset=offset,
+        **page.fields(found, total),
     )
 
 
@@ -204,11 +170,9 @@ def cancel(sweep: OwnedSweep, session: SessionDep, user: CurrentUser) -> SweepDe
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
         **NOT_FOUND,
-        409: {
-            "model": Problem,
-            "description": "jobs of the sweep are running, or jobs outside it read what they "
-            "made (named)",
-        },
+        409: problem(
+            "jobs of the sweep are running, or jobs outside it read what they made (named)"
+        ),
     },
 )
 def delete(sweep: OwnedSweep, session: SessionDep, store: StoreDep, user: CurrentUser) -> Response:

@@ -23,7 +23,8 @@ retries, every call), :mod:`~lifrnn.client.errors`, :mod:`~lifrnn.client.records
 networks, files, artifacts), :mod:`~lifrnn.client.pages` (lists and search results),
 :mod:`~lifrnn.client.sweeps` and :mod:`~lifrnn.client.progress` (bars, streamed events,
 curves). It may import httpx, pydantic, :mod:`lifrnn.builders`, :mod:`lifrnn.specs`,
-:mod:`lifrnn.settings` and :mod:`lifrnn.durations`; never the store, ``api/`` or ``worker/``.
+:mod:`lifrnn.settings`, :mod:`lifrnn.durations` and :mod:`lifrnn.networks` (a saved network's
+metadata); never the store, ``api/`` or ``worker/``.
 """
 
 from lifrnn.builders import fit, fit_data, prepare, retrain, soc

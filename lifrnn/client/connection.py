@@ -25,7 +25,7 @@ from lifrnn.client.errors import (
     UnauthorizedError,
     _error_detail,
 )
-from lifrnn.client.pages import FileList, JobList, NetworkList, SearchResult, _fill_page
+from lifrnn.client.pages import FileList, JobList, NetworkList, SearchResult
 from lifrnn.client.progress import Curve, StreamEvent, _json_or_empty
 from lifrnn.client.records import File, Job, Network
 from lifrnn.client.sweeps import Sweep, SweepList, _random_axes, _sweep_axis
@@ -251,7 +251,7 @@ class Client:
             all_users=all_users or None,
             count=count or None,
         )
-        return _fill_page(JobList(Job(self, item) for item in data["items"]), data)
+        return JobList._read(self, data)
 
     def search(
         self,
@@ -396,7 +396,7 @@ class Client:
             all_users=all_users or None,
             count=count or None,
         )
-        return _fill_page(NetworkList(Network(self, item) for item in data["items"]), data)
+        return NetworkList._read(self, data)
 
     # files
 
@@ -434,9 +434,7 @@ class Client:
         """Your uploaded files, newest first (``used_bytes``: all you store, for the quota;
         ``count`` as for :meth:`jobs`)."""
         data = self._get_json("/files", limit=limit, offset=offset, count=count or None)
-        page = _fill_page(FileList(File(self, item) for item in data["items"]), data)
-        page.used_bytes = int(data["used_bytes"])
-        return page
+        return FileList._read(self, data)
 
     def delete_file(self, file_id: str) -> None:
         """Delete an uploaded file (409 while an unfinished job reads it)."""
@@ -580,4 +578,4 @@ class Client:
         """Your sweeps, newest first, with their progress (``total``: all of them; ``count``
         as for :meth:`jobs`)."""
         data = self._get_json("/sweeps", limit=limit, offset=offset, count=count or None)
-        return _fill_page(SweepList(Sweep(self, item) for item in data["items"]), data)
+        return SweepList._read(self, data)

@@ -4,14 +4,25 @@ each with its rows as plain dicts and as a pandas DataFrame."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
-from lifrnn.client.records import Job
+from lifrnn.client.records import File, Job, Network, _Record
 
 if TYPE_CHECKING:
     import pandas
 
     from lifrnn.client.connection import Client
+
+
+def _pandas() -> Any:
+    """The pandas module, or an ImportError saying how to install it."""
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError(
+            "to_dataframe needs pandas: pip install 'lifrnn[pandas]' (or pandas)"
+        ) from None
+    return pandas
 
 
 class _Page(list[Any]):
@@ -21,6 +32,17 @@ class _Page(list[Any]):
     total: int | None = None
     has_more: bool = False
     columns: tuple[str, ...] = ()
+    record: ClassVar[type[_Record]] = _Record
+
+    @classmethod
+    def _read(cls, client: Client, data: dict[str, Any]) -> Self:
+        """The page of a listing's JSON: a :attr:`record` per item, with the listing's ``total``
+        (None when not counted) and ``has_more``."""
+        page = cls(cls.record(client, item) for item in data["items"])
+        total = data.get("total")
+        page.total = None if total is None else int(total)
+        page.has_more = bool(data.get("has_more", False))
+        return page
 
     def rows(self) -> list[dict[str, Any]]:
         """One flat dict per item: the listing's columns, then each scalar metric."""
@@ -36,28 +58,12 @@ class _Page(list[Any]):
 
     def to_dataframe(self) -> pandas.DataFrame:
         """The page as a pandas DataFrame (``pip install lifrnn[pandas]``), indexed by id."""
-        try:
-            import pandas
-        except ImportError:
-            raise ImportError(
-                "to_dataframe needs pandas: pip install 'lifrnn[pandas]' (or pandas)"
-            ) from None
-        frame = pandas.DataFrame(self.rows())
+        pd = _pandas()
+        frame = pd.DataFrame(self.rows())
         for column in self.columns:
             if column.endswith("_at") and column in frame.columns:
-                frame[column] = pandas.to_datetime(frame[column], utc=True, format="ISO8601")
+                frame[column] = pd.to_datetime(frame[column], utc=True, format="ISO8601")
         return frame.set_index("id") if "id" in frame.columns else frame
-
-
-PageT = TypeVar("PageT", bound=_Page)
-
-
-def _fill_page(page: PageT, data: dict[str, Any]) -> PageT:
-    """``page`` with the listing's ``total`` (None when not counted) and ``has_more``."""
-    total = data.get("total")
-    page.total = None if total is None else int(total)
-    page.has_more = bool(data.get("has_more", False))
-    return page
 
 
 class SearchResult:
@@ -128,17 +134,12 @@ class SearchResult:
 
     def to_dataframe(self) -> pandas.DataFrame:
         """Every match as a pandas DataFrame (``pip install lifrnn[pandas]``), indexed by id."""
-        try:
-            import pandas
-        except ImportError:
-            raise ImportError(
-                "to_dataframe needs pandas: pip install 'lifrnn[pandas]' (or pandas)"
-            ) from None
+        pd = _pandas()
         base = ["id", "name", "kind", "status", "created", "seconds"]
-        frame = pandas.DataFrame(self.rows())
+        frame = pd.DataFrame(self.rows())
         if frame.empty:
-            frame = pandas.DataFrame(columns=base)
-        frame["created"] = pandas.to_datetime(frame["created"], utc=True, format="ISO8601")
+            frame = pd.DataFrame(columns=base)
+        frame["created"] = pd.to_datetime(frame["created"], utc=True, format="ISO8601")
         return frame.set_index("id")
 
     def __repr__(self) -> str:
@@ -149,16 +150,25 @@ class JobList(_Page):
     """Jobs, newest first; ``total`` counts every match of the filters."""
 
     columns = ("id", "kind", "status", "progress", "queued_at", "finished_at", "error")
+    record = Job
 
 
 class NetworkList(_Page):
     """Networks, newest first; ``total`` counts every match of the filters."""
 
     columns = ("id", "kind", "n", "method", "job_id", "parent_network_id", "created_at")
+    record = Network
 
 
 class FileList(_Page):
     """Uploaded files, newest first; ``total`` counts them, ``used_bytes`` is your usage."""
 
     columns = ("id", "name", "size", "format", "shape", "sha256", "created_at")
+    record = File
     used_bytes: int = 0
+
+    @classmethod
+    def _read(cls, client: Client, data: dict[str, Any]) -> Self:
+        page = super()._read(client, data)
+        page.used_bytes = int(data["used_bytes"])
+        return page

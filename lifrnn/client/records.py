@@ -3,16 +3,21 @@ their accessors and actions; a network's tensors loaded locally."""
 
 from __future__ import annotations
 
-import json
+import ast
+import inspect
+import itertools
 import tempfile
+import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, overload
+from typing import TYPE_CHECKING, Any, Generic, Never, TypeVar, overload
 
 from lifrnn.client.errors import JobCancelledError, JobFailedError, NotFoundError, WaitTimeoutError
 from lifrnn.client.progress import Curve, _progress_bar, _progress_text
+from lifrnn.networks import NetworkMetadata
 
 if TYPE_CHECKING:
     import torch
@@ -71,7 +76,7 @@ class Artifact:
 
 
 @dataclass
-class NetworkTensors:
+class NetworkTensors(NetworkMetadata):
     """A saved network as torch tensors (``W`` (n, n), and for a fit ``h``, ``x_sp``, ``C``,
     ``x_star``) with its metadata (``tau``, ``dt``, ``gain``, ``n_excitatory``, ...)."""
 
@@ -87,20 +92,6 @@ class NetworkTensors:
     def __getitem__(self, name: str) -> torch.Tensor:
         return self.tensors[name]
 
-    def meta(self, key: str) -> Any:
-        """Metadata value ``key``, decoded from JSON where it is JSON (numbers, lists)."""
-
-        value = self.metadata[key]
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-
-    @property
-    def n_excitatory(self) -> int:
-        """Number of excitatory units (the first ones)."""
-        return int(self.metadata["n_excitatory"])
-
 
 def load_network_file(path: str | Path, device: str = "cpu") -> NetworkTensors:
     """Read a ``.safetensors`` network into torch tensors (no pickle involved)."""
@@ -114,8 +105,80 @@ def load_network_file(path: str | Path, device: str = "cpu") -> NetworkTensors:
     return NetworkTensors(tensors=tensors, metadata=metadata)
 
 
+T = TypeVar("T")
+
+
+def _attribute_docs(owner: type) -> dict[str, str]:
+    """The docstrings written under ``owner``'s attributes in its source (Python keeps none)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(owner)))
+    except (OSError, TypeError, SyntaxError):  # no source at hand: no docstrings
+        return {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        ):
+            docs[node.targets[0].id] = inspect.cleandoc(after.value.value)
+    return docs
+
+
+class _Field(Generic[T]):
+    """A read-only attribute of a :class:`_Record`: ``read`` of the record's JSON and the
+    attribute's name (the JSON key)."""
+
+    def __init__(self, read: Callable[[dict[str, Any], str], T]) -> None:
+        self._read = read
+        self._key = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._key = name
+        self.__doc__ = _attribute_docs(owner).get(name)  # help(Job), Job.kind? in a notebook
+
+    @overload
+    def __get__(self, record: None, owner: type) -> _Field[T]: ...
+
+    @overload
+    def __get__(self, record: _Record, owner: type) -> T: ...
+
+    def __get__(self, record: _Record | None, owner: type) -> _Field[T] | T:
+        if record is None:
+            return self
+        return self._read(record._data, self._key)
+
+    def __set__(self, record: _Record, value: Never) -> None:
+        owner = type(record).__name__
+        raise AttributeError(f"property {self._key!r} of {owner!r} object has no setter")
+
+
+def _required(convert: Callable[[Any], T]) -> _Field[T]:
+    """The field as ``convert`` makes it (a ``KeyError`` when the server sent none)."""
+    return _Field(lambda data, key: convert(data[key]))
+
+
+def _defaulted(convert: Callable[[Any], T], empty: Any) -> _Field[T]:
+    """The field as ``convert`` makes it, or of ``empty`` when it is missing, null or empty."""
+    return _Field(lambda data, key: convert(data.get(key) or empty))
+
+
+def _optional(convert: Callable[[Any], T | None]) -> _Field[T | None]:
+    """The field as ``convert`` makes it, None when it is missing or null."""
+
+    def read(data: dict[str, Any], key: str) -> T | None:
+        value = data.get(key)
+        return None if value is None else convert(value)
+
+    return _Field(read)
+
+
 class _Record:
-    """A server object held as its JSON; attributes read from it."""
+    """A server object held as its JSON; attributes read from it (:class:`_Field`)."""
 
     def __init__(self, client: Client, data: dict[str, Any]) -> None:
         self._client = client
@@ -126,98 +189,64 @@ class _Record:
         """The object as the server last sent it (JSON)."""
         return dict(self._data)
 
-    @property
-    def id(self) -> str:
-        """The object's id (a UUID)."""
-        return str(self._data["id"])
+    id = _required(str)
+    """The object's id (a UUID)."""
 
 
 class Job(_Record):
     """A job of the service; :meth:`refresh` reads it again, :meth:`wait` follows it."""
 
-    @property
-    def kind(self) -> str:
-        """``soc``, ``fit``, ``prepare`` or ``retrain``."""
-        return str(self._data["kind"])
+    kind = _required(str)
+    """``soc``, ``fit``, ``prepare``, ``retrain`` or ``fit_data``."""
 
-    @property
-    def status(self) -> str:
-        """``waiting`` (for a parent job), ``queued``, ``running``, ``cancelling``, ``succeeded``,
-        ``failed`` or ``cancelled``."""
-        return str(self._data["status"])
+    status = _required(str)
+    """``waiting`` (for a parent job), ``queued``, ``running``, ``cancelling``, ``succeeded``,
+    ``failed`` or ``cancelled``."""
 
     @property
     def done(self) -> bool:
         """True once the status is final."""
         return self.status in FINAL_STATUSES
 
-    @property
-    def reused(self) -> bool:
-        """True when :meth:`Client.submit` got an earlier run of the same spec back."""
-        return bool(self._data.get("reused", False))
+    reused = _defaulted(bool, False)
+    """True when :meth:`Client.submit` got an earlier run of the same spec back."""
 
-    @property
-    def progress(self) -> float:
-        """Fraction done, 0 to 1."""
-        return float(self._data.get("progress") or 0.0)
+    progress = _defaulted(float, 0.0)
+    """Fraction done, 0 to 1."""
 
-    @property
-    def elapsed_seconds(self) -> float | None:
-        """Seconds since the run started (to its end once finished); None before."""
-        value = self._data.get("elapsed_seconds")
-        return None if value is None else float(value)
+    elapsed_seconds = _optional(float)
+    """Seconds since the run started (to its end once finished); None before."""
 
-    @property
-    def eta_seconds(self) -> float | None:
-        """The runner's estimate of the seconds left while running (None: none yet)."""
-        value = self._data.get("eta_seconds")
-        return None if value is None else float(value)
+    eta_seconds = _optional(float)
+    """The runner's estimate of the seconds left while running (None: none yet)."""
 
-    @property
-    def message(self) -> str:
-        """The last progress message."""
-        return str(self._data.get("message") or "")
+    message = _defaulted(str, "")
+    """The last progress message."""
 
-    @property
-    def error(self) -> str | None:
-        """Why the job failed or was cancelled (None otherwise)."""
-        return self._data.get("error")
+    error = _optional(str)
+    """Why the job failed or was cancelled (None otherwise)."""
 
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """The job's metrics (empty until it finishes)."""
-        return dict(self._data.get("metrics") or {})
+    metrics = _defaulted(dict[str, Any], {})
+    """The job's metrics (empty until it finishes)."""
 
-    @property
-    def spec(self) -> dict[str, Any]:
-        """The resolved spec the server stored."""
-        return dict(self._data.get("spec") or {})
+    spec = _defaulted(dict[str, Any], {})
+    """The resolved spec the server stored."""
 
-    @property
-    def name(self) -> str | None:
-        """What you called the run (None: unnamed)."""
-        return self._data.get("name")
+    name = _optional(str)
+    """What you called the run (None: unnamed)."""
 
-    @property
-    def tags(self) -> dict[str, str]:
-        """The run's ``key: value`` tags."""
-        return dict(self._data.get("tags") or {})
+    tags = _defaulted(dict[str, str], {})
+    """The run's ``key: value`` tags."""
 
-    @property
-    def note(self) -> str | None:
-        """The run's note."""
-        return self._data.get("note")
+    note = _optional(str)
+    """The run's note."""
 
-    @property
-    def params(self) -> dict[str, Any]:
-        """The resolved spec flattened to dotted keys (``network.seed``), as search sees it."""
-        return dict(self._data.get("params") or {})
+    params = _defaulted(dict[str, Any], {})
+    """The resolved spec flattened to dotted keys (``network.seed``), as search sees it."""
 
-    @property
-    def flat_metrics(self) -> dict[str, Any]:
-        """The metrics flattened to dotted keys, lists indexed and reduced (``r2.min``), as
-        search sees them."""
-        return dict(self._data.get("flat_metrics") or {})
+    flat_metrics = _defaulted(dict[str, Any], {})
+    """The metrics flattened to dotted keys, lists indexed and reduced (``r2.min``), as
+    search sees them."""
 
     def label(self, **labels: Any) -> Job:
         """Change the run's ``name``, ``tags`` (replaced whole) or ``note``; None clears one.
@@ -225,20 +254,14 @@ class Job(_Record):
         self._data = self._client._request("PATCH", f"/jobs/{self.id}", json=labels).json()
         return self
 
-    @property
-    def queued_at(self) -> datetime | None:
-        """When the job was submitted (UTC)."""
-        return _time(self._data.get("queued_at"))
+    queued_at = _optional(_time)
+    """When the job was submitted (UTC)."""
 
-    @property
-    def started_at(self) -> datetime | None:
-        """When the job started running (UTC)."""
-        return _time(self._data.get("started_at"))
+    started_at = _optional(_time)
+    """When the job started running (UTC)."""
 
-    @property
-    def finished_at(self) -> datetime | None:
-        """When the job reached its final status (UTC)."""
-        return _time(self._data.get("finished_at"))
+    finished_at = _optional(_time)
+    """When the job reached its final status (UTC)."""
 
     def _detail(self) -> dict[str, Any]:
         # a listing row lacks the artifacts; an unfinished job's may still come
@@ -366,45 +389,29 @@ class Job(_Record):
 class Network(_Record):
     """A trained network the service keeps (made by a succeeded soc, fit or retrain job)."""
 
-    @property
-    def kind(self) -> str:
-        """Kind of the job that made it."""
-        return str(self._data["kind"])
+    kind = _required(str)
+    """Kind of the job that made it."""
 
-    @property
-    def n(self) -> int:
-        """Number of units."""
-        return int(self._data["n"])
+    n = _required(int)
+    """Number of units."""
 
-    @property
-    def method(self) -> str | None:
-        """SOC method (``hennequin2014``/``kao2021``) when known."""
-        return self._data.get("method")
+    method = _optional(str)
+    """SOC method (``hennequin2014``/``kao2021``) when known."""
 
-    @property
-    def metrics(self) -> dict[str, Any]:
-        """Metrics of the job that made it."""
-        return dict(self._data.get("metrics") or {})
+    metrics = _defaulted(dict[str, Any], {})
+    """Metrics of the job that made it."""
 
-    @property
-    def job_id(self) -> str:
-        """Id of the job that made it."""
-        return str(self._data["job_id"])
+    job_id = _required(str)
+    """Id of the job that made it."""
 
-    @property
-    def artifact_id(self) -> str:
-        """Id of its ``network.safetensors`` artifact."""
-        return str(self._data["artifact_id"])
+    artifact_id = _required(str)
+    """Id of its ``network.safetensors`` artifact."""
 
-    @property
-    def parent_network_id(self) -> str | None:
-        """The network it was built on, if any."""
-        return self._data.get("parent_network_id")
+    parent_network_id = _optional(str)
+    """The network it was built on, if any."""
 
-    @property
-    def created_at(self) -> datetime | None:
-        """When it was stored (UTC)."""
-        return _time(self._data.get("created_at"))
+    created_at = _optional(_time)
+    """When it was stored (UTC)."""
 
     @property
     def lineage(self) -> list[Network]:
@@ -442,36 +449,23 @@ class Network(_Record):
 class File(_Record):
     """A stored file: one you uploaded (:meth:`Client.upload`) or an artifact of your jobs."""
 
-    @property
-    def name(self) -> str:
-        """Its file name."""
-        return str(self._data["name"])
+    name = _required(str)
+    """Its file name."""
 
-    @property
-    def size(self) -> int:
-        """Bytes."""
-        return int(self._data["size"])
+    size = _required(int)
+    """Bytes."""
 
-    @property
-    def sha256(self) -> str:
-        """SHA-256 of its bytes."""
-        return str(self._data["sha256"])
+    sha256 = _required(str)
+    """SHA-256 of its bytes."""
 
-    @property
-    def format(self) -> str:
-        """``safetensors``, ``npy``, ..."""
-        return str(self._data.get("format") or "")
+    format = _defaulted(str, "")
+    """``safetensors``, ``npy``, ..."""
 
-    @property
-    def shape(self) -> list[int] | None:
-        """Shape of its one tensor (a ``.npy`` file's array), else None."""
-        shape = self._data.get("shape")
-        return list(shape) if shape is not None else None
+    shape = _optional(list[int])
+    """Shape of its one tensor (a ``.npy`` file's array), else None."""
 
-    @property
-    def tensors(self) -> dict[str, Any]:
-        """Every tensor: ``{name: {"dtype": ..., "shape": [...]}}``."""
-        return dict(self._data.get("tensors") or {})
+    tensors = _defaulted(dict[str, Any], {})
+    """Every tensor: ``{name: {"dtype": ..., "shape": [...]}}``."""
 
     def reference(self) -> str:
         """Its id: what a spec's file field holds."""

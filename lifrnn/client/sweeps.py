@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from lifrnn.client.errors import WaitTimeoutError
-from lifrnn.client.pages import _Page
+from lifrnn.client.pages import _Page, _pandas
 from lifrnn.client.progress import _progress_bar
-from lifrnn.client.records import Job, _Record, _time
+from lifrnn.client.records import Job, _defaulted, _optional, _Record, _time
 
 if TYPE_CHECKING:
     import pandas
@@ -59,20 +58,14 @@ class Sweep(_Record):
     """A sweep of the service: one job per point of its axes; :meth:`refresh` reads it again,
     :meth:`wait` follows it, :meth:`to_dataframe` tabulates its points."""
 
-    @property
-    def name(self) -> str | None:
-        """What you called the sweep."""
-        return self._data.get("name")
+    name = _optional(str)
+    """What you called the sweep."""
 
-    @property
-    def points(self) -> int:
-        """How many points (jobs) it was created with."""
-        return int(self._data.get("points") or 0)
+    points = _defaulted(int, 0)
+    """How many points (jobs) it was created with."""
 
-    @property
-    def axes(self) -> dict[str, Any]:
-        """The axes as sent: ``{"grid": ...}``, ``{"zip": ...}`` or ``{"random": ...}``."""
-        return dict(self._data.get("axes") or {})
+    axes = _defaulted(dict[str, Any], {})
+    """The axes as sent: ``{"grid": ...}``, ``{"zip": ...}`` or ``{"random": ...}``."""
 
     @property
     def counts(self) -> dict[str, int]:
@@ -90,10 +83,8 @@ class Sweep(_Record):
         progress = self._data.get("progress", {})
         return int(progress.get("finished", 0)) >= int(progress.get("total", 0))
 
-    @property
-    def created_at(self) -> datetime | None:
-        """When the sweep was created (UTC)."""
-        return _time(self._data.get("created_at"))
+    created_at = _optional(_time)
+    """When the sweep was created (UTC)."""
 
     def _rows(self) -> list[dict[str, Any]]:
         if "rows" not in self._data:  # a listing's item has no table
@@ -171,15 +162,10 @@ class Sweep(_Record):
     def to_dataframe(self) -> pandas.DataFrame:
         """:meth:`summary` as a pandas DataFrame indexed by point (``pip install
         lifrnn[pandas]``)."""
-        try:
-            import pandas
-        except ImportError:
-            raise ImportError(
-                "to_dataframe needs pandas: pip install 'lifrnn[pandas]' (or pandas)"
-            ) from None
-        frame = pandas.DataFrame(self.summary())
+        pd = _pandas()
+        frame = pd.DataFrame(self.summary())
         if frame.empty:
-            frame = pandas.DataFrame(columns=["point", "job_id", "status", "error"])
+            frame = pd.DataFrame(columns=["point", "job_id", "status", "error"])
         return frame.set_index("point")
 
     def __repr__(self) -> str:
@@ -190,3 +176,4 @@ class SweepList(_Page):
     """Sweeps, newest first; ``total`` counts them all."""
 
     columns = ("id", "name", "points", "created_at")
+    record = Sweep
