@@ -1,48 +1,20 @@
-"""Fitting a network to recorded population activity, and judging the fit honestly
-(docs/science.md §8).
-
-The recorded, condition-averaged rates ``Y_c(t)`` (conditions, time, neurons) are modelled as a
-linear map of the network's excitatory rates started from one initial state per condition:
-
-    Y_c(t) ~ D r_E(x_c(t)) + b,    tau dx_c/dt = -x_c + W r(x_c) + h,    x_c(0) = x*_c
-
-- ``x*_c = x_sp + V theta_c`` in the observability-Gramian basis with the fit's norm constraint
-  ``||X* - x_sp||_F^2 = n K radius^2`` (as :mod:`lifrnn_core.fitting`).
-- For given initial states the best ``(D, b)`` is a ridge regression, solved exactly (variable
-  projection); L-BFGS optimises ``theta`` alone on the cost with ``(D, b)`` eliminated. The cost
-  is the fraction of the data's variance left unexplained (plus the ridge term), so 0 is perfect
-  and 1 is no better than each neuron's mean.
-- Optionally a hand-velocity readout ``v = C r_E + c`` is fitted in the same solve, weighted
-  by ``behavior_weight``; with preparation in the window it must be silent before movement onset
-  (those samples' targets are zero, weighted ``silence_weight``).
-- The network is integrated with forward Euler at ``integration_dt`` (default: the largest
-  divisor of ``dt`` up to 2 ms) and compared with the data every ``dt``: a step as coarse as
-  the 10 ms bins does not follow these networks' fast dynamics
-  (:func:`lifrnn_core.dynamics.euler_step_ratio`).
-- ``mode="full_network"`` then adapts W too (Adam on W and theta, W projected onto Dale's law, no
-  autapses and its zero pattern after every step, its spectral abscissa kept under a bound by
-  backtracking), as retraining does.
-
-:func:`cross_validate` scores the model on conditions and neurons it never saw: K folds over
-conditions; for each, ``(D, b)`` comes from the training conditions, and on the held-out
-conditions ``x*`` is fitted from a random 75 % of the neurons only (its norm free: a few
-conditions need not share the training set's RMS distance); the score is the R^2 of the other
-25 % (co-smoothing across conditions). The mean over training conditions (per time and
-neuron) is scored on the same entries, as the trivial baseline.
-"""
+"""The fit of a network to recorded, condition-averaged rates (:func:`fit_to_data`): initial
+states by L-BFGS with the linear maps eliminated, then optionally W too (``full_network``); and
+:func:`random_like`, the random network a fit is compared with. The model is described in
+:mod:`lifrnn_core.data_fitting`."""
 
 from __future__ import annotations
 
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from lifrnn_core.data_fitting.readout import LinearMap, ridge_map
 from lifrnn_core.dynamics import GainName, background_input, gain_function, simulate
 from lifrnn_core.errors import DivergenceError, InvalidNetworkError
 from lifrnn_core.euler import euler_step
@@ -59,16 +31,12 @@ from lifrnn_core.lbfgs import (
 from lifrnn_core.retraining import backtrack_to_bound, project_dale
 
 __all__ = [
-    "CrossValidation",
     "DataFit",
+    "DataFitCallback",
     "DataFitConfig",
-    "FoldScore",
-    "LinearMap",
-    "cross_validate",
+    "DataFitMode",
     "fit_to_data",
-    "r2_per_neuron",
     "random_like",
-    "ridge_map",
 ]
 
 logger = logging.getLogger(__name__)
@@ -135,79 +103,6 @@ class DataFitConfig:
     def substeps(self) -> int:
         """Euler steps per data sample."""
         return round(self.dt / euler_step(self.dt, self.integration_dt))
-
-
-@dataclass
-class LinearMap:
-    """``y = r D^T + b``: a map from excitatory rates to outputs (recorded neurons, velocity).
-
-    Attributes:
-        D: (outputs, n_excitatory) weights.
-        b: (outputs,) offsets.
-    """
-
-    D: Tensor
-    b: Tensor
-
-    def __call__(self, rates: Tensor) -> Tensor:
-        """(..., n_excitatory) rates -> (..., outputs)."""
-        return rates @ self.D.T + self.b
-
-    def rows(self, index: Tensor | np.ndarray) -> LinearMap:
-        """The map onto the outputs in ``index`` only."""
-        select = torch.as_tensor(index, device=self.D.device)
-        return LinearMap(self.D[select], self.b[select])
-
-    def detach(self) -> LinearMap:
-        """The same map, out of the autograd graph."""
-        return LinearMap(self.D.detach(), self.b.detach())
-
-
-def ridge_map(
-    rates: Tensor, targets: Tensor, ridge: float, sample_weights: Tensor | None = None
-) -> tuple[LinearMap, Tensor]:
-    """Best ``(D, b)`` by ridge regression of ``targets`` on ``rates``; differentiable.
-
-    Minimises ``sum w (y - D r - b)^2 + lambda ||D||_F^2`` with ``lambda = ridge * trace(R^T R)
-    / n_e`` (the offset is not penalised).
-
-    Args:
-        rates: (conditions, time, n_e) excitatory rates.
-        targets: (conditions, time, outputs).
-        ridge: relative ridge penalty (> 0 keeps the solve well-posed).
-        sample_weights: optional (conditions, time) non-negative weights.
-
-    Returns:
-        the map and its penalty ``lambda ||D||_F^2``.
-    """
-    n_e = rates.shape[-1]
-    R = rates.reshape(-1, n_e)
-    Y = targets.reshape(-1, targets.shape[-1])
-    ones = torch.ones(R.shape[0], 1, dtype=R.dtype, device=R.device)
-    A = torch.cat([R, ones], dim=1)
-    if sample_weights is not None:
-        root = sample_weights.reshape(-1, 1).sqrt()
-        A, Y = A * root, Y * root
-    gram = A.T @ A
-    strength = ridge * float(torch.diagonal(gram)[:n_e].sum().detach()) / n_e + 1e-12
-    penalty = torch.full((n_e + 1,), strength, dtype=R.dtype, device=R.device)
-    penalty[-1] = 1e-12 * float(gram[-1, -1].detach())
-    solution = torch.cholesky_solve(
-        (A.T @ Y), torch.linalg.cholesky(gram + torch.diag(penalty))
-    )  # (n_e + 1, outputs)
-    D = solution[:n_e].T
-    return LinearMap(D, solution[n_e]), strength * D.pow(2).sum()
-
-
-def r2_per_neuron(predicted: Tensor, data: Tensor) -> Tensor:
-    """R^2 of each neuron over conditions and time: 1 - SS_res / SS_tot (around its mean).
-
-    ``predicted`` and ``data`` are (conditions, time, neurons); returns (neurons,).
-    """
-    flat_data = data.reshape(-1, data.shape[-1])
-    residual = (predicted.reshape(flat_data.shape) - flat_data).pow(2).sum(0)
-    total = (flat_data - flat_data.mean(0)).pow(2).sum(0)
-    return 1.0 - residual / total.clamp_min(1e-300)
 
 
 def random_like(W: Tensor, n_excitatory: int, generator: torch.Generator) -> Tensor:
@@ -582,180 +477,3 @@ def _adapt_weights(
         stop_reason,
         stop_reason != "max_iterations",
     )
-
-
-@dataclass(frozen=True)
-class FoldScore:
-    """One fold of :func:`cross_validate`.
-
-    Attributes:
-        train_conditions: indices of the conditions the maps were fitted on.
-        test_conditions: indices of the held-out conditions.
-        heldin_neurons: neurons the held-out conditions' x* were fitted from.
-        heldout_neurons: neurons scored on the held-out conditions.
-        r2_train: pooled R^2 on the training conditions (every neuron).
-        r2_heldout: (heldout neurons,) R^2 of each held-out neuron on the held-out conditions.
-        r2_mean_predictor: (heldout neurons,) the same for the mean over training conditions.
-        iterations: optimiser iterations of the training fit.
-        converged: whether the training fit converged.
-    """
-
-    train_conditions: list[int]
-    test_conditions: list[int]
-    heldin_neurons: list[int]
-    heldout_neurons: list[int]
-    r2_train: float
-    r2_heldout: list[float]
-    r2_mean_predictor: list[float]
-    iterations: int
-    converged: bool
-
-
-@dataclass(frozen=True)
-class CrossValidation:
-    """Scores of :func:`cross_validate` over its folds.
-
-    Attributes:
-        folds: each fold's scores.
-        r2_train: mean over folds of the training R^2.
-        r2_heldout: mean over folds of the mean held-out-neuron R^2 on held-out conditions.
-        r2_heldout_per_neuron: (neurons,) each neuron's mean held-out R^2 over the folds that
-            held it out (NaN if none did).
-        r2_mean_predictor: the trivial predictor's ``r2_heldout``.
-        predicted_heldout: (conditions, time, neurons) co-smoothed predictions (NaN where an
-            entry was never held out).
-    """
-
-    folds: list[FoldScore]
-    r2_train: float
-    r2_heldout: float
-    r2_heldout_per_neuron: list[float]
-    r2_mean_predictor: float
-    predicted_heldout: np.ndarray
-
-    @classmethod
-    def from_folds(cls, folds: list[FoldScore], predicted_heldout: np.ndarray) -> CrossValidation:
-        """The summary of ``folds``; ``predicted_heldout`` is (conditions, time, neurons)."""
-        per_neuron: dict[int, list[float]] = {}
-        for fold in folds:
-            for neuron, value in zip(fold.heldout_neurons, fold.r2_heldout, strict=True):
-                per_neuron.setdefault(neuron, []).append(value)
-        return cls(
-            folds=folds,
-            r2_train=float(np.mean([fold.r2_train for fold in folds])),
-            r2_heldout=float(np.mean([np.mean(fold.r2_heldout) for fold in folds])),
-            r2_heldout_per_neuron=[
-                float(np.mean(per_neuron[i])) if i in per_neuron else math.nan
-                for i in range(predicted_heldout.shape[-1])
-            ],
-            r2_mean_predictor=float(np.mean([np.mean(fold.r2_mean_predictor) for fold in folds])),
-            predicted_heldout=predicted_heldout,
-        )
-
-
-def _fold_conditions(n_conditions: int, folds: int, generator: torch.Generator) -> list[Tensor]:
-    order = torch.randperm(n_conditions, generator=generator)
-    return [chunk.sort().values for chunk in torch.tensor_split(order, folds)]
-
-
-def cross_validate(
-    W: Tensor,
-    h: Tensor,
-    x_sp: Tensor,
-    data: Tensor,
-    *,
-    n_excitatory: int,
-    config: DataFitConfig,
-    folds: int,
-    seed: int,
-    heldout_fraction: float = 0.25,
-    behavior: Tensor | None = None,
-    on_fold: Callable[[int, str], None] | None = None,
-    callback: DataFitCallback | None = None,
-) -> CrossValidation:
-    """K-fold cross-validation over conditions with held-out neurons (co-smoothing).
-
-    For each fold: the maps and the training conditions' x* are fitted on the training
-    conditions (all neurons); on the held-out conditions x* is fitted from a random
-    ``1 - heldout_fraction`` of the neurons with the map frozen, and the other neurons are
-    predicted. The trivial predictor (each neuron's mean over training conditions at each time)
-    is scored on the same entries.
-
-    Args:
-        W, h, x_sp, n_excitatory, config: as :func:`fit_to_data`.
-        data: (conditions, time, neurons), at least ``folds`` conditions.
-        folds: number of folds, 2 to conditions.
-        seed: the fold assignment, the held-out neurons and the first guesses derive from it.
-        heldout_fraction: share of neurons held out per fold (at least one).
-        behavior: optional (conditions, time, 2) velocity, fitted with the training maps.
-        on_fold: called with (fold index, stage message) before each fit, e.g. for progress.
-        callback: passed to every fit.
-    """
-    n_conditions, _, n_neurons = data.shape
-    if not 2 <= folds <= n_conditions:
-        raise InvalidNetworkError(f"folds must be 2 to {n_conditions} (conditions), got {folds}")
-    if n_neurons < 2:
-        raise InvalidNetworkError("cross-validation needs at least two recorded neurons")
-    generator = torch.Generator().manual_seed(seed)
-    data64 = data.detach().cpu().double()
-    predicted_heldout = np.full(tuple(data.shape), np.nan)
-    scores: list[FoldScore] = []
-    n_out = min(max(1, round(heldout_fraction * n_neurons)), n_neurons - 1)
-    # The training fits share W (also in full_network, whose held-out fits use the fold's W).
-    _, basis = initial_state_basis(W, x_sp, config.gain, config.n_modes)
-    for index, test in enumerate(_fold_conditions(n_conditions, folds, generator)):
-        train = torch.tensor(sorted(set(range(n_conditions)) - set(test.tolist())))
-        neurons = torch.randperm(n_neurons, generator=generator)
-        heldout, heldin = neurons[:n_out].sort().values, neurons[n_out:].sort().values
-        if on_fold is not None:
-            on_fold(index, f"fold {index + 1}/{folds}: fitting {len(train)} training conditions")
-        fit = fit_to_data(
-            W,
-            h,
-            x_sp,
-            data[train],
-            n_excitatory=n_excitatory,
-            config=config,
-            generator=generator,
-            behavior=None if behavior is None else behavior[train],
-            callback=callback,
-            basis=basis,
-        )
-        if on_fold is not None:
-            on_fold(index, f"fold {index + 1}/{folds}: initial states of {len(test)} held-out")
-        heldin_readout = fit.readout.rows(heldin)
-        test_fit = fit_to_data(
-            fit.W,
-            fit.h,
-            x_sp,
-            data[test][..., heldin],
-            n_excitatory=n_excitatory,
-            config=replace(config, mode="initial_states"),
-            generator=generator,
-            readout=heldin_readout,
-            callback=callback,
-            basis=basis if config.mode == "initial_states" else None,
-        )
-        rates = gain_function(config.gain)(test_fit.states[..., :n_excitatory])
-        predicted = fit.readout.rows(heldout)(rates).detach().cpu().double()
-        truth = data64[test][..., heldout]
-        mean_predictor = data64[train][..., heldout].mean(0, keepdim=True).expand_as(truth)
-        r2_model = r2_per_neuron(predicted, truth)
-        r2_mean = r2_per_neuron(mean_predictor, truth)
-        block = predicted_heldout[test.numpy()]
-        block[..., heldout.numpy()] = predicted.numpy()
-        predicted_heldout[test.numpy()] = block
-        scores.append(
-            FoldScore(
-                train_conditions=train.tolist(),
-                test_conditions=test.tolist(),
-                heldin_neurons=heldin.tolist(),
-                heldout_neurons=heldout.tolist(),
-                r2_train=fit.r2,
-                r2_heldout=r2_model.tolist(),
-                r2_mean_predictor=r2_mean.tolist(),
-                iterations=fit.iterations,
-                converged=fit.converged,
-            )
-        )
-    return CrossValidation.from_folds(scores, predicted_heldout)

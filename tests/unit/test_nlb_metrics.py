@@ -1,4 +1,4 @@
-"""NLB'21's scores (lifrnn_core/nlb_metrics.py) against nlb-tools' own evaluation functions.
+"""NLB'21's scores (lifrnn_core/nlb_metrics/) against nlb-tools' own evaluation functions.
 
 nlb-tools (the Makefile installs it with --no-deps) is the benchmark's reference: on the same
 seeded arrays every score must agree with it to 1e-9. Property tests check what the scores mean.
