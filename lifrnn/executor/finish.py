@@ -20,7 +20,7 @@ from lifrnn.results import JobResult
 from lifrnn.store import Store
 from lifrnn.store.blobs import BlobWriter
 from lifrnn.store.inputs import NETWORK_ARTIFACT
-from lifrnn.store.jobs import finite_json, transition
+from lifrnn.store.jobs import finite_json, requeue, transition
 from lifrnn.store.models import RECIPE_BLOB_NAME, Artifact, Job, Network, utcnow
 from lifrnn.store.search import record_metrics
 from lifrnn.store.status import ACTIVE
@@ -150,20 +150,7 @@ def _record(
             and shutdown is not None
             and shutdown.is_set()
         ):
-            transition(
-                session,
-                job_id,
-                "queued",
-                note=f"interrupted: {worker} shut down",
-                expect={"running"},
-                where=ours,
-                worker=None,
-                task_id=None,
-                heartbeat_at=None,
-                expected_end_at=None,
-                progress=0.0,
-                message="",
-            )
+            requeue(session, job_id, f"interrupted: {worker} shut down", where=ours)
             session.commit()
             return False
         stored, recipes = _store_blobs(blobs, result, figures)

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -411,6 +411,28 @@ def _heartbeat_grace(spec: SpecBase, inputs: ResolvedInputs) -> float | None:
     return grace if grace > 0 else None
 
 
+def requeue(
+    session: Session, job_id: str, note: str, *, where: Sequence[ColumnElement[bool]] = ()
+) -> bool:
+    """running -> queued: the job goes back to the queue for any worker, its claim (worker,
+    task, heartbeat, expected end) and progress cleared; ``where`` adds guards, as for
+    :func:`transition`. True when it moved."""
+    return transition(
+        session,
+        job_id,
+        "queued",
+        note=note,
+        expect={"running"},
+        where=where,
+        worker=None,
+        task_id=None,
+        heartbeat_at=None,
+        expected_end_at=None,
+        progress=0.0,
+        message="",
+    )
+
+
 def requeue_stale(session: Session, stale_after_seconds: float, max_attempts: int) -> list[str]:
     """Re-queue running jobs whose worker stopped beating; returns their ids. Commits.
 
@@ -461,19 +483,8 @@ def requeue_stale(session: Session, stale_after_seconds: float, max_attempts: in
                 error=f"{lost}; gave up after {attempts} attempts",
             )
         else:
-            done = transition(
-                session,
-                job_id,
-                "queued",
-                note=f"{lost}; re-queued after attempt {attempts}",
-                expect={"running"},
-                where=stale_guard,
-                worker=None,
-                task_id=None,
-                heartbeat_at=None,
-                expected_end_at=None,
-                progress=0.0,
-                message="",
+            done = requeue(
+                session, job_id, f"{lost}; re-queued after attempt {attempts}", where=stale_guard
             )
         if done:
             moved.append(job_id)

@@ -169,3 +169,30 @@ def weight_map(
     bar = figure.colorbar(image, ax=ax, fraction=0.046, pad=0.03, extend="both")
     bar.set_label(colour_label, fontsize=LABEL_SIZE)
     bar.ax.tick_params(labelsize=TICK_SIZE)
+
+
+def weight_panel(
+    figure: Figure,
+    ax: Axes,
+    W: np.ndarray | None,
+    n_excitatory: int | None,
+    *,
+    title: str,
+    colour_label: str,
+    missing: str,
+    missing_title: str,
+) -> None:
+    """:func:`weight_map` of ``W`` (``n_excitatory`` None: every unit excitatory, no E/I
+    lines), or where there is no ``W`` a :func:`note` saying ``missing`` under
+    ``missing_title``."""
+    if W is None:
+        note(ax, missing, missing_title)
+        return
+    weight_map(
+        figure,
+        ax,
+        W,
+        n_excitatory if n_excitatory is not None else W.shape[0],
+        title=title,
+        colour_label=colour_label,
+    )

@@ -21,7 +21,7 @@ from lifrnn_core.figures._common import (
     note,
     path,
     spectrum,
-    weight_map,
+    weight_panel,
 )
 
 __all__ = ["direction_colours", "retrain_figure", "sequence_figure"]
@@ -126,17 +126,16 @@ def retrain_figure(
     else:
         note(spectrum_ax, "no spectrum given", "spectrum")
     change_ax, legend_ax = axes[0, -1], axes[1, -1]
-    if weight_change is not None:
-        weight_map(
-            figure,
-            change_ax,
-            weight_change,
-            n_excitatory if n_excitatory is not None else weight_change.shape[0],
-            title="ΔW = W_after − W_before (lines: E | I)",
-            colour_label="ΔW_ij (a.u.)",
-        )
-    else:
-        note(change_ax, "W unchanged: the modes shown\nkeep W frozen", "ΔW")
+    weight_panel(
+        figure,
+        change_ax,
+        weight_change,
+        n_excitatory,
+        title="ΔW = W_after − W_before (lines: E | I)",
+        colour_label="ΔW_ij (a.u.)",
+        missing="W unchanged: the modes shown\nkeep W frozen",
+        missing_title="ΔW",
+    )
     _direction_legend(
         legend_ax, old_directions, new_directions, old_colours, new_colours, r2, best_r2_possible
     )

@@ -15,7 +15,7 @@ from lifrnn_core.figures._common import (
     new_figure,
     note,
     spectrum,
-    weight_map,
+    weight_panel,
 )
 
 __all__ = ["soc_figure"]
@@ -112,15 +112,14 @@ def soc_figure(
         legend(evoked_ax, loc="upper right")
     else:
         note(evoked_ax, evoked_note or "evoked energy not computed", "evoked energy")
-    if weights is not None:
-        weight_map(
-            figure,
-            weights_ax,
-            weights,
-            n_excitatory if n_excitatory is not None else weights.shape[0],
-            title="optimised W (lines: E | I)",
-            colour_label="weight W_ij (a.u.)",
-        )
-    else:
-        note(weights_ax, "weights not given", "W")
+    weight_panel(
+        figure,
+        weights_ax,
+        weights,
+        n_excitatory,
+        title="optimised W (lines: E | I)",
+        colour_label="weight W_ij (a.u.)",
+        missing="weights not given",
+        missing_title="W",
+    )
     return figure

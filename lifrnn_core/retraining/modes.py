@@ -15,6 +15,7 @@ from torch import Tensor
 from lifrnn_core.dynamics import background_input, gain_function, simulate
 from lifrnn_core.errors import DivergenceError, InvalidNetworkError
 from lifrnn_core.fitting import (
+    FitResult,
     FitState,
     admissible_readout,
     fit_initial_states,
@@ -27,7 +28,7 @@ from lifrnn_core.retraining.constraints import (
     project_structure,
     structure_measures,
 )
-from lifrnn_core.retraining.reachability import readout_reachability
+from lifrnn_core.retraining.reachability import Reachability, readout_reachability
 from lifrnn_core.retraining.results import FullNetworkState, RetrainResult
 
 __all__ = [
@@ -53,6 +54,46 @@ def _readout_of(
     )
     rates = gain_function(config.gain)(states[..., : network.n_excitatory])
     return states, rates @ network.C.T
+
+
+def _with_w_frozen(
+    mode: str,
+    network: FittedNetwork,
+    fit: FitResult,
+    *,
+    C: Tensor,
+    x_star: Tensor,
+    outputs_old: Tensor,
+    outputs_new: Tensor,
+    r2_old: list[float],
+    r2_new: list[float],
+    reachability: Reachability,
+) -> RetrainResult:
+    """The result of a mode that keeps W (and h, x_sp): ``network`` with readout ``C`` and
+    initial states ``x_star``, trained by the L-BFGS ``fit`` (its iterations, history, stop)."""
+    retrained = FittedNetwork(
+        W=network.W,
+        h=network.h,
+        x_sp=network.x_sp,
+        C=C,
+        x_star=x_star,
+        n_excitatory=network.n_excitatory,
+    )
+    return RetrainResult(
+        mode=mode,
+        network=retrained,
+        outputs_old=outputs_old,
+        outputs_new=outputs_new,
+        r2_old=r2_old,
+        r2_new=r2_new,
+        weight_change=0.0,
+        spectral_abscissa_after=spectral_abscissa(network.W),
+        iterations=fit.iterations,
+        history=fit.history,
+        converged=fit.converged,
+        stop_reason=fit.stop_reason,
+        reachability=reachability,
+    )
 
 
 def retrain_initial_states(
@@ -93,27 +134,16 @@ def retrain_initial_states(
         on_evaluation=on_evaluation,
     )
     _, outputs_old = _readout_of(network, network.x_star, config, old_targets.shape[1] - 1)
-    retrained = FittedNetwork(
-        W=network.W,
-        h=network.h,
-        x_sp=network.x_sp,
+    return _with_w_frozen(
+        "initial_states",
+        network,
+        fit,
         C=network.C,
         x_star=torch.cat([network.x_star, fit.x_star]),
-        n_excitatory=network.n_excitatory,
-    )
-    return RetrainResult(
-        mode="initial_states",
-        network=retrained,
         outputs_old=outputs_old,
         outputs_new=fit.outputs,
         r2_old=r_squared(outputs_old, old_targets),
         r2_new=fit.r2,
-        weight_change=0.0,
-        spectral_abscissa_after=spectral_abscissa(network.W),
-        iterations=fit.iterations,
-        history=fit.history,
-        converged=fit.converged,
-        stop_reason=fit.stop_reason,
         reachability=reachability,
     )
 
@@ -162,27 +192,16 @@ def retrain_initial_states_and_readout(
         on_evaluation=on_evaluation,
     )
     n_old = old_targets.shape[0]
-    retrained = FittedNetwork(
-        W=network.W,
-        h=network.h,
-        x_sp=network.x_sp,
+    return _with_w_frozen(
+        "initial_states_and_readout",
+        network,
+        fit,
         C=fit.C,
         x_star=fit.x_star,
-        n_excitatory=network.n_excitatory,
-    )
-    return RetrainResult(
-        mode="initial_states_and_readout",
-        network=retrained,
         outputs_old=fit.outputs[:n_old],
         outputs_new=fit.outputs[n_old:],
         r2_old=fit.r2[:n_old],
         r2_new=fit.r2[n_old:],
-        weight_change=0.0,
-        spectral_abscissa_after=spectral_abscissa(network.W),
-        iterations=fit.iterations,
-        history=fit.history,
-        converged=fit.converged,
-        stop_reason=fit.stop_reason,
         reachability=reachability,
     )
 

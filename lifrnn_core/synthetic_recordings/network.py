@@ -26,12 +26,9 @@ from lifrnn_core.synthetic_recordings.session import (
     SyntheticRecording,
     _check_session,
     _draw_trials,
-    _heldout,
     _mixing,
-    _onset_jitter,
-    _recording,
-    _run_trials,
-    _TruthBins,
+    _run_session,
+    _session_ticks,
 )
 
 logger = logging.getLogger(__name__)
@@ -156,9 +153,9 @@ def synthesize_recording(
     if not (math.isfinite(initial_state_noise) and initial_state_noise >= 0):
         raise InvalidNetworkError(f"initial_state_noise must be >= 0, got {initial_state_noise}")
     rng = np.random.default_rng(seed)
-    lead_ticks, after_ticks = round(lead / BIN_WIDTH), round(after / BIN_WIDTH)
-    truth = _TruthBins.of(truth_window, truth_bin_width)
-    truth.check_fits(lead_ticks, after_ticks, math.ceil(onset_jitter / BIN_WIDTH))
+    lead_ticks, after_ticks, truth = _session_ticks(
+        lead, after, onset_jitter, truth_window, truth_bin_width
+    )
     horizon = lead_ticks + after_ticks + HOLD_MS[1]  # the longest free run of a trial, in ticks
     gain_fn = gain_function(gain)
     free_runs = partial(
@@ -203,28 +200,22 @@ def synthesize_recording(
                     ]
                 )
 
-    session = _run_trials(rng, drawn, activity(), mixing, baseline, C_np, truth)
-    window_rates = free_rates[:, window]
-    logger.debug("synthesised %d trials of %d neurons", drawn.n_trials, neurons)
-    return SyntheticRecording(
-        recording=_recording(drawn, session, neurons, _heldout(seed, neurons, heldout_fraction)),
-        mixing=mixing,
-        baseline=baseline,
-        rates=np.maximum(window_rates @ mixing.T + baseline, 0.0),
-        velocity=window_rates @ C_np.T,
-        time=(np.arange(window.stop) - lead_ticks) * BIN_WIDTH,
-        condition_index=drawn.condition,
-        true_move_onset=drawn.times.onset * BIN_WIDTH,
-        onset_jitter=_onset_jitter(drawn),
-        reaction_time=(drawn.times.onset - drawn.times.go_cue) * BIN_WIDTH,
-        expected_spikes=session.expected,
+    recording = _run_session(
+        rng,
+        drawn,
+        activity(),
+        truth,
+        mixing,
+        baseline,
+        C_np,
+        seed=seed,
+        heldout_fraction=heldout_fraction,
+        window_latents=free_rates[:, window],
         rest_rates=np.maximum(mixing @ rest_rates + baseline, 0.0),
         lead=lead,
-        bin_width=BIN_WIDTH,
-        trial_rates=session.trial_rates,
-        trial_rate_start=session.trial_rate_start,
-        trial_rate_bin_width=truth_bin_width,
+        latents="network",
         initial_states=initial_states.numpy(),
         initial_state_sigma=sigma,
-        latents="network",
     )
+    logger.debug("synthesised %d trials of %d neurons", drawn.n_trials, neurons)
+    return recording

@@ -256,11 +256,13 @@ def _heldout(seed: int, neurons: int, fraction: float) -> np.ndarray:
 @dataclass(frozen=True)
 class _TruthBins:
     """Where each trial's true rates are kept: ``n_bins`` bins of ``bin_ticks`` ticks of the
-    session's grid, from the first that starts at or after the recorded onset + ``first_tick``."""
+    session's grid (``bin_width`` seconds, as given), from the first that starts at or after the
+    recorded onset + ``first_tick``."""
 
     first_tick: int
     bin_ticks: int
     n_bins: int
+    bin_width: float
 
     @classmethod
     def of(cls, window: tuple[float, float], bin_width: float) -> _TruthBins:
@@ -273,7 +275,7 @@ class _TruthBins:
                 "milliseconds, the window's stop after its start"
             )
         n_bins = round((ticks[1] - ticks[0]) / bin_ticks)
-        return cls(round(ticks[0]), round(bin_ticks), n_bins)
+        return cls(round(ticks[0]), round(bin_ticks), n_bins, bin_width)
 
     def first_ticks(self, recorded_onset_ticks: np.ndarray) -> np.ndarray:
         """(trials,) first tick of each trial's first bin: ceil to the grid, as NLB does."""
@@ -290,6 +292,21 @@ class _TruthBins:
                 f"recorded onset must lie within -{earliest * BIN_WIDTH:g}..+"
                 f"{latest * BIN_WIDTH:g} s, which every trial covers"
             )
+
+
+def _session_ticks(
+    lead: float,
+    after: float,
+    onset_jitter: float,
+    truth_window: tuple[float, float],
+    truth_bin_width: float,
+) -> tuple[int, int, _TruthBins]:
+    """``lead`` and ``after`` in 1 ms ticks and the truth's bins, checked to lie within every
+    trial's recording."""
+    lead_ticks, after_ticks = round(lead / BIN_WIDTH), round(after / BIN_WIDTH)
+    truth = _TruthBins.of(truth_window, truth_bin_width)
+    truth.check_fits(lead_ticks, after_ticks, math.ceil(onset_jitter / BIN_WIDTH))
+    return lead_ticks, after_ticks, truth
 
 
 @dataclass(frozen=True)
@@ -377,6 +394,60 @@ def _recording(
         behavior_times=np.arange(len(session.velocity)) / (1 / BIN_WIDTH),
         unit_ids=np.arange(neurons),
         heldout=heldout,
+    )
+
+
+def _run_session(
+    rng: np.random.Generator,
+    drawn: _DrawnTrials,
+    activity: Iterator[np.ndarray],
+    truth: _TruthBins,
+    mixing: np.ndarray,
+    baseline: np.ndarray,
+    readout: np.ndarray,
+    *,
+    seed: int,
+    heldout_fraction: float,
+    window_latents: np.ndarray,
+    rest_rates: np.ndarray,
+    lead: float,
+    latents: str,
+    initial_states: np.ndarray | None = None,
+    initial_state_sigma: float = 0.0,
+) -> SyntheticRecording:
+    """The trials of ``activity`` run (:func:`_run_trials`) and the :class:`SyntheticRecording`
+    of the session, its neurons held out as :func:`_heldout` draws them from ``seed``.
+
+    ``window_latents``: (conditions, time, latents) each condition's latents from ``lead``
+    seconds before the true movement onset to the end of the window after it (the truth's
+    ``rates`` and ``velocity``, through ``mixing``, ``baseline`` and ``readout``);
+    ``rest_rates``: (neurons,) each neuron's rate at rest, spikes/s; the rest as
+    :class:`SyntheticRecording` has them.
+    """
+    session = _run_trials(rng, drawn, activity, mixing, baseline, readout, truth)
+    neurons = len(baseline)
+    lead_ticks = round(lead / BIN_WIDTH)
+    return SyntheticRecording(
+        recording=_recording(drawn, session, neurons, _heldout(seed, neurons, heldout_fraction)),
+        mixing=mixing,
+        baseline=baseline,
+        rates=np.maximum(window_latents @ mixing.T + baseline, 0.0),
+        velocity=window_latents @ readout.T,
+        time=(np.arange(window_latents.shape[1]) - lead_ticks) * BIN_WIDTH,
+        condition_index=drawn.condition,
+        true_move_onset=drawn.times.onset * BIN_WIDTH,
+        onset_jitter=_onset_jitter(drawn),
+        reaction_time=(drawn.times.onset - drawn.times.go_cue) * BIN_WIDTH,
+        expected_spikes=session.expected,
+        rest_rates=rest_rates,
+        lead=lead,
+        bin_width=BIN_WIDTH,
+        trial_rates=session.trial_rates,
+        trial_rate_start=session.trial_rate_start,
+        trial_rate_bin_width=truth.bin_width,
+        initial_states=initial_states,
+        initial_state_sigma=initial_state_sigma,
+        latents=latents,
     )
 
 

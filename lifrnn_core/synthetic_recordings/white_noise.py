@@ -21,12 +21,9 @@ from lifrnn_core.synthetic_recordings.session import (
     SyntheticRecording,
     _check_session,
     _draw_trials,
-    _heldout,
     _mixing,
-    _onset_jitter,
-    _recording,
-    _run_trials,
-    _TruthBins,
+    _run_session,
+    _session_ticks,
 )
 
 logger = logging.getLogger(__name__)
@@ -90,9 +87,9 @@ def synthesize_white_noise_recording(
         raise InvalidNetworkError("smoothing must be > 0 s and trial_noise >= 0")
     rng = np.random.default_rng(seed)
     latent_rng = np.random.default_rng([seed, 3])
-    lead_ticks, after_ticks = round(lead / BIN_WIDTH), round(after / BIN_WIDTH)
-    truth = _TruthBins.of(truth_window, truth_bin_width)
-    truth.check_fits(lead_ticks, after_ticks, math.ceil(onset_jitter / BIN_WIDTH))
+    lead_ticks, after_ticks, truth = _session_ticks(
+        lead, after, onset_jitter, truth_window, truth_bin_width
+    )
     drawn = _draw_trials(
         rng, conditions, trials_per_condition, lead_ticks, after_ticks, failure_rate, onset_jitter
     )
@@ -115,28 +112,20 @@ def synthesize_white_noise_recording(
             own = _smoothed_noise(latent_rng, (ticks, latent_dim), smoothing)
             yield patterns[drawn.condition[trial], offset : offset + ticks] + trial_noise * own
 
-    session = _run_trials(rng, drawn, activity(), mixing, baseline, readout, truth)
-    window_latents = patterns[:, window]
-    logger.debug("synthesised %d white-noise trials of %d neurons", drawn.n_trials, neurons)
-    return SyntheticRecording(
-        recording=_recording(drawn, session, neurons, _heldout(seed, neurons, heldout_fraction)),
-        mixing=mixing,
-        baseline=baseline,
-        rates=np.maximum(window_latents @ mixing.T + baseline, 0.0),
-        velocity=window_latents @ readout.T,
-        time=(np.arange(window.stop - window.start) - lead_ticks) * BIN_WIDTH,
-        condition_index=drawn.condition,
-        true_move_onset=times.onset * BIN_WIDTH,
-        onset_jitter=_onset_jitter(drawn),
-        reaction_time=(times.onset - times.go_cue) * BIN_WIDTH,
-        expected_spikes=session.expected,
+    recording = _run_session(
+        rng,
+        drawn,
+        activity(),
+        truth,
+        mixing,
+        baseline,
+        readout,
+        seed=seed,
+        heldout_fraction=heldout_fraction,
+        window_latents=patterns[:, window],
         rest_rates=np.maximum(baseline, 0.0),
         lead=lead,
-        bin_width=BIN_WIDTH,
-        trial_rates=session.trial_rates,
-        trial_rate_start=session.trial_rate_start,
-        trial_rate_bin_width=truth_bin_width,
-        initial_states=None,
-        initial_state_sigma=0.0,
         latents="white-noise",
     )
+    logger.debug("synthesised %d white-noise trials of %d neurons", drawn.n_trials, neurons)
+    return recording
