@@ -208,7 +208,7 @@ def fit_spikes(
         W,
         h,
         fitted_x_star[torch.as_tensor(codes, device=W.device)],
-        torch.as_tensor(trials.heldin, dtype=W.dtype, device=W.device),
+        trials.heldin,  # converted a batch at a time: ~0.2 GB at MC_Maze's size
         readout.rows(slice(0, n_heldin)),
         n_excitatory=n_excitatory,
         prior_width=prior_width,

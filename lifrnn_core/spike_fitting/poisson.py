@@ -136,13 +136,15 @@ def poisson_rates(
 def _predict(
     simulator: _Simulator, x0: Tensor, readout: PoissonReadout, bins: int, batch: int
 ) -> Tensor:
-    """(trials, bins, neurons) expected counts from x0 (trials, n), in batches, no gradients."""
-    pieces = [torch.zeros(0, bins, readout.b.shape[0], dtype=x0.dtype, device=x0.device)]
+    """(trials, bins, neurons) expected counts from x0 (trials, n), in batches, no gradients,
+    written into one tensor (joining the batches would hold the result twice)."""
+    expected = torch.empty(x0.shape[0], bins, readout.b.shape[0], dtype=x0.dtype, device=x0.device)
     with torch.no_grad():
         for start in range(0, x0.shape[0], batch):
             rates = simulator.rates(x0[start : start + batch], bins)
-            pieces.append(_expected_and_log(readout, rates, simulator.bin_width)[0])
-    return torch.cat(pieces)
+            block = _expected_and_log(readout, rates, simulator.bin_width)[0]
+            expected[start : start + batch] = block
+    return expected
 
 
 def _poisson_nll(expected: Tensor, counts: Tensor) -> float:

@@ -50,7 +50,7 @@ def infer_initial_states(
     W: Tensor,
     h: Tensor,
     centres: Tensor,
-    heldin_counts: Tensor,
+    heldin_counts: Tensor | np.ndarray,
     readout: PoissonReadout,
     *,
     n_excitatory: int,
@@ -70,7 +70,8 @@ def infer_initial_states(
         W: (n, n) weights; dtype and device of the result.
         h: (n,) background input.
         centres: (trials, n) prior means: each trial's condition x*.
-        heldin_counts: (trials, time, n_heldin) counts of the held-in neurons in the window.
+        heldin_counts: (trials, time, n_heldin) counts of the held-in neurons in the window (a
+            tensor, or an integer array read a batch at a time in W's dtype).
         readout: Poisson readout of the held-in neurons, (n_heldin, n_excitatory).
         n_excitatory: the readout reads the first ``n_excitatory`` units.
         prior_width: isotropic prior sd ``s`` of x0 around its centre (units of x); 0 returns
@@ -90,14 +91,13 @@ def infer_initial_states(
         return InferredStates(centres.clone(), 0, True)
     simulator = _Simulator(W, h, n_excitatory, config, bin_width)
     readout = readout.detach()
-    counts = heldin_counts.to(W)
-    bins = counts.shape[1]
+    bins = heldin_counts.shape[1]
     identity = torch.eye(W.shape[0], dtype=W.dtype, device=W.device)
     directions = identity if basis is None else basis.to(W)
     states, iterations, converged = [], 0, True
     for start in range(0, centres.shape[0], config.trial_batch):
         batch = slice(start, start + config.trial_batch)
-        centre, y = centres[batch], counts[batch]
+        centre, y = centres[batch], torch.as_tensor(heldin_counts[batch]).to(W)
         saturated = torch.xlogy(y, y) - y
         first = centre if initial is None else initial[batch].detach().to(W)
         u = ((first - centre) @ directions / prior_width).requires_grad_(True)
