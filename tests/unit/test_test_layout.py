@@ -25,7 +25,7 @@ SHARED = {
 """Fixtures that live in tests/helpers/ only (a module may override ``store_settings``)."""
 
 
-def test_files() -> list[Path]:
+def checked_files() -> list[Path]:
     return sorted(p for p in TESTS.rglob("*.py") if "helpers" not in p.relative_to(TESTS).parts)
 
 
@@ -41,7 +41,7 @@ def fixtures_defined(tree: ast.Module) -> set[str]:
 
 def test_the_shared_fixtures_are_defined_once_in_helpers() -> None:
     copies = []
-    for path in test_files():
+    for path in checked_files():
         again = fixtures_defined(ast.parse(path.read_text())) & (SHARED - {"store_settings"})
         if again:
             copies.append(f"{path.relative_to(ROOT)}: {sorted(again)}")
@@ -54,7 +54,7 @@ def test_the_shared_fixtures_are_defined_once_in_helpers() -> None:
 
 def test_no_test_imports_another_test_module_or_a_conftest() -> None:
     wrong = []
-    for path in test_files():
+    for path in checked_files():
         for node in ast.walk(ast.parse(path.read_text())):
             names = []
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
