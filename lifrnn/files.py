@@ -22,6 +22,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load as load_numpy_bytes
 from safetensors.numpy import load_file as load_numpy_file
 from safetensors.numpy import save as save_numpy
+from safetensors.numpy import save_file as save_numpy_file
 
 
 def atomic_write(path: Path, payload: bytes) -> None:
@@ -39,36 +40,65 @@ def atomic_write(path: Path, payload: bytes) -> None:
         raise
 
 
+def _arrays(tensors: Mapping[str, np.ndarray | torch.Tensor]) -> dict[str, np.ndarray]:
+    return {
+        name: np.ascontiguousarray(t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t)
+        for name, t in tensors.items()
+    }
+
+
+def _text(metadata: Mapping[str, Any]) -> dict[str, str] | None:
+    text = {
+        k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in metadata.items()
+    }
+    return text or None
+
+
+def _canonical(header: bytes) -> bytes:
+    """The header re-serialised with sorted keys, padded with spaces to its own length (the data
+    offsets and the library's 8-byte alignment stay as they are)."""
+    canonical = json.dumps(json.loads(header), sort_keys=True, separators=(",", ":")).encode()
+    if len(canonical) > len(header):  # never: the library writes compact JSON too
+        raise ValueError("safetensors header grew when sorted")
+    return canonical + b" " * (len(header) - len(canonical))
+
+
 def safetensors_bytes(
     tensors: Mapping[str, np.ndarray | torch.Tensor], metadata: Mapping[str, Any]
 ) -> bytes:
     """``tensors`` and string ``metadata`` (non-strings JSON-encoded) as safetensors bytes.
 
-    Deterministic: the header's keys are sorted (same length, so the data offsets and the
-    8-byte alignment padding of the library's layout stay as they are).
+    Deterministic: the header's keys are sorted. The bytes are held in memory (with a copy while
+    the header is replaced): write large files with :func:`write_safetensors`.
     """
-    arrays = {
-        name: np.ascontiguousarray(t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else t)
-        for name, t in tensors.items()
-    }
-    text = {
-        k: v if isinstance(v, str) else json.dumps(v, sort_keys=True) for k, v in metadata.items()
-    }
-    payload = save_numpy(arrays, metadata=text or None)
+    payload = save_numpy(_arrays(tensors), metadata=_text(metadata))
     (length,) = struct.unpack("<Q", payload[:8])
-    header = json.loads(payload[8 : 8 + length])
-    canonical = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
-    if len(canonical) > length:  # never: the library writes compact JSON too
-        raise ValueError("safetensors header grew when sorted")
-    canonical += b" " * (length - len(canonical))
-    return payload[:8] + canonical + payload[8 + length :]
+    return payload[:8] + _canonical(payload[8 : 8 + length]) + payload[8 + length :]
 
 
 def write_safetensors(
     path: Path, tensors: Mapping[str, np.ndarray | torch.Tensor], metadata: Mapping[str, Any]
 ) -> Path:
-    """Write ``tensors`` with string ``metadata`` (non-strings are JSON-encoded) atomically."""
-    atomic_write(path, safetensors_bytes(tensors, metadata))
+    """Write ``tensors`` with string ``metadata`` (non-strings are JSON-encoded) atomically: the
+    same bytes as :func:`safetensors_bytes`, written by the library straight into a temporary
+    file whose header is then sorted in place, so no copy of the whole file is held in memory
+    (at MC_Maze's size a spike-train fit's checkpoint is ~0.3 GB)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(handle)
+    try:
+        save_numpy_file(_arrays(tensors), temporary, metadata=_text(metadata))
+        with open(temporary, "r+b") as stream:
+            (length,) = struct.unpack("<Q", stream.read(8))
+            header = _canonical(stream.read(length))
+            stream.seek(8)
+            stream.write(header)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return path
 
 

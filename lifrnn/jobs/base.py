@@ -9,6 +9,7 @@ no convergence, divergence) into a failed result with a readable reason.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from lifrnn.figure_recipes import FigureRecipe, encode_recipe, render_recipe
-from lifrnn.files import atomic_write, read_safetensors_bytes, safetensors_bytes
+from lifrnn.files import atomic_write, read_safetensors_bytes, write_safetensors
 from lifrnn.store.objects import ObjectNotFoundError, ObjectStore, delete_prefix
 from lifrnn_core.errors import InvalidNetworkError
 
@@ -68,8 +69,12 @@ class Checkpoints:
         now = time.monotonic()
         if not force and now - self._last.get(name, -float("inf")) < self.min_seconds:
             return False
-        payload = safetensors_bytes(tensors, {**(metadata or {}), "step": str(step)})
-        self.objects.put_bytes(self._key(name), payload)
+        # Through a local scratch file, not bytes in memory: a spike-train fit's checkpoint
+        # holds every trial's predictions (~0.3 GB at MC_Maze's size).
+        with tempfile.TemporaryDirectory(prefix="lifrnn-checkpoint-") as scratch:
+            path = Path(scratch) / "checkpoint.safetensors"
+            write_safetensors(path, tensors, {**(metadata or {}), "step": str(step)})
+            self.objects.put_file(self._key(name), path)
         self._last[name] = now
         return True
 
