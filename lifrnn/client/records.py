@@ -4,6 +4,7 @@ their accessors and actions; a network's tensors loaded locally."""
 from __future__ import annotations
 
 import ast
+import functools
 import inspect
 import itertools
 import tempfile
@@ -108,8 +109,10 @@ def load_network_file(path: str | Path, device: str = "cpu") -> NetworkTensors:
 T = TypeVar("T")
 
 
+@functools.cache
 def _attribute_docs(owner: type) -> dict[str, str]:
-    """The docstrings written under ``owner``'s attributes in its source (Python keeps none)."""
+    """The docstrings written under ``owner``'s attributes in its source (Python keeps none);
+    read once per class, when a docstring is first asked for (not at import)."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(owner)))
     except (OSError, TypeError, SyntaxError):  # no source at hand: no docstrings
@@ -136,10 +139,16 @@ class _Field(Generic[T]):
     def __init__(self, read: Callable[[dict[str, Any], str], T]) -> None:
         self._read = read
         self._key = ""
+        self._owner: type = object
 
     def __set_name__(self, owner: type, name: str) -> None:
         self._key = name
-        self.__doc__ = _attribute_docs(owner).get(name)  # help(Job), Job.kind? in a notebook
+        self._owner = owner
+
+    @property  # type: ignore[misc]
+    def __doc__(self) -> str | None:  # type: ignore[override]
+        """The docstring written under the field (help(Job), ``Job.kind?`` in a notebook)."""
+        return _attribute_docs(self._owner).get(self._key)
 
     @overload
     def __get__(self, record: None, owner: type) -> _Field[T]: ...
