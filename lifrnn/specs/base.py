@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -27,6 +28,17 @@ from lifrnn.specs.resources import Estimate, NetworkDims
 
 Device = Literal["cpu", "cuda"]
 ReferenceKind = Literal["file", "network"]
+
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
+"""A random seed: any integer numpy's and torch's generators take, ``0 <= seed < 2**63``."""
+
+
+def omitted_at(default: object) -> Callable[[object], bool]:
+    """``exclude_if`` for a field added after specs were stored: the field is left out of the
+    dumped spec while it holds ``default``, so the hash (:func:`lifrnn.specs.spec_sha256`) of
+    every spec written before it existed is unchanged."""
+    return lambda value: value == default
+
 
 LOCAL_FILES = "local_files"
 """Validation-context flag: reference fields may hold local paths (``lifrnn run``, the client)."""

@@ -13,6 +13,7 @@ from lifrnn.specs.base import (
     InputFacts,
     JobOutput,
     ReferenceKind,
+    Seed,
     SpecBase,
     StoredId,
     StrictModel,
@@ -101,6 +102,19 @@ def check_network(facts: InputFacts | None, field: str, *, fitted: bool) -> None
         )
 
 
+class FittedNetworkSpec(SpecBase):
+    """Base of the specs that act on a fitted network, one with initial states ``x*`` and a
+    readout ``C`` (``prepare``, ``retrain``): its ``network`` field and the check of it."""
+
+    network: NetworkReference
+
+    references: ClassVar[dict[str, ReferenceKind]] = {"network": "network"}
+
+    def check_inputs(self, inputs: dict[str, InputFacts]) -> None:
+        """The network must be a fitted one (x* and C)."""
+        check_network(inputs.get("network"), "network", fitted=True)
+
+
 def _default_fit_network() -> SOCSpec:
     return SOCSpec(method="kao2021")
 
@@ -136,7 +150,7 @@ class FitSpec(SpecBase):
     cost_tolerance: float = Field(1e-4, gt=0, description="stop below this motor cost")
     relative_tolerance: float = Field(1e-4, ge=0, description="stop below this relative change")
     max_iterations: int = Field(200, ge=1, le=100_000, description="L-BFGS iterations at most")
-    seed: int = Field(0, ge=0, lt=2**63, description="seed of the initial states' starting point")
+    seed: Seed = Field(0, description="seed of the initial states' starting point")
     device: Device = Field("cpu", description="where the fit runs (cuda on a GPU worker)")
     dtype: Literal["float64", "float32"] = Field(
         "float64", description="floating point precision of the fit"

@@ -22,6 +22,7 @@ from lifrnn.specs.base import (
     FileId,
     InputFacts,
     ReferenceKind,
+    Seed,
     SpecBase,
     StorableText,
     StrictModel,
@@ -263,7 +264,7 @@ class FitDataSpec(SpecBase):
     stability_bound: float | None = Field(
         None, description="spectral abscissa bound of full_network (default: current + 0.05)"
     )
-    seed: int = Field(0, ge=0, lt=2**63, description="folds, held-out neurons, first guesses")
+    seed: Seed = Field(0, description="folds, held-out neurons, first guesses")
     device: Device = Field("cpu", description="where the fit runs (cuda on a GPU worker)")
     dtype: Literal["float64", "float32"] = Field("float64", description="precision of the fit")
 

@@ -6,15 +6,15 @@ from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from lifrnn.specs.base import Device, InputFacts, ReferenceKind, SpecBase, network_dims
-from lifrnn.specs.fit import NetworkReference, check_network
+from lifrnn.specs.base import Device, InputFacts, Seed, network_dims, omitted_at
+from lifrnn.specs.fit import FittedNetworkSpec
 from lifrnn.specs.resources import Estimate, prepare_estimate
 
 ControllerField = Literal["feedforward", "lqr", "min_energy", "thalamic_loop"]
 _ALL_CONTROLLERS: list[ControllerField] = ["feedforward", "lqr", "min_energy", "thalamic_loop"]
 
 
-class PrepareSpec(SpecBase):
+class PrepareSpec(FittedNetworkSpec):
     """Drive a fitted network to its movements' initial states ``x*`` and compare controllers
     (docs/science.md §6).
 
@@ -25,7 +25,6 @@ class PrepareSpec(SpecBase):
     """
 
     kind: Literal["prepare"] = "prepare"
-    network: NetworkReference
     controllers: list[ControllerField] = Field(
         default_factory=lambda: list(_ALL_CONTROLLERS),
         min_length=1,
@@ -52,9 +51,7 @@ class PrepareSpec(SpecBase):
     tau_relay: float = Field(0.01, gt=0, le=1, description="relay time constant, seconds")
     loop_fit: Literal["copy_gain", "cost"] = Field(
         "copy_gain",
-        # Left out of the dumped spec at its default, as `step` is in soc.py, so that existing
-        # spec hashes are unchanged.
-        exclude_if=lambda value: value == "copy_gain",
+        exclude_if=omitted_at("copy_gain"),
         description="how the thalamic loop's back-projection X is chosen: 'copy_gain': X Z Y "
         "copies the LQR gain K where an excitatory-only Y can (least squares; instant); "
         "'cost': X is then fitted (L-BFGS, at most 30 iterations, stable steps only) to "
@@ -62,17 +59,12 @@ class PrepareSpec(SpecBase):
         "far closer to LQR (cost 3-4x instead of 8-18x) but 20 s to many minutes at n = 200 "
         "(docs/science.md §6)",
     )
-    seed: int = Field(0, ge=0, lt=2**63, description="seed of the thalamic weights Y")
+    seed: Seed = Field(0, description="seed of the thalamic weights Y")
     device: Device = Field("cpu", description="where the job runs (cuda on a GPU worker)")
 
-    references: ClassVar[dict[str, ReferenceKind]] = {"network": "network"}
     numerical_hint: ClassVar[str] = (
         "try a larger `r2` (LQR input cost) or `state_weight`, or shorter periods"
     )
-
-    def check_inputs(self, inputs: dict[str, InputFacts]) -> None:
-        """The network must be a fitted one (x* and C)."""
-        check_network(inputs.get("network"), "network", fitted=True)
 
     def estimate(self, inputs: dict[str, InputFacts]) -> Estimate:
         """One trial of all the network's movements per controller, at the fit's ``dt``."""

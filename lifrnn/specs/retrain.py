@@ -6,15 +6,15 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from lifrnn.specs.base import Device, InputFacts, ReferenceKind, SpecBase, network_dims
-from lifrnn.specs.fit import NetworkReference, check_network
+from lifrnn.specs.base import Device, InputFacts, Seed, network_dims, omitted_at
+from lifrnn.specs.fit import FittedNetworkSpec
 from lifrnn.specs.resources import Estimate, retrain_estimate
 
 DEFAULT_NEW_DIRECTIONS = 10
 """New directions assumed when ``directions_deg`` is not given (the seed's ten at most)."""
 
 
-class RetrainSpec(SpecBase):
+class RetrainSpec(FittedNetworkSpec):
     """Retrain a fitted network (the ``network.safetensors`` of a ``fit`` job) on new reaches.
 
     ``mode`` ``"both"`` runs ``initial_states`` then ``full_network`` on the same directions, so
@@ -23,7 +23,6 @@ class RetrainSpec(SpecBase):
     """
 
     kind: Literal["retrain"] = "retrain"
-    network: NetworkReference
     mode: Literal["initial_states", "initial_states_and_readout", "full_network", "both", "all"] = (
         Field(
             "both",
@@ -54,9 +53,7 @@ class RetrainSpec(SpecBase):
     keep_sparsity: bool = Field(True, description="full_network keeps W's zero pattern")
     keep_structure: Literal["none", "kao2021_row_sums", "hennequin2014_ratios"] = Field(
         "none",
-        # Left out of the dumped spec at its default, as soc's `step` is, so that existing
-        # spec hashes are unchanged.
-        exclude_if=lambda value: value == "none",
+        exclude_if=omitted_at("none"),
         description="SOC structure full_network keeps exactly, by projection after every step: "
         "'kao2021_row_sums' (every row sum of W as before, -10 on a kao2021 network), "
         "'hennequin2014_ratios' (-mean(W_EI)/mean(W_EE) and -mean(W_II)/mean(W_IE) as before, "
@@ -67,31 +64,25 @@ class RetrainSpec(SpecBase):
     cost_tolerance: float = Field(
         1e-4,
         gt=0,
-        # Left out of the dumped spec at its default (existing spec hashes unchanged).
-        exclude_if=lambda value: value == 1e-4,
+        exclude_if=omitted_at(1e-4),
         description="every mode stops once its motor cost is below this (full_network: old "
         "and new reaches, weighted), reported as converged with stop_reason 'cost_tolerance'",
     )
     relative_tolerance: float = Field(
         1e-4,
         ge=0,
-        exclude_if=lambda value: value == 1e-4,
+        exclude_if=omitted_at(1e-4),
         description="the L-BFGS modes stop when their cost changes by less than this "
         "(relative); full_network when its best loss improved by less than 10 times this over "
         "its last 10 steps",
     )
     max_iterations: int = Field(200, ge=1, le=100_000, description="optimiser steps at most")
-    seed: int = Field(0, ge=0, lt=2**63, description="seed of the new initial states' start")
+    seed: Seed = Field(0, description="seed of the new initial states' start")
     device: Device = Field("cpu", description="where the job runs (cuda on a GPU worker)")
 
-    references: ClassVar[dict[str, ReferenceKind]] = {"network": "network"}
     numerical_hint: ClassVar[str] = (
         "try a smaller `learning_rate` or `stability_bound`, or fewer new directions"
     )
-
-    def check_inputs(self, inputs: dict[str, InputFacts]) -> None:
-        """The network must be a fitted one (x* and C)."""
-        check_network(inputs.get("network"), "network", fitted=True)
 
     def estimate(self, inputs: dict[str, InputFacts]) -> Estimate:
         """Old and new movements through time for each mode, and the sequence's one trial."""

@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, ValidationInfo, field_validator
 
 from lifrnn.headers import tensor_shape
-from lifrnn.specs.base import Device, FileId, InputFacts, ReferenceKind, SpecBase
+from lifrnn.specs.base import Device, FileId, InputFacts, ReferenceKind, Seed, SpecBase, omitted_at
 from lifrnn.specs.resources import Estimate, soc_estimate
 from lifrnn_core.soc_parameters import SOCParameters
 
@@ -48,9 +48,7 @@ class SOCSpec(SpecBase):
     max_iterations: int = Field(5000, ge=1, le=1_000_000)
     step: Literal["fixed", "adaptive"] = Field(
         "fixed",
-        # Left out of the dumped spec at its default, so that the hash (spec_sha256) of every
-        # spec written before this field existed is unchanged.
-        exclude_if=lambda value: value == "fixed",
+        exclude_if=omitted_at("fixed"),
         description="'fixed': every step is `rate` times the gradient, as published; "
         "'adaptive': the step size doubles after each step taken at its first try and "
         "backtracks (x0.25, never below `rate`, at most 8 `rate`) until the projected W lowers "
@@ -60,16 +58,14 @@ class SOCSpec(SpecBase):
     )
     initial_draw: Literal["choice", "stroud"] = Field(
         "choice",
-        # Left out of the dumped spec at its default, as `step` is, so that existing spec
-        # hashes are unchanged.
-        exclude_if=lambda value: value == "choice",
+        exclude_if=omitted_at("choice"),
         description="how hennequin2014 places its round(p n (n-1)) initial connections among "
         "the off-diagonal positions (row-major) with numpy.random.default_rng(seed): "
         "'choice': Generator.choice without replacement; 'stroud': the first k entries of "
         "Generator.permutation(n (n-1)), the documented matrix on which Stroud's own code is "
         "compared (seed 0: 1,440 steps to 0.15; docs/science.md §2). hennequin2014 only",
     )
-    seed: int = Field(0, ge=0, lt=2**63, description="seed of the random initial network")
+    seed: Seed = Field(0, description="seed of the random initial network")
     device: Device = Field("cpu", description="'cuda' uses the sign-function solver on the GPU")
     initial_weights: FileId | None = Field(
         None,
