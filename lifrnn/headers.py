@@ -254,7 +254,8 @@ def _npy(header: bytes, upload: bool) -> FileHeader:
         reader = (
             npy_format.read_array_header_1_0 if major == 1 else npy_format.read_array_header_2_0
         )
-        shape, _, dtype = reader(stream, max_header_size=MAX_NPY_HEADER)
+        # (NumPy 2.3's stubs omit the keyword that its functions take)
+        shape, _, dtype = reader(stream, max_header_size=MAX_NPY_HEADER)  # type: ignore[call-arg,unused-ignore]
     except (ValueError, TypeError, SyntaxError) as error:
         raise HeaderError(f".npy header: {error}") from None
     if dtype.hasobject:

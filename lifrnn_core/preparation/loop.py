@@ -58,7 +58,7 @@ def loop_offset(
     drive = hold_input(W, h, x_target, gain).detach().cpu().double().numpy()
     X1 = loop.X[:, :n]
     w = np.linalg.lstsq(X1, drive.T, rcond=1e-8)[0].T  # (batch, n)
-    scale = max(float(np.linalg.norm(drive)), np.finfo(np.float64).tiny)
+    scale = max(float(np.linalg.norm(drive)), float(np.finfo(np.float64).tiny))
     residual = float(np.linalg.norm(X1 @ w.T - drive.T)) / scale
     if residual > 1e-6:
         logger.warning("thalamic loop cannot deliver this target's drive (residual %.3g)", residual)
@@ -400,7 +400,7 @@ def fit_thalamic_loop(
             converged=False,
             stop_reason="unstable_start",
         )
-    scale = max(float(begin[0].sum()), np.finfo(np.float64).tiny)
+    scale = max(float(begin[0].sum()), float(np.finfo(np.float64).tiny))
 
     costs_at: dict[bytes, np.ndarray] = {}  # per-movement costs of the points evaluated
 
