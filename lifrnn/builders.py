@@ -1,4 +1,5 @@
-"""Builders of the job specs: ``soc``, ``fit``, ``prepare``, ``retrain`` and ``fit_data``.
+"""Builders of the job specs: ``soc``, ``fit``, ``prepare``, ``retrain``, ``fit_data`` and
+``simulate_spiking``.
 
 Each returns the same pydantic model the service validates (``lifrnn.specs``), so a mistake is
 caught here, naming the field, before anything is sent. Inputs may be given as:
@@ -29,10 +30,27 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from lifrnn.specs import FitDataSpec, FitSpec, PrepareSpec, RetrainSpec, SOCSpec, SpecBase
+from lifrnn.specs import (
+    FitDataSpec,
+    FitSpec,
+    PrepareSpec,
+    RetrainSpec,
+    SimulateSpikingSpec,
+    SOCSpec,
+    SpecBase,
+)
 from lifrnn.specs.base import LOCAL_FILES
 
-__all__ = ["Referable", "fit", "fit_data", "prepare", "reference", "retrain", "soc"]
+__all__ = [
+    "Referable",
+    "fit",
+    "fit_data",
+    "prepare",
+    "reference",
+    "retrain",
+    "simulate_spiking",
+    "soc",
+]
 
 _MOVEMENT_FIELDS = ("profile", "beta", "distance", "duration", "target", "targets_file")
 
@@ -159,5 +177,19 @@ def fit_data(network: Any, data: Any, **fields: Any) -> FitDataSpec:
     """
     result: FitDataSpec = _build(
         FitDataSpec, {"network": reference(network), "data": reference(data), **fields}
+    )
+    return result
+
+
+def simulate_spiking(network: Any, **fields: Any) -> SimulateSpikingSpec:
+    """A ``simulate_spiking`` spec: the movements of a fitted ``network`` (a fit or retrain job,
+    its network, an id or a local file) played by pools of LIF neurons built from it.
+
+    Keywords are :class:`SimulateSpikingSpec` fields: ``trials``, ``pool_size`` (K), ``noise``
+    (mV), ``dt`` (s), ``recorded_per_pool``, ... Its ``spikes.nwb`` artifact is a recording a
+    ``fit_data`` spec can name: ``fit_data(network=..., data=job.artifacts()["spikes.nwb"])``.
+    """
+    result: SimulateSpikingSpec = _build(
+        SimulateSpikingSpec, {"network": reference(network), **fields}
     )
     return result

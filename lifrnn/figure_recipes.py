@@ -42,6 +42,7 @@ FIGURE_FUNCTIONS = (
     "fit_data_psth",
     "fit_data_population",
     "fit_data_nlb",
+    "spiking",
 )
 """Figure functions a recipe may name (see :func:`figure_function`)."""
 
@@ -86,6 +87,7 @@ def figure_function(name: str) -> Callable[..., Figure]:
         "fit_data_psth": figures.data_psth_figure,
         "fit_data_population": figures.data_population_figure,
         "fit_data_nlb": figures.nlb_scores_figure,
+        "spiking": figures.spiking_figure,
     }
     try:
         return functions[name]

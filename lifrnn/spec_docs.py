@@ -14,7 +14,14 @@ from typing import Any, get_args
 
 from pydantic import BaseModel
 
-from lifrnn.specs import FitDataSpec, FitSpec, PrepareSpec, RetrainSpec, SOCSpec
+from lifrnn.specs import (
+    FitDataSpec,
+    FitSpec,
+    PrepareSpec,
+    RetrainSpec,
+    SimulateSpikingSpec,
+    SOCSpec,
+)
 
 KINDS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("soc", SOCSpec),
@@ -22,6 +29,7 @@ KINDS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("prepare", PrepareSpec),
     ("retrain", RetrainSpec),
     ("fit_data", FitDataSpec),
+    ("simulate_spiking", SimulateSpikingSpec),
 )
 
 LIMITS = (

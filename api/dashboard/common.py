@@ -50,7 +50,7 @@ logging.getLogger("httpx").addFilter(_QuietInternalRequests())
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
-JOB_KINDS = ("soc", "fit", "prepare", "retrain", "fit_data")
+JOB_KINDS = ("soc", "fit", "prepare", "retrain", "fit_data", "simulate_spiking")
 
 CSRF_COOKIE = "lifrnn_csrf"
 PAGE_SIZE = 50

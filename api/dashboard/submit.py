@@ -25,7 +25,13 @@ from lifrnn.spec_docs import spec_fields, summary
 
 EXAMPLES = importlib.resources.files("lifrnn.examples")
 """Example specs offered by the submit form (``lifrnn/examples/*.json``, shipped in the package)."""
-STARTS_FROM = {"fit": "fit", "prepare": "prepare", "retrain": "retrain", "fit_data": "fit_data"}
+STARTS_FROM = {
+    "fit": "fit",
+    "prepare": "prepare",
+    "retrain": "retrain",
+    "fit_data": "fit_data",
+    "simulate_spiking": "simulate_spiking",
+}
 """``/ui/submit?network=ID&kind=K``: the example each kind of job on a network starts from."""
 SWEEP_AXIS = "seed"
 """``/ui/submit?network=ID&kind=K&sweep=1``: the field the offered sweep varies, to edit (every

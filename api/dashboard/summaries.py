@@ -47,6 +47,11 @@ def spec_summary(job: dict[str, Any]) -> str:
         return f"{spec.get('mode')} · {new} · {_network(spec)}"
     if kind == "fit_data":
         return f"{spec.get('mode')} · {spec.get('folds')} folds · {_network(spec)}"
+    if kind == "simulate_spiking":
+        return (
+            f"K={spec.get('pool_size')} · {spec.get('noise')} mV · {spec.get('trials')} trials · "
+            f"{_network(spec)}"
+        )
     return ""
 
 
@@ -55,7 +60,8 @@ def key_metrics(job: dict[str, Any]) -> str:
     controller's worst motor R², retraining's worst R² on new and old reaches per mode (flagged
     when its readout cannot reach the new targets, or it did not converge), a fit to recordings'
     cross-validated R² beside the random network's (flagged when its Euler step was coarse for
-    the network)."""
+    the network), a spiking network's mean rate beside its rate network's, how its pools follow
+    their units (median R²) and how irregularly its neurons fire (mean CV of the intervals)."""
     metrics = job.get("metrics") or {}
     flat = job.get("flat_metrics") or {}
     if not metrics:
@@ -102,6 +108,13 @@ def key_metrics(job: dict[str, Any]) -> str:
             ratio = _number(metrics.get("euler_step_ratio"), 2)
             summary += f" (coarse Euler step: {ratio} of the fastest time scale)"
         return summary
+    if kind == "simulate_spiking":
+        rate, model = metrics.get("mean_rate_hz"), metrics.get("model_mean_rate_hz")
+        follows, irregular = metrics.get("pool_r2_median"), metrics.get("cv_isi_mean")
+        return (
+            f"{_number(rate, 3)} Hz (rate network {_number(model, 3)}) · pool R² "
+            f"{_number(follows, 2)} · CV ISI {_number(irregular, 2)}"
+        )
     return ""
 
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 # ``lifrnn.client`` (httpx, the spec models, numpy) is imported by the commands that talk to the
 # service, not here: ``lifrnn --help`` and ``--version`` start without it.
 
-JOB_KINDS = ("soc", "fit", "prepare", "retrain", "fit_data")
+JOB_KINDS = ("soc", "fit", "prepare", "retrain", "fit_data", "simulate_spiking")
 JOB_STATUSES = ("waiting", "queued", "running", "cancelling", "succeeded", "failed", "cancelled")
 """``lifrnn.client.JOB_STATUSES``, spelled out so that building the commands' options does not
 import the client (tests/unit/test_cli_imports.py checks that the two agree)."""

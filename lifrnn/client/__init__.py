@@ -27,7 +27,7 @@ curves). It may import httpx, pydantic, :mod:`lifrnn.builders`, :mod:`lifrnn.spe
 metadata); never the store, ``api/`` or ``worker/``.
 """
 
-from lifrnn.builders import fit, fit_data, prepare, retrain, soc
+from lifrnn.builders import fit, fit_data, prepare, retrain, simulate_spiking, soc
 from lifrnn.client.connection import DEFAULT_URL, Client
 from lifrnn.client.errors import (
     ClientError,
@@ -112,5 +112,6 @@ __all__ = [
     "parse_field_messages",
     "prepare",
     "retrain",
+    "simulate_spiking",
     "soc",
 ]

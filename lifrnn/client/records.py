@@ -206,7 +206,7 @@ class Job(_Record):
     """A job of the service; :meth:`refresh` reads it again, :meth:`wait` follows it."""
 
     kind = _required(str)
-    """``soc``, ``fit``, ``prepare``, ``retrain`` or ``fit_data``."""
+    """``soc``, ``fit``, ``prepare``, ``retrain``, ``fit_data`` or ``simulate_spiking``."""
 
     status = _required(str)
     """``waiting`` (for a parent job), ``queued``, ``running``, ``cancelling``, ``succeeded``,

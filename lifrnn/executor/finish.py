@@ -9,13 +9,14 @@ import logging
 import mimetypes
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import NamedTuple
 
 from sqlalchemy import delete, select
 
 from lifrnn.executor.waits import ObjectStoreWait, ObjectStoreWaitError, WaitInterruptedError
-from lifrnn.headers import HeaderError, read_file_header
+from lifrnn.headers import RECORDING_FORMATS, FileHeader, HeaderError, read_file_header
 from lifrnn.results import JobResult
 from lifrnn.store import Store
 from lifrnn.store.blobs import BlobWriter
@@ -158,10 +159,7 @@ def _record(
         session.execute(delete(Artifact).where(Artifact.job_id == job_id))
         network_artifact = None
         for name, path, sha256, size in stored:
-            try:
-                header = read_file_header(path)
-            except HeaderError:
-                header = None
+            header = _artifact_header(path, name)
             artifact = Artifact(
                 job_id=job_id,
                 owner_id=owner_id,
@@ -235,3 +233,21 @@ def _network_row(
         method=metadata.get("method"),
         metrics=metrics,
     )
+
+
+def _artifact_header(path: Path, name: str) -> FileHeader | None:
+    """What an artifact declares; a recording (``spikes.nwb`` of a ``simulate_spiking`` job) with
+    its summary (:func:`lifrnn.nwb.inspect_nwb`), as an upload has, so that a ``fit_data`` spec
+    can name it by id."""
+    try:
+        header = read_file_header(path)
+    except HeaderError:
+        return None
+    if header is not None and header.format in RECORDING_FORMATS:
+        from lifrnn.nwb import RecordingFileError, inspect_nwb  # pynwb: only for a recording
+
+        try:
+            header = replace(header, summary=inspect_nwb(path, name=name))
+        except RecordingFileError as error:
+            logger.warning("artifact %s: not a readable recording (%s)", name, error)
+    return header

@@ -27,6 +27,7 @@ from lifrnn.jobs.fit import run_fit
 from lifrnn.jobs.fit_data import run_fit_data
 from lifrnn.jobs.prepare import run_prepare
 from lifrnn.jobs.retrain import run_retrain
+from lifrnn.jobs.simulate_spiking import run_simulate_spiking
 from lifrnn.jobs.soc import run_soc
 from lifrnn.results import JobResult
 from lifrnn.specs import SpecBase, spec_sha256
@@ -42,6 +43,7 @@ RUNNERS: dict[str, Callable[[Any, JobContext], JobResult]] = {
     "prepare": run_prepare,
     "retrain": run_retrain,
     "fit_data": run_fit_data,
+    "simulate_spiking": run_simulate_spiking,
 }
 """Runner of each job kind."""
 

@@ -49,7 +49,7 @@ _FEEDBACK_SHARE = 0.3
 """Fraction of the progress bar given to the Riccati equation and the loop fit."""
 
 
-def _fitted_network(path: Path) -> SavedNetwork:
+def load_fitted_network(path: Path) -> SavedNetwork:
     """Load a fit job's network and check it holds everything preparation needs."""
     saved = load_network(path)
     missing = [name for name in _FITTED if name not in saved.tensors]
@@ -165,7 +165,7 @@ def run_prepare(spec: PrepareSpec, context: JobContext) -> JobResult:
         raise InvalidNetworkError("device 'cuda' requested but torch sees no CUDA device")
     device, dtype = torch.device(spec.device), torch.float64
     start = time.perf_counter()
-    saved = _fitted_network(context.input_path("network"))
+    saved = load_fitted_network(context.input_path("network"))
     tau, dt = float(saved.meta("tau")), float(saved.meta("dt"))
     gain = saved.metadata["gain"]
     if gain not in ("relu", "tanh_shifted"):

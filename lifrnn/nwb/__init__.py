@@ -34,7 +34,8 @@ The package, by concept (each name is re-exported here, so ``lifrnn.nwb.X`` keep
 - ``summary``: :func:`inspect_nwb` (the summary, read in bounded chunks) and
   :func:`check_layout`;
 - ``read``: :func:`read_nwb`;
-- ``write``: :func:`write_nwb`.
+- ``write``: :func:`write_nwb` and :func:`write_recording_nwb` (any :class:`Recording`, with
+  its :class:`SessionText`).
 
 Imports: h5py, hdmf, pynwb, numpy, :mod:`lifrnn.headers` and :mod:`lifrnn_core` (its
 recordings) only; no database, web, ``api/`` or ``worker/`` imports.
@@ -54,15 +55,17 @@ from lifrnn.nwb.read import read_nwb
 from lifrnn.nwb.safety import check_file_safety
 from lifrnn.nwb.summary import check_layout, inspect_nwb
 from lifrnn.nwb.write import SESSION_START as SESSION_START
-from lifrnn.nwb.write import write_nwb
+from lifrnn.nwb.write import SessionText, write_nwb, write_recording_nwb
 
 __all__ = [
     "NWBLayout",
     "RecordingFileError",
     "RecordingTooLargeError",
+    "SessionText",
     "check_file_safety",
     "check_layout",
     "inspect_nwb",
     "read_nwb",
     "write_nwb",
+    "write_recording_nwb",
 ]

@@ -1,10 +1,12 @@
-"""Writing a synthetic recording (:func:`write_nwb`) as an NWB file in the MC_Maze layout, with
-the session metadata NWB's best practices ask for.
+"""Writing a synthetic recording (:func:`write_nwb`), or any :class:`Recording` of a simulation
+(:func:`write_recording_nwb`), as an NWB file in the MC_Maze layout, with the session metadata
+NWB's best practices ask for.
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -112,29 +114,28 @@ def _units_table(
     )
 
 
+@dataclass(frozen=True)
+class SessionText:
+    """What an NWB file says of the session it holds (its descriptions)."""
+
+    session: str
+    experiment: str
+    units: str
+    hand_velocity: str
+    behaviour: str = "hand kinematics read out from the network"
+    keywords: tuple[str, ...] = ("synthetic", "motor cortex", "reaching", "recurrent network")
+
+
 def write_nwb(
     path: str | Path, synthetic: SyntheticRecording, *, identifier: str | None = None
 ) -> Path:
-    """Write ``synthetic`` to ``path`` as an NWB file in the MC_Maze layout.
-
-    The units table holds each neuron's spike times, its ``obs_intervals`` (the whole session)
-    and, as NLB's files do, a ``heldout`` flag (where the recording marks held-out neurons): what
-    ``nlb_tools.nwb_interface.NWBDataset`` needs to read the file. The trials table ``start_time``,
-    ``stop_time``, ``target_on_time``, ``go_cue_time``, ``move_onset_time`` (NaN kept),
-    ``trial_type`` (condition + 1), ``trial_version`` (0), ``success`` and ``split``;
-    ``processing/behavior`` the hand velocity ``hand_vel`` (m/s) and its integral ``hand_pos``
-    (m) at 1 kHz. Session metadata (subject, experimenter, institution, ...) is filled in so that
-    nwbinspector finds nothing of importance CRITICAL or BEST_PRACTICE_VIOLATION.
-    """
+    """Write ``synthetic`` to ``path`` as an NWB file in the MC_Maze layout
+    (:func:`write_recording_nwb`)."""
     from lifrnn_core.synthetic_recordings import SPIKE_CLOCK_HZ  # torch: only when writing
 
-    path = Path(path)
-    recording = synthetic.recording
-    trials = recording.trials
-    identifier = identifier or str(uuid.uuid4())
     white_noise = synthetic.latents == "white-noise"
-    nwbfile = NWBFile(
-        session_description=(
+    text = SessionText(
+        session=(
             "Synthetic delayed-reach session made by lifrnn: spikes of neurons whose rates mix "
             + (
                 "smoothed white-noise latents, with no network behind them"
@@ -142,18 +143,60 @@ def write_nwb(
                 else "the excitatory rates of a rate network fitted to reaches"
             )
         ),
-        identifier=identifier,
-        session_start_time=SESSION_START,
-        experimenter=["Synthetic, Data"],
-        lab="lifrnn",
-        institution="lifrnn (synthetic data, no institution)",
-        experiment_description=(
+        experiment=(
             f"{synthetic.n_conditions} conditions; latents of white noise locked to movement onset"
             if white_noise
             else f"{synthetic.n_conditions} reach directions; move onset aligned; free network "
             f"dynamics start {synthetic.lead} s before movement onset"
         ),
-        keywords=["synthetic", "motor cortex", "reaching", "recurrent network"],
+        units="simulated neurons: Poisson spikes of rates mixing the "
+        + ("white-noise latents" if white_noise else "network's rates"),
+        hand_velocity="hand velocity (x, y): "
+        + ("a random readout of the latents" if white_noise else "the network's readout C r(x_E)"),
+    )
+    return write_recording_nwb(
+        path,
+        synthetic.recording,
+        synthetic.condition_index,
+        text,
+        resolution=1.0 / SPIKE_CLOCK_HZ,
+        identifier=identifier,
+    )
+
+
+def write_recording_nwb(
+    path: str | Path,
+    recording: Recording,
+    condition_index: np.ndarray,
+    text: SessionText,
+    *,
+    resolution: float,
+    identifier: str | None = None,
+) -> Path:
+    """Write ``recording`` to ``path`` as an NWB file in the MC_Maze layout.
+
+    The units table holds each neuron's spike times, its ``obs_intervals`` (the whole session)
+    and, as NLB's files do, a ``heldout`` flag (where the recording marks held-out neurons): what
+    ``nlb_tools.nwb_interface.NWBDataset`` needs to read the file. The trials table ``start_time``,
+    ``stop_time``, ``target_on_time``, ``go_cue_time``, ``move_onset_time`` (NaN kept),
+    ``trial_type`` (``condition_index`` + 1), ``trial_version`` (0), ``success`` and ``split``;
+    ``processing/behavior`` the hand velocity ``hand_vel`` (m/s) and its integral ``hand_pos``
+    (m) at the recording's behaviour times. Session metadata (subject, experimenter,
+    institution, ...) is filled in so that nwbinspector finds nothing of importance CRITICAL or
+    BEST_PRACTICE_VIOLATION. ``resolution``: seconds, the precision of the spike times.
+    """
+    path = Path(path)
+    trials = recording.trials
+    identifier = identifier or str(uuid.uuid4())
+    nwbfile = NWBFile(
+        session_description=text.session,
+        identifier=identifier,
+        session_start_time=SESSION_START,
+        experimenter=["Synthetic, Data"],
+        lab="lifrnn",
+        institution="lifrnn (synthetic data, no institution)",
+        experiment_description=text.experiment,
+        keywords=list(text.keywords),
         subject=Subject(
             subject_id="synthetic-monkey",
             species="Macaca mulatta",
@@ -164,9 +207,8 @@ def write_nwb(
     )
     nwbfile.units = _units_table(
         recording,
-        "simulated neurons: Poisson spikes of rates mixing the "
-        + ("white-noise latents" if white_noise else "network's rates"),
-        1.0 / SPIKE_CLOCK_HZ,
+        text.units,
+        resolution,
         session_end=float(trials.stop_time[-1]) if len(trials) else 0.0,
     )
     for name, description in _TRIAL_COLUMNS.items():
@@ -179,33 +221,18 @@ def write_nwb(
             target_on_time=float(trials.events["target_on_time"][row]),
             go_cue_time=float(trials.events["go_cue_time"][row]),
             move_onset_time=float(trials.events["move_onset_time"][row]),
-            trial_type=int(synthetic.condition_index[row]) + 1,
+            trial_type=int(condition_index[row]) + 1,
             trial_version=0,
             success=bool(trials.success[row]),
             split=str(split[row]),
         )
     if recording.behavior is not None and recording.behavior_times is not None:
-        behavior = nwbfile.create_processing_module(
-            name="behavior", description="hand kinematics read out from the network"
-        )
+        behavior = nwbfile.create_processing_module(name="behavior", description=text.behaviour)
         times = recording.behavior_times
         velocity = recording.behavior
         steps = np.diff(times, prepend=times[0])[:, None]
         position = np.cumsum(velocity * steps, axis=0)
-        behavior.add(
-            _behaviour_series(
-                "hand_vel",
-                velocity,
-                times,
-                "m/s",
-                "hand velocity (x, y): "
-                + (
-                    "a random readout of the latents"
-                    if white_noise
-                    else "the network's readout C r(x_E)"
-                ),
-            )
-        )
+        behavior.add(_behaviour_series("hand_vel", velocity, times, "m/s", text.hand_velocity))
         behavior.add(
             _behaviour_series(
                 "hand_pos", position, times, "m", "hand position (x, y): the integral of hand_vel"

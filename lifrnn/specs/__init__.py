@@ -36,6 +36,7 @@ from lifrnn.specs.fit import FitSpec, MovementSpec
 from lifrnn.specs.fit_data import FitDataSpec, RecordingSpec
 from lifrnn.specs.prepare import PrepareSpec
 from lifrnn.specs.retrain import RetrainSpec
+from lifrnn.specs.simulate_spiking import SimulateSpikingSpec
 from lifrnn.specs.soc import SOCSpec
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "ReferenceKind",
     "RetrainSpec",
     "SOCSpec",
+    "SimulateSpikingSpec",
     "SpecBase",
     "StorableText",
     "StrictModel",
@@ -63,11 +65,22 @@ __all__ = [
     "unstorable",
 ]
 
-_UNION_TAGS = {"inline", "stored", "job_output", "soc", "fit", "prepare", "retrain", "fit_data"}
+_UNION_TAGS = {
+    "inline",
+    "stored",
+    "job_output",
+    "soc",
+    "fit",
+    "prepare",
+    "retrain",
+    "fit_data",
+    "simulate_spiking",
+}
 """Tags of tagged unions; left out of error locations, which name fields only."""
 
 JobSpec = Annotated[
-    SOCSpec | FitSpec | PrepareSpec | RetrainSpec | FitDataSpec, Field(discriminator="kind")
+    SOCSpec | FitSpec | PrepareSpec | RetrainSpec | FitDataSpec | SimulateSpikingSpec,
+    Field(discriminator="kind"),
 ]
 """Any job spec; the ``kind`` field selects the model."""
 
@@ -77,6 +90,7 @@ SPEC_MODELS: dict[str, type[SpecBase]] = {
     "prepare": PrepareSpec,
     "retrain": RetrainSpec,
     "fit_data": FitDataSpec,
+    "simulate_spiking": SimulateSpikingSpec,
 }
 """The spec model of each kind."""
 

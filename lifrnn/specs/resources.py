@@ -164,6 +164,50 @@ def retrain_estimate(
     )
 
 
+SPIKING_CHUNK_NEURONS = 400_000
+"""Neurons a ``simulate_spiking`` job simulates at once: ``lifrnn_core.spiking.session``'s
+``CHUNK_NEURONS`` (not imported: estimates load no torch)."""
+SPIKE_BYTES = 64
+"""Bytes a spike takes while a ``simulate_spiking`` job gathers them (indices, times, copies)."""
+
+
+def spiking_estimate(
+    n: int,
+    conditions: int,
+    trials_per_condition: int,
+    pool_size: int,
+    steps: int,
+    dt: float,
+    number_bytes: int,
+) -> Estimate:
+    """A spiking simulation of ``conditions`` x ``trials_per_condition`` runs of ``n`` pools of
+    ``pool_size`` neurons for ``steps`` steps of ``dt``, a chunk of trials at a time: per neuron
+    its potential, last spike and temporaries (about 8 numbers) and 32 steps of noise and spike
+    masks (160 bytes); per trial of the chunk its pool counts and states at 1 ms; every spike of
+    the session (about 20 Hz) while they are gathered. About 30 operations per neuron and step,
+    and each step's pooled spikes times W (2 n^2 per trial). Writes four (conditions, ms, n)
+    float32 arrays of trial-averaged rates and states, an NWB file of the recorded spikes and a
+    figure."""
+    trials = conditions * trials_per_condition
+    neurons = n * pool_size
+    chunk = max(1, min(trials, SPIKING_CHUNK_NEURONS // neurons))
+    milliseconds = round(steps * dt / 1e-3) + 1
+    spikes = 20.0 * steps * dt * neurons * trials
+    return Estimate(
+        memory_bytes=int(
+            chunk * neurons * (8 * number_bytes + 160)
+            + 3 * chunk * milliseconds * n * number_bytes
+            + spikes * SPIKE_BYTES
+            + FIXED_BYTES
+        ),
+        output_bytes=int(16 * conditions * milliseconds * n + spikes + 2 * FIGURE_BYTES),
+        work=float(trials) * steps * (30.0 * neurons + 2.0 * n * n),
+        basis=f"n={n} pools of K={pool_size}, {trials} trials, {steps} steps",
+        fields=("trials", "pool_size", "lead", "after", "dt"),
+        step_work=2.0 * chunk * n * n,
+    )
+
+
 def format_bytes(size: float) -> str:
     """``1.5 GiB``-style text."""
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

@@ -16,6 +16,7 @@ from lifrnn_core.figures.fit_data import (
 from lifrnn_core.figures.prepare import preparation_figure
 from lifrnn_core.figures.retrain import retrain_figure, sequence_figure
 from lifrnn_core.figures.soc import soc_figure
+from lifrnn_core.figures.spiking import spiking_figure
 
 __all__ = [
     "data_population_figure",
@@ -26,4 +27,5 @@ __all__ = [
     "retrain_figure",
     "sequence_figure",
     "soc_figure",
+    "spiking_figure",
 ]

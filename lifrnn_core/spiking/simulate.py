@@ -33,8 +33,9 @@ from lifrnn_core.spiking.network import SpikingNetwork
 
 __all__ = ["SpikingRun", "simulate_spiking"]
 
-_CHUNK = 256
-"""Steps of spike masks held before they are turned into (condition, step, neuron) triples."""
+CHUNK_STEPS = 32
+"""Steps of noise drawn at once, and of spike masks held before they become (condition, step,
+neuron) triples: 32 steps of a float32 and a bool per neuron, 160 bytes."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,7 @@ def simulate_spiking(
     counts = torch.zeros(batch, bins, n, dtype=dtype, device=device)
     states = torch.empty(batch, bins + 1, n, dtype=dtype, device=device)
     states[:, 0] = u
-    chunk = min(_CHUNK, steps)
+    chunk = min(CHUNK_STEPS, steps)
     masks = torch.zeros(chunk, batch, n, K, dtype=torch.bool, device=W.device)
     # Drawn a chunk of steps at a time and in float32 whatever the dtype: a float64 normal costs
     # four times as much, and its rounding is far below its own spread.

@@ -102,6 +102,11 @@ def measured(tmp_path_factory):
             },
             "inputs": {"network": "case:fit"},
         },
+        {
+            "name": "simulate_spiking",
+            "spec": {"kind": "simulate_spiking", "network": ANY_ID, "trials": 4},
+            "inputs": {"network": "case:fit"},
+        },
     ]
     runs = folder / "runs"
     listings = []
@@ -131,7 +136,8 @@ def facts_of(path: Path) -> InputFacts:
 
 
 @pytest.mark.parametrize(
-    "name", ["soc", "fit", "fit_float32", "prepare", "retrain", "retrain_sequence"]
+    "name",
+    ["soc", "fit", "fit_float32", "prepare", "retrain", "retrain_sequence", "simulate_spiking"],
 )
 def test_estimates_are_within_a_factor_of_two_of_measured_peaks(measured, name):
     cases, results, runs = measured
