@@ -21,6 +21,7 @@ from lifrnn.results import JobResult
 from lifrnn.specs import SimulateSpikingSpec, spec_sha256
 from lifrnn_core.dynamics import GainName
 from lifrnn_core.errors import InvalidNetworkError
+from lifrnn_core.preparation import hold_input
 from lifrnn_core.spiking import run_spiking_session, spiking_network
 from lifrnn_core.spiking.session import BIN, SMOOTHING, smooth
 
@@ -66,6 +67,7 @@ def run_simulate_spiking(spec: SimulateSpikingSpec, context: JobContext) -> JobR
         dt=spec.dt,
     )
     trials = spec.trials * x_star.shape[0]
+    hold = hold_input(W, h, x_star, cast(GainName, gain)) if spec.preparation > 0 else None
     session = run_spiking_session(
         network,
         x_star,
@@ -76,6 +78,9 @@ def run_simulate_spiking(spec: SimulateSpikingSpec, context: JobContext) -> JobR
         after=spec.after,
         recorded_per_pool=spec.recorded_per_pool,
         seed=spec.seed,
+        preparation=spec.preparation,
+        start=x_sp,
+        hold=hold,
         progress=lambda done: context.report(
             0.9 * done, f"{round(done * trials)} of {trials} trials"
         ),
@@ -99,9 +104,16 @@ def run_simulate_spiking(spec: SimulateSpikingSpec, context: JobContext) -> JobR
         SessionText(
             session="Spikes of a LIF network built by lifrnn from a rate network fitted to "
             "reaches: each rate unit a pool of LIF neurons",
-            experiment=f"{x_star.shape[0]} reaches x {spec.trials} trials; each trial starts "
-            f"the pools at the reach's x* {spec.lead} s before movement onset (no preparation "
-            "simulated: target_on_time and go_cue_time are the trial's start)",
+            experiment=f"{x_star.shape[0]} reaches x {spec.trials} trials; "
+            + (
+                f"each trial starts the pools at the spontaneous state, held towards the "
+                f"reach's x* for {spec.preparation} s (target on to go cue), then free for "
+                f"{spec.lead} s to movement onset"
+                if spec.preparation > 0
+                else f"each trial starts the pools at the reach's x* {spec.lead} s before "
+                "movement onset (no preparation simulated: target_on_time and go_cue_time are "
+                "the trial's start)"
+            ),
             units=f"the first {spec.recorded_per_pool} LIF neuron(s) of each excitatory pool "
             f"(unit i {spec.recorded_per_pool} + k: neuron k of pool i)",
             hand_velocity="hand velocity (x, y): the readout C r(u_E) of the pools' synaptic state",
@@ -118,6 +130,7 @@ def run_simulate_spiking(spec: SimulateSpikingSpec, context: JobContext) -> JobR
         "rate_scale_hz": str(network.rate_scale),
         "dt": str(spec.dt),
         "lead": str(spec.lead),
+        "preparation": str(spec.preparation),
         "seed": str(spec.seed),
         "spec_sha256": spec_sha256(spec),
         "lifrnn_version": __version__,

@@ -17,7 +17,9 @@ class SimulateSpikingSpec(FittedNetworkSpec):
     ``trials`` trials of each of its movements.
 
     Each trial starts the pools at the movement's ``x*`` ``lead`` seconds before movement onset
-    and runs ``after`` seconds past it, as ``lifrnn synth-nwb`` lays out its trials; the spikes
+    and runs ``after`` seconds past it, as ``lifrnn synth-nwb`` lays out its trials; with a
+    ``preparation`` period it starts them at the spontaneous state instead, held towards ``x*``
+    by the input that makes it a fixed point until the go cue. The spikes
     of ``recorded_per_pool`` neurons of every excitatory pool are written as an NWB file in the
     MC_Maze layout that ``fit_data`` reads.
     """
@@ -43,6 +45,13 @@ class SimulateSpikingSpec(FittedNetworkSpec):
         0.25, gt=0, le=1, description="seconds of free dynamics from x* before movement onset"
     )
     after: float = Field(0.5, gt=0, le=5, description="seconds each trial runs past onset")
+    preparation: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="seconds from the spontaneous state under the input that holds x* (Kao's "
+        "feedforward controller) before the go cue; 0: the pools start at x*",
+    )
     recorded_per_pool: int = Field(
         1,
         ge=1,
@@ -73,7 +82,7 @@ class SimulateSpikingSpec(FittedNetworkSpec):
             dims.movements,
             self.trials,
             self.pool_size,
-            round((self.lead + self.after) / self.dt),
+            round((self.preparation + self.lead + self.after) / self.dt),
             self.dt,
             4 if self.dtype == "float32" else 8,
         )

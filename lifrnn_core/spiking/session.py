@@ -2,7 +2,10 @@
 
 Each trial of condition ``c`` starts the pools at the rate network's ``x*_c`` and runs freely for
 ``lead + after`` seconds, movement onset ``lead`` seconds in (as ``lifrnn synth-nwb`` lays out
-its free runs, and as ``fit_data``'s default window, -0.25..+0.45 s around onset, expects).
+its free runs, and as ``fit_data``'s default window, -0.25..+0.45 s around onset, expects). With
+a ``preparation`` period, a trial starts at a given state instead (the spontaneous one) and a
+constant drive per condition (the input that holds ``x*_c``) acts for ``preparation`` seconds
+before the free run: target on at the trial's start, go cue at the end of the preparation.
 Trials follow each other on one clock with a gap before each; conditions are interleaved. The
 recording holds the spikes of the first ``recorded_per_pool`` neurons of every excitatory pool,
 the hand velocity read out from the pools' synaptic state (``C r(u_E)``), a 70/15/15 % split
@@ -16,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -140,6 +144,9 @@ def run_spiking_session(
     after: float,
     recorded_per_pool: int = 1,
     seed: int = 0,
+    preparation: float = 0.0,
+    start: Tensor | None = None,
+    hold: Tensor | None = None,
     progress: Callable[[float], None] | None = None,
 ) -> SpikingSession:
     """Play ``trials`` trials of each condition (a row of ``x_star``) on ``network``.
@@ -154,6 +161,12 @@ def run_spiking_session(
         after: seconds a trial runs past movement onset.
         recorded_per_pool: neurons of each excitatory pool in the recording.
         seed: seed of the potentials, the noise, the split and the held-out units.
+        preparation: seconds of preparation before the free run (0: the pools start at
+            ``x_star``).
+        start: (n,) or (conditions, n) the pools' state at a trial's start when there is a
+            preparation (required then).
+        hold: (conditions, n) the drive added during the preparation (required then), e.g.
+            :func:`lifrnn_core.preparation.hold_input`, which makes ``x*_c`` a fixed point.
         progress: called with the fraction of trials done, after each chunk of them.
 
     Raises:
@@ -172,15 +185,26 @@ def run_spiking_session(
     if not 1 <= recorded_per_pool <= K or trials < 1:
         raise InvalidNetworkError(f"recorded_per_pool must lie in [1, {K}] and trials be positive")
     per_bin = round(per_bin)
-    bins = round((lead + after) / BIN)  # (lead + after to the nearest millisecond)
+    prepared = round(preparation / BIN)  # (to the nearest millisecond, as the rest)
+    bins = prepared + round((lead + after) / BIN)
     steps = bins * per_bin
     conditions = x_star.shape[0]
     x_star = x_star.to(dtype=W.dtype, device=W.device)
+    initial, extra = x_star, None
+    if prepared:
+        if start is None or hold is None or hold.shape != x_star.shape:
+            raise InvalidNetworkError(
+                f"a preparation needs the start state and a (conditions, {n}) hold drive"
+            )
+        initial = start.to(dtype=W.dtype, device=W.device).expand(conditions, n)
+        hold = hold.to(dtype=W.dtype, device=W.device)
+        extra = torch.stack([hold, torch.zeros_like(hold)], dim=1)  # (conditions, 2, n)
+    before_onset = preparation + lead
     C = C.to(dtype=W.dtype, device=W.device)
     gain = gain_function(network.gain)
     condition_index = np.tile(np.arange(conditions), trials)
     total = len(condition_index)
-    trial_length = lead + after + TRIAL_GAP
+    trial_length = preparation + lead + after + TRIAL_GAP
     starts = TRIAL_GAP + np.arange(total) * trial_length  # (a gap before the first one too)
 
     generator = torch.Generator(device=W.device).manual_seed(seed)
@@ -197,7 +221,13 @@ def run_spiking_session(
         index = np.arange(first, min(first + chunk, total))
         which = torch.from_numpy(condition_index[index]).to(W.device)
         run = simulate_spiking(
-            network, x_star[which], steps=steps, record_every=per_bin, generator=generator
+            network,
+            initial[which],
+            steps=steps,
+            extra_drive=None if extra is None else extra[which],
+            drive_every=max(1, prepared * per_bin),
+            record_every=per_bin,
+            generator=generator,
         )
         psth.index_add_(0, which, run.pool_rates())
         states.index_add_(0, which, run.u)
@@ -215,23 +245,22 @@ def run_spiking_session(
         recorded_times.append(starts[trial_of[kept]] + spikes[kept, 1] * dt)
         if first == 0:
             mine = spikes[:, 0] == 0
-            raster = np.stack([spikes[mine, 1] * dt - lead, spikes[mine, 2]], axis=1)
+            raster = np.stack([spikes[mine, 1] * dt - before_onset, spikes[mine, 2]], axis=1)
         if progress is not None:
             progress(min(first + chunk, total) / total)
     psth /= trials
     states /= trials
     velocity /= trials
 
-    model_states = simulate(
-        W,
-        x_star,
-        tau=network.tau,
-        dt=dt,
-        steps=bins * per_bin,
-        h=network.h,
-        gain=network.gain,
-        record_every=per_bin,
+    run_rates = partial(
+        simulate, W, tau=network.tau, dt=dt, gain=network.gain, record_every=per_bin
     )
+    if prepared and hold is not None:
+        held = run_rates(initial, steps=prepared * per_bin, h=network.h + hold)
+        free = run_rates(held[:, -1], steps=(bins - prepared) * per_bin, h=network.h)
+        model_states = torch.cat([held, free[:, 1:]], dim=1)
+    else:
+        model_states = run_rates(x_star, steps=bins * per_bin, h=network.h)
     model = network.target_rates(model_states)
     model_rates = 0.5 * (model[:, 1:] + model[:, :-1])  # the bins' means, to second order
     model_velocity = gain(model_states[..., :n_excitatory]) @ C.T
@@ -247,11 +276,11 @@ def run_spiking_session(
     heldout[rng.choice(units, size=round(HELDOUT_SHARE * units), replace=False)] = True
     trial_table = Trials(
         start_time=starts,
-        stop_time=starts + lead + after,
+        stop_time=starts + before_onset + after,
         events={
             "target_on_time": starts.copy(),
-            "go_cue_time": starts.copy(),
-            "move_onset_time": starts + lead,
+            "go_cue_time": starts + preparation,
+            "move_onset_time": starts + before_onset,
         },
         condition=np.array([f"{c + 1}/0" for c in condition_index]),
         success=np.ones(total, dtype=bool),
@@ -306,7 +335,7 @@ def run_spiking_session(
     return SpikingSession(
         recording=recording,
         condition_index=condition_index,
-        time=(np.arange(bins) + 0.5) * BIN - lead,
+        time=(np.arange(bins) + 0.5) * BIN - before_onset,
         psth=as_numpy["psth"],
         model_rates=as_numpy["model_rates"],
         states=as_numpy["states"],

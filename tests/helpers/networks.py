@@ -1,5 +1,6 @@
 """Small networks the tests build again and again, built one way: a kao2021 SOC network, the
-reaches fitted on it, a synthetic recording from it, and the pieces preparation needs.
+reaches fitted on it, a synthetic recording from it, the pieces preparation needs, and the
+network file a ``fit`` job writes (:func:`fitted_network_file`).
 
 Builds are cached per size and seed (a kao2021 network of 40 units takes about a second); each
 call returns fresh tensors, so a test that changes one in place changes no other test's.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,3 +94,19 @@ def prepared(n: int) -> dict[str, Any]:
         "n_e": n_e,
         "feedback": feedback,
     }
+
+
+def fitted_network_file(out: Path, *, n: int = 40, **fit: Any) -> Path:
+    """``network.safetensors`` of a ``fit`` job run in ``out`` on an inline kao2021 network of
+    ``n`` units; ``fit`` holds the fit spec's other fields (default: two 0.2 s reaches, 0 and
+    180 degrees, at dt = 2 ms)."""
+    from lifrnn.jobs import JobContext, run_job
+    from lifrnn.specs import parse_spec
+
+    fields = fit or {"movements": {"directions_deg": [0, 180], "duration": 0.2}, "dt": 0.002}
+    spec = parse_spec(
+        {"kind": "fit", "network": {"kind": "soc", "method": "kao2021", "n": n}, **fields}
+    )
+    result = run_job(spec, JobContext(out_dir=out))
+    assert result.status == "succeeded", result.error
+    return out / "network.safetensors"

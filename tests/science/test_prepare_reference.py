@@ -20,6 +20,7 @@ reach x* in every direction as well.
 """
 
 import pytest
+from helpers.networks import fitted_network_file
 from safetensors import safe_open
 
 from lifrnn.jobs import JobContext, run_job
@@ -30,18 +31,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fit")
-    spec = parse_spec(
-        {
-            "kind": "fit",
-            "network": {"kind": "soc", "method": "kao2021", "n": 200, "seed": 0},
-            "movements": {"directions_deg": [0, 180]},
-            "seed": 0,
-        }
+    return fitted_network_file(
+        tmp_path_factory.mktemp("fit"), n=200, movements={"directions_deg": [0, 180]}, seed=0
     )
-    result = run_job(spec, JobContext(out_dir=out))
-    assert result.status == "succeeded", result.error
-    return out / "network.safetensors"
 
 
 @pytest.fixture(scope="module")

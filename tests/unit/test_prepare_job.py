@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.networks import fitted_network_file
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
@@ -31,18 +32,7 @@ def last_json_line(stdout: str) -> dict:
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory) -> Path:
     """A small fitted network: kao2021, n = 40, two 0.2 s reaches at dt = 2 ms."""
-    out = tmp_path_factory.mktemp("fit")
-    spec = parse_spec(
-        {
-            "kind": "fit",
-            "network": {"kind": "soc", "method": "kao2021", "n": 40},
-            "movements": {"directions_deg": [0, 180], "duration": 0.2},
-            "dt": 0.002,
-        }
-    )
-    result = run_job(spec, JobContext(out_dir=out))
-    assert result.status == "succeeded", result.error
-    return out / "network.safetensors"
+    return fitted_network_file(tmp_path_factory.mktemp("fit"))
 
 
 def write_spec(tmp_path: Path, network: Path | str, **fields) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.networks import fitted_network_file
 from pydantic import ValidationError
 from sqlalchemy import select
 
@@ -29,18 +30,7 @@ NETWORK_ID = "0f0e0d0c-0000-4000-8000-000000000001"
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory) -> Path:
     """A small fitted network: kao2021, n = 40, two 0.2 s reaches at dt = 2 ms."""
-    out = tmp_path_factory.mktemp("fit")
-    spec = parse_spec(
-        {
-            "kind": "fit",
-            "network": {"kind": "soc", "method": "kao2021", "n": 40},
-            "movements": {"directions_deg": [0, 180], "duration": 0.2},
-            "dt": 0.002,
-        }
-    )
-    result = run_job(spec, JobContext(out_dir=out))
-    assert result.status == "succeeded", result.error
-    return out / "network.safetensors"
+    return fitted_network_file(tmp_path_factory.mktemp("fit"))
 
 
 @pytest.fixture(scope="module")
@@ -208,3 +198,36 @@ def test_a_fit_data_spec_names_the_spikes_of_a_simulate_spiking_job_by_id(
     )
     assert run(fitted) == "succeeded"
     assert "network" in session.get(Job, fitted.id).metrics["nlb"]["scores"]
+
+
+def test_a_preparation_holds_the_pools_towards_x_star_before_the_go_cue(fitted, tmp_path):
+    """From the spontaneous state, under the input that makes x* a fixed point for 0.3 s: the
+    trial table says when (target on, go cue 0.3 s later, onset 0.25 s after it), and the pools'
+    states follow the rate network's through the preparation too."""
+    spec = parse_spec(
+        {
+            "kind": "simulate_spiking",
+            "network": NETWORK_ID,
+            "trials": 3,
+            "pool_size": 8,
+            "preparation": 0.3,
+            "after": 0.45,
+        }
+    )
+    result = run_job(spec, JobContext(out_dir=tmp_path, inputs={"network": fitted}))
+    assert result.status == "succeeded", result.error
+    events = ["target_on_time", "go_cue_time", "move_onset_time"]
+    recording = read_nwb(tmp_path / "spikes.nwb", NWBLayout(), events)
+    trials = recording.trials
+    np.testing.assert_allclose(trials.events["go_cue_time"] - trials.start_time, 0.3)
+    np.testing.assert_allclose(trials.events["move_onset_time"] - trials.start_time, 0.55)
+    rates, _ = read_safetensors(tmp_path / "rates.safetensors")
+    assert rates["psth"].shape == (2, 1000, 40)
+    np.testing.assert_allclose(rates["time"][[0, -1]], [-0.5495, 0.4495], atol=1e-6)
+    # the held state approaches x*: the rate network moves, and the pools move with it
+    model, pools = rates["model_states"], rates["states"]
+    assert np.abs(model[:, 300] - model[:, 0]).mean() > 0.1
+    moved = np.corrcoef(
+        (pools[:, 300] - pools[:, 0]).ravel(), (model[:, 300] - model[:, 0]).ravel()
+    )
+    assert moved[0, 1] > 0.8
