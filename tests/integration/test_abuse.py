@@ -29,6 +29,7 @@ MINIMAL = {
     "prepare": {"kind": "prepare", "network": NETWORK},
     "retrain": {"kind": "retrain", "network": NETWORK},
     "fit_data": {"kind": "fit_data", "network": NETWORK, "data": NETWORK},
+    "simulate_spiking": {"kind": "simulate_spiking", "network": NETWORK},
 }
 
 
