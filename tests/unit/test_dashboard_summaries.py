@@ -90,3 +90,18 @@ def test_a_list_of_records_is_shown_as_a_table_and_nothing_else_is():
     )
     assert as_table([{"a": 1}, {"b": 2}]) is None  # not the same columns
     assert as_table([0.1, 0.2]) is None and as_table([]) is None and as_table({"a": 1}) is None
+
+
+def test_a_spiking_job_shows_its_pools_and_how_they_follow_their_units():
+    job = {
+        "kind": "simulate_spiking",
+        "spec": {"network": {"job": "1234567890ab"}, "pool_size": 20, "noise": 3.0, "trials": 10},
+        "metrics": {
+            "mean_rate_hz": 19.7566,
+            "model_mean_rate_hz": 19.9202,
+            "pool_r2_median": 0.44107,
+            "cv_isi_mean": 0.701642,
+        },
+    }
+    assert spec_summary(job) == "K=20 · 3.0 mV · 10 trials · job 12345678"
+    assert key_metrics(job) == "19.8 Hz (rate network 19.9) · pool R² 0.44 · CV ISI 0.7"

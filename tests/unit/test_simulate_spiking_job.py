@@ -11,6 +11,7 @@ from helpers.networks import fitted_network_file
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from lifrnn.client import simulate_spiking
 from lifrnn.executor import execute_job
 from lifrnn.files import read_safetensors
 from lifrnn.jobs import JobContext, run_job
@@ -231,3 +232,11 @@ def test_a_preparation_holds_the_pools_towards_x_star_before_the_go_cue(fitted, 
         (pools[:, 300] - pools[:, 0]).ravel(), (model[:, 300] - model[:, 0]).ravel()
     )
     assert moved[0, 1] > 0.8
+
+
+def test_the_builder_makes_the_spec_and_names_a_bad_field():
+    spec = simulate_spiking(network=NETWORK_ID, trials=3, pool_size=8)
+    assert isinstance(spec, SimulateSpikingSpec)
+    assert (spec.trials, spec.pool_size, spec.noise) == (3, 8, 3.0)
+    with pytest.raises(ValidationError, match="noise"):
+        simulate_spiking(network=NETWORK_ID, noise=-1.0)
