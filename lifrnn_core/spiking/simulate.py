@@ -14,14 +14,7 @@ schedule: state update, threshold, synapses, reset; the peer test checks it spik
 5. neurons that spiked are reset and stay at ``reset`` for the refractory period (a neuron that
    spiked at step ``s`` integrates again from step ``s + round(refractory / dt)``).
 
-Spikes are sparse (a few per step among tens of thousands of neurons): their effects are added
-by index, not by a product with the whole weight matrix. The noise is drawn in float32 whatever
-the dtype (a float64 normal costs four times as much, and its rounding is far below its own
-spread), a chunk of steps ahead, on a second thread; on the CPU the step itself then runs on one
-torch thread (its tensors are too small to gain from more, and a second one contends with the
-noise). A third of the work is the noise: 16 conditions of 2,000 neurons took 3.5 s per
-simulated second on 2 cores with the noise drawn inline, 2.9 s with it drawn ahead
-(``bench/spiking.py``).
+The noise is drawn in float32 whatever the dtype, a chunk of steps at a time.
 
 Spikes are kept as a list of (condition, step, neuron) triples; pool spike counts and ``u`` are
 kept every ``record_every`` steps. dtype and device follow the network's ``W``.
@@ -30,9 +23,6 @@ kept every ``record_every`` steps. dtype and device follow the network's ``W``.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -46,50 +36,6 @@ __all__ = ["SpikingRun", "simulate_spiking"]
 CHUNK_STEPS = 32
 """Steps of noise drawn at once, and of spike masks held before they become (condition, step,
 neuron) triples: 32 steps of a float32 and a bool per neuron, 160 bytes."""
-
-
-class _Noise:
-    """Standard normal noise a chunk of steps at a time, the next chunk drawn on another thread
-    while this one is used, in a fixed order (the same generator gives the same noise)."""
-
-    def __init__(
-        self, shape: tuple[int, ...], device: torch.device, generator: torch.Generator | None
-    ) -> None:
-        self._buffers = [torch.empty(shape, device=device) for _ in range(2)]
-        self._generator = generator
-        self._drawer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lifrnn-noise")
-        self._turn = 0
-        self._pending: Future[Tensor] = self._drawer.submit(self._fill, self._buffers[0])
-
-    def _fill(self, buffer: Tensor) -> Tensor:
-        for step in buffer:  # a step at a time: each draw stays on this one thread
-            step.normal_(generator=self._generator)
-        return buffer
-
-    def next(self) -> Tensor:
-        """The next chunk, (chunk, ...); the one after it starts drawing."""
-        ready = self._pending.result()
-        self._turn ^= 1
-        self._pending = self._drawer.submit(self._fill, self._buffers[self._turn])
-        return ready
-
-    def close(self) -> None:
-        """Wait for the chunk being drawn and stop the thread."""
-        self._drawer.shutdown(wait=True)
-
-
-@contextmanager
-def _one_torch_thread(device: torch.device) -> Iterator[None]:
-    """On the CPU, torch's own operations on one thread while inside (restored after)."""
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @dataclass(frozen=True)
@@ -196,47 +142,40 @@ def simulate_spiking(
     states = torch.empty(batch, bins + 1, n, dtype=dtype, device=device)
     states[:, 0] = u
     chunk = min(CHUNK_STEPS, steps)
-    noise = _Noise((chunk, batch, n, K), W.device, generator) if noise_step else None
-    noises = torch.empty(0, device=W.device)
+    masks = torch.zeros(chunk, batch, n, K, dtype=torch.bool, device=W.device)
+    # Drawn a chunk of steps at a time and in float32 whatever the dtype: a float64 normal costs
+    # four times as much, and its rounding is far below its own spread.
+    noises = torch.empty(chunk if noise_step else 0, batch, n, K, device=W.device)
     found: list[Tensor] = []
     drive = background.expand(batch, n)
     block = -1
-    try:
-        with _one_torch_thread(W.device):
-            for step in range(steps):
-                if (
-                    extra_drive is not None
-                    and min(step // drive_every, extra_drive.shape[1] - 1) != block
-                ):
-                    block = min(step // drive_every, extra_drive.shape[1] - 1)
-                    drive = background + extra_drive[:, block]
-                if noise is not None and step % chunk == 0:
-                    noises = noise.next()
-                active = last_spike <= step - refractory_steps
-                relaxed = torch.lerp(bias + gain_mv * u.unsqueeze(-1), v, membrane_decay)
-                if noise is not None:
-                    relaxed.add_(noises[step % chunk], alpha=noise_step)
-                # A refractory neuron holds the reset potential, which is below threshold: the
-                # threshold test needs no refractory mask.
-                v = torch.where(active, relaxed, lif.reset)
-                u = torch.lerp(drive, u, synaptic_decay)
-                spiked = v > lif.threshold
-                fired = spiked.nonzero()  # (spikes, 3): condition, pool, neuron of the pool
-                if fired.shape[0]:
-                    condition, pool = fired[:, 0], fired[:, 1]
-                    u.index_put_((condition,), per_spike[pool], accumulate=True)
-                    last_spike[condition, pool, fired[:, 2]] = step
-                    counts.index_put_(
-                        (condition, torch.full_like(condition, step // record_every), pool),
-                        torch.ones((), dtype=dtype, device=device).expand(len(pool)),
-                        accumulate=True,
-                    )
-                    found.append(torch.nn.functional.pad(fired, (1, 0), value=step))
-                if (step + 1) % record_every == 0:
-                    states[:, (step + 1) // record_every] = u
-    finally:
-        if noise is not None:
-            noise.close()
+    for step in range(steps):
+        if extra_drive is not None and min(step // drive_every, extra_drive.shape[1] - 1) != block:
+            block = min(step // drive_every, extra_drive.shape[1] - 1)
+            drive = background + extra_drive[:, block]
+        if noise_step and step % chunk == 0:
+            noises.normal_(generator=generator)
+        active = last_spike <= step - refractory_steps
+        relaxed = torch.lerp(bias + gain_mv * u.unsqueeze(-1), v, membrane_decay)
+        if noise_step:
+            relaxed.add_(noises[step % chunk], alpha=noise_step)
+        # A refractory neuron holds the reset potential, which is below threshold: the
+        # threshold test needs no refractory mask.
+        v = torch.where(active, relaxed, lif.reset)
+        u = torch.lerp(drive, u, synaptic_decay)
+        spiked = v > lif.threshold
+        pooled = spiked.sum(dim=-1, dtype=W.dtype)
+        u = u + pooled @ per_spike
+        last_spike.masked_fill_(spiked, step)
+        counts[:, step // record_every] += pooled
+        if (step + 1) % record_every == 0:
+            states[:, (step + 1) // record_every] = u
+        masks[step % chunk] = spiked
+        if step % chunk == chunk - 1 or step == steps - 1:
+            used = step % chunk + 1
+            where = masks[:used].nonzero()
+            where[:, 0] += step - used + 1
+            found.append(where)
     states[:, -1] = u
     triples = torch.cat(found) if found else torch.zeros(0, 4, dtype=torch.int64)
     # (step, condition, pool, k) -> (condition, step, pool K + k)
