@@ -16,7 +16,6 @@ from lifrnn.figure_recipes import FigureRecipe
 from lifrnn.files import write_safetensors
 from lifrnn.jobs.base import JobContext
 from lifrnn.jobs.prepare import load_fitted_network
-from lifrnn.nwb import SessionText, write_recording_nwb
 from lifrnn.results import JobResult
 from lifrnn.specs import SimulateSpikingSpec, spec_sha256
 from lifrnn_core.dynamics import GainName
@@ -97,6 +96,8 @@ def run_simulate_spiking(spec: SimulateSpikingSpec, context: JobContext) -> JobR
         }
     )
     context.report(0.9, "writing the NWB file")
+    from lifrnn.nwb import SessionText, write_recording_nwb  # pynwb: only when a job writes one
+
     write_recording_nwb(
         context.artifact_path("spikes.nwb"),
         session.recording,
